@@ -1,0 +1,251 @@
+"""One settings module; everything that differs between machines comes from the environment.
+
+Embedded default: SQLite (WAL) + in-memory channel layer + the offline demo provider.
+Production: DATABASE_URL (PostgreSQL), REDIS_URL (channel layer, cache, stream relay),
+DJANGO_ENV=production (secure cookies, required SECRET_KEY / ALLOWED_HOSTS).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from exc
+
+
+def env_int(name: str, default: int) -> int:
+    return int(env_float(name, default))
+
+
+PRODUCTION = env("DJANGO_ENV") == "production"
+DEBUG = env("DJANGO_DEBUG", "0" if PRODUCTION else "1") == "1"
+
+if PRODUCTION:
+    SECRET_KEY = env("SECRET_KEY")
+    if not SECRET_KEY:
+        raise ImproperlyConfigured("SECRET_KEY must be set when DJANGO_ENV=production")
+    ALLOWED_HOSTS = [h.strip() for h in env("ALLOWED_HOSTS").split(",") if h.strip()]
+    if not ALLOWED_HOSTS:
+        raise ImproperlyConfigured("ALLOWED_HOSTS must be set when DJANGO_ENV=production")
+else:
+    SECRET_KEY = env("SECRET_KEY", "dev-only-insecure-key-change-me-in-production-0123456789")
+    ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]", "testserver"]
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "django_htmx",
+    "allauth",
+    "allauth.account",
+    "conversations",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+]
+
+ROOT_URLCONF = "chatsite.urls"
+ASGI_APPLICATION = "chatsite.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.csp",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "conversations.context_processors.provider",
+            ],
+        },
+    },
+]
+
+# Database: SQLite in WAL mode by default, DATABASE_URL (PostgreSQL) in production.
+if env("DATABASE_URL"):
+    DATABASES = {"default": dj_database_url.parse(env("DATABASE_URL"), conn_max_age=0)}
+    # Lets parallel test runs on one server use separate test databases.
+    if env("TEST_DATABASE_NAME"):
+        DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME")}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": env("SQLITE_PATH", str(BASE_DIR / "db.sqlite3")),
+            "OPTIONS": {
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 20,
+                "init_command": (
+                    "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=20000;"
+                ),
+            },
+        }
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Redis: the channel layer (low-rate events only), the cache (rate limits) and the token relay.
+REDIS_URL = env("REDIS_URL")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": env("REDIS_PREFIX", "streamchat")},
+        }
+    }
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env("REDIS_PREFIX", "streamchat"),
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+
+# allauth: email + password, no username, no email round trip for the self-hosted default.
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
+ACCOUNT_USER_MODEL_USERNAME_FIELD = None
+ACCOUNT_EMAIL_VERIFICATION = env("ACCOUNT_EMAIL_VERIFICATION", "none")
+ACCOUNT_LOGOUT_ON_GET = False
+ACCOUNT_RATE_LIMITS = {"login_failed": env("LOGIN_RATE_LIMIT", "10/m/ip,5/5m/key")}
+LOGIN_URL = "account_login"
+LOGIN_REDIRECT_URL = "conversation_list"
+ACCOUNT_LOGOUT_REDIRECT_URL = "account_login"
+MAILERS = {
+    "default": {"BACKEND": env("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")}
+}
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles" if PRODUCTION else None  # collectstatic in production
+WHITENOISE_USE_FINDERS = not PRODUCTION  # serve static/ straight from the apps in development
+
+# CSP: no inline scripts or styles; htmx is configured by a <meta> tag and our modules.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.NONCE],
+    "style-src": [CSP.SELF],
+    "img-src": [CSP.SELF, "data:"],
+    "connect-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+    "form-action": [CSP.SELF],
+}
+
+if PRODUCTION:
+    SECURE_SSL_REDIRECT = env("SECURE_SSL_REDIRECT", "1") == "1"
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    CSRF_TRUSTED_ORIGINS = [o for o in env("CSRF_TRUSTED_ORIGINS").split(",") if o]
+    STORAGES = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    }
+
+# The chat itself. Every limit and timeout is configurable from the environment.
+CHAT = {
+    # "demo" (offline, the default) or "openai" (any OpenAI-compatible server).
+    "PROVIDER": env("CHAT_PROVIDER", "openai" if env("OPENAI_API_KEY") else "demo"),
+    "MODEL": env("CHAT_MODEL", env("OPENAI_MODEL", "")),
+    "OPENAI_BASE_URL": env("OPENAI_BASE_URL"),
+    "OPENAI_API_KEY": env("OPENAI_API_KEY"),
+    "DEMO_TOKEN_INTERVAL": env_float("DEMO_TOKEN_INTERVAL", 0.03),
+    "MAX_MESSAGE_CHARS": 10_000,
+    "CONTEXT_MESSAGES": env_int("CHAT_CONTEXT_MESSAGES", 40),
+    # Timeouts (seconds).
+    "CONNECT_TIMEOUT": env_float("CHAT_CONNECT_TIMEOUT", 10),
+    "FIRST_TOKEN_TIMEOUT": env_float("CHAT_FIRST_TOKEN_TIMEOUT", 60),
+    "IDLE_TIMEOUT": env_float("CHAT_IDLE_TIMEOUT", 30),
+    "TOTAL_TIMEOUT": env_float("CHAT_TOTAL_TIMEOUT", 600),
+    # Retries before the first token: bounded attempts, exponential backoff, full jitter.
+    "RETRY_ATTEMPTS": env_int("CHAT_RETRY_ATTEMPTS", 3),
+    "RETRY_BASE_DELAY": env_float("CHAT_RETRY_BASE_DELAY", 0.5),
+    "RETRY_MAX_DELAY": env_float("CHAT_RETRY_MAX_DELAY", 8),
+    # Persistence and relay.
+    "CHECKPOINT_SECONDS": env_float("CHAT_CHECKPOINT_SECONDS", 2),
+    "TICK_SECONDS": env_float("CHAT_TICK_SECONDS", 0.04),
+    "HEARTBEAT_SECONDS": env_float("CHAT_HEARTBEAT_SECONDS", 15),
+    "STALE_STREAM_SECONDS": env_float("CHAT_STALE_STREAM_SECONDS", 90),
+    # Rate limits.
+    "MESSAGES_PER_MINUTE": env_int("CHAT_MESSAGES_PER_MINUTE", 20),
+    "CONCURRENT_STREAMS": env_int("CHAT_CONCURRENT_STREAMS", 3),
+    "CONVERSATIONS_PER_PAGE": 50,
+    "MESSAGES_PER_PAGE": 50,
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "chatsite.logging.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if PRODUCTION or env("LOG_JSON") == "1" else "plain",
+        }
+    },
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

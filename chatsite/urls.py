@@ -1,0 +1,11 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from conversations import views
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("accounts/", include("allauth.urls")),
+    path("healthz", views.healthz, name="healthz"),
+    path("", include("conversations.urls")),
+]

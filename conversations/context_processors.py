@@ -1,0 +1,10 @@
+from __future__ import annotations
+
+from django.http import HttpRequest
+
+from conversations.providers import get_provider
+
+
+def provider(request: HttpRequest) -> dict[str, object]:
+    current = get_provider()
+    return {"provider_label": current.label, "provider_is_demo": current.name == "demo"}

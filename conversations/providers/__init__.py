@@ -1,0 +1,45 @@
+"""Chooses the provider from settings; nothing else names a concrete provider."""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from conversations.providers.base import ChatTurn, Provider, ProviderError, StreamResult, Usage
+
+__all__ = ["ChatTurn", "Provider", "ProviderError", "StreamResult", "Usage", "get_provider"]
+
+_override: Provider | None = None
+_configured: Provider | None = None
+
+
+def get_provider() -> Provider:
+    """The provider for new answers (one instance per process: it holds a connection pool)."""
+    global _configured
+    if _override is not None:
+        return _override
+    if _configured is None:
+        _configured = _build_provider()
+    return _configured
+
+
+def _build_provider() -> Provider:
+    chat = settings.CHAT
+    if chat["PROVIDER"] == "openai":
+        from conversations.providers.openai_compatible import OpenAICompatibleProvider
+
+        return OpenAICompatibleProvider(
+            model=chat["MODEL"],
+            api_key=chat["OPENAI_API_KEY"],
+            base_url=chat["OPENAI_BASE_URL"],
+            connect_timeout=chat["CONNECT_TIMEOUT"],
+            read_timeout=max(chat["FIRST_TOKEN_TIMEOUT"], chat["IDLE_TIMEOUT"]),
+        )
+    from conversations.providers.demo import DemoProvider
+
+    return DemoProvider(model=chat["MODEL"], token_interval=chat["DEMO_TOKEN_INTERVAL"])
+
+
+def set_provider_override(provider: Provider | None) -> None:
+    """For tests and benchmarks: use this provider instead of the configured one."""
+    global _override
+    _override = provider

@@ -1,0 +1,60 @@
+"""The Provider protocol: an async generator of text deltas, and the errors it may raise."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class ChatTurn:
+    role: str  # "system" | "user" | "assistant"
+    content: str
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    finish_reason: str = ""
+
+
+@dataclass
+class StreamResult:
+    """Filled in by the provider while it streams; read by the generator at the end."""
+
+    usage: Usage = field(default_factory=Usage)
+
+
+class ProviderError(Exception):
+    """A failure talking to the model.
+
+    `user_message` is safe to show; the exception text may hold details for the log only.
+    `retryable` is true when trying again may help (and nothing was streamed yet).
+    """
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        user_message: str = "The model could not answer.",
+        retryable: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.user_message = user_message
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+class Provider(Protocol):
+    name: str
+    label: str  # shown in the UI
+    model: str
+    # True when the provider's own client already retries failed requests (the openai SDK).
+    retries_requests: bool
+
+    def stream(self, turns: list[ChatTurn], result: StreamResult) -> AsyncIterator[str]:
+        """Yield text deltas. Cancellation (aclose) must stop the upstream request."""
+        ...

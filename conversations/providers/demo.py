@@ -1,0 +1,84 @@
+"""The offline demo provider: deterministic answers with Markdown and code, realistically paced."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+from collections.abc import AsyncIterator
+
+from conversations.providers.base import ChatTurn, StreamResult
+
+_TOKEN = re.compile(r"\s*\S+|\s+")
+
+_TOPICS = [
+    (
+        "Streaming",
+        "Server-sent events keep one HTTP response open and push small text frames.",
+        "python",
+        "async def stream(request):\n"
+        "    async for delta in provider.stream(turns):\n"
+        '        yield f"data: {delta}\\n\\n"',
+    ),
+    (
+        "Idempotency",
+        "Every send carries a client id, so a retry finds the message it already made.",
+        "python",
+        "message, created = Message.objects.get_or_create(\n"
+        "    conversation=conversation, client_id=client_id,\n"
+        "    defaults={'content': text},\n)",
+    ),
+    (
+        "Ordering",
+        "Messages are ordered by a per-conversation sequence number, because clocks lie.",
+        "sql",
+        "SELECT seq, role, content\n  FROM conversations_message\n"
+        " WHERE conversation_id = %s\n ORDER BY seq;",
+    ),
+]
+
+
+def demo_answer(prompt: str) -> str:
+    """The same prompt always gives the same answer."""
+    digest = int(hashlib.sha256(prompt.encode()).hexdigest(), 16)
+    title, idea, lang, code = _TOPICS[digest % len(_TOPICS)]
+    words = len(prompt.split())
+    return (
+        f"**Demo answer** (offline, no model was called). You wrote {words} "
+        f"word{'s' if words != 1 else ''}.\n\n"
+        f"### {title}\n\n{idea} Here is how that looks:\n\n"
+        f"```{lang}\n{code}\n```\n\n"
+        "- It is *deterministic*: ask the same thing again for the same answer.\n"
+        "- It streams word by word, like a real model.\n\n"
+        "Set `OPENAI_API_KEY` (and `OPENAI_BASE_URL` for Ollama, vLLM or llama.cpp) "
+        "to talk to a real model."
+    )
+
+
+def tokenize(text: str) -> list[str]:
+    return _TOKEN.findall(text)
+
+
+class DemoProvider:
+    name = "demo"
+    label = "demo"
+    retries_requests = False
+
+    def __init__(self, *, model: str = "demo", token_interval: float = 0.03) -> None:
+        self.model = model or "demo"
+        self.token_interval = token_interval
+
+    async def stream(self, turns: list[ChatTurn], result: StreamResult) -> AsyncIterator[str]:
+        prompt = next((t.content for t in reversed(turns) if t.role == "user"), "")
+        tokens = tokenize(demo_answer(prompt))
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for index, token in enumerate(tokens):
+            # Paced on its own clock, like a real upstream: a late loop gets a burst.
+            delay = start + index * self.token_interval - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            yield token
+        result.usage.prompt_tokens = sum(len(tokenize(t.content)) for t in turns)
+        result.usage.completion_tokens = len(tokens)
+        result.usage.finish_reason = "stop"

@@ -1,0 +1,63 @@
+"""The one path from model or user text to HTML: markdown-it-py, Pygments, then nh3.
+
+Nothing else may mark model or user text safe.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import nh3
+from django.utils.safestring import SafeString, mark_safe
+from markdown_it import MarkdownIt
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import get_lexer_by_name
+from pygments.util import ClassNotFound
+
+_FORMATTER = HtmlFormatter(nowrap=True, classprefix="tok-")
+
+ALLOWED_TAGS = {
+    "p", "br", "hr", "strong", "em", "del", "s", "code", "pre", "span", "blockquote",
+    "ul", "ol", "li", "a", "h1", "h2", "h3", "h4", "h5", "h6",
+    "table", "thead", "tbody", "tr", "th", "td",
+}  # fmt: skip
+ALLOWED_ATTRIBUTES = {
+    "a": {"href", "title"},
+    "span": {"class"},
+    "code": {"class"},
+    "pre": {"class", "data-lang"},
+    "th": {"align"},
+    "td": {"align"},
+    "ol": {"start"},
+}
+
+
+def _highlight(code: str, lang: str, _attrs: str) -> str:
+    try:
+        lexer = get_lexer_by_name(lang) if lang else None
+    except ClassNotFound:
+        lexer = None
+    if lexer is None:
+        return ""  # markdown-it escapes it itself
+    return highlight(code, lexer, _FORMATTER)
+
+
+@lru_cache(maxsize=1)
+def _markdown() -> MarkdownIt:
+    # html=False: raw HTML in the text is shown as text, never passed through.
+    return MarkdownIt(
+        "commonmark", {"html": False, "linkify": False, "highlight": _highlight}
+    ).enable(["table", "strikethrough"])
+
+
+def render_markdown(text: str) -> SafeString:
+    html = _markdown().render(text)
+    clean = nh3.clean(
+        html,
+        tags=ALLOWED_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        url_schemes={"http", "https", "mailto"},
+        link_rel="noopener noreferrer nofollow",
+    )
+    return mark_safe(clean)

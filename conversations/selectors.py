@@ -1,0 +1,47 @@
+"""Reads that enforce ownership: anything not yours is a 404, never a 403."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import QuerySet
+from django.shortcuts import aget_object_or_404, get_object_or_404
+
+from conversations.models import Conversation, Message
+
+
+def conversations_of(user: AbstractBaseUser) -> QuerySet[Conversation]:
+    return Conversation.objects.filter(owner=user, archived=False)
+
+
+def conversation_for(user: AbstractBaseUser, conversation_id: UUID) -> Conversation:
+    return get_object_or_404(Conversation, id=conversation_id, owner=user)
+
+
+def message_for(user: AbstractBaseUser, conversation_id: UUID, message_id: UUID) -> Message:
+    return get_object_or_404(
+        Message.objects.select_related("conversation"),
+        id=message_id,
+        conversation_id=conversation_id,
+        conversation__owner=user,
+    )
+
+
+async def amessage_for(user: AbstractBaseUser, conversation_id: UUID, message_id: UUID) -> Message:
+    return await aget_object_or_404(
+        Message.objects.select_related("conversation"),
+        id=message_id,
+        conversation_id=conversation_id,
+        conversation__owner=user,
+    )
+
+
+def transcript(conversation: Conversation, *, before_seq: int | None = None, limit: int = 50):
+    """The last `limit` messages (before `before_seq`), in seq order, and whether more exist."""
+    qs = conversation.messages.all()
+    if before_seq is not None:
+        qs = qs.filter(seq__lt=before_seq)
+    page = list(qs.order_by("-seq")[: limit + 1])
+    has_earlier = len(page) > limit
+    return list(reversed(page[:limit])), has_earlier

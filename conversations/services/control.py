@@ -1,0 +1,54 @@
+"""Low-rate control events between server processes, over the Channels layer.
+
+Every process listens on one group; a stop request is broadcast there and the process that
+runs the generation cancels it. Tokens never travel this way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+
+from channels.layers import get_channel_layer
+
+log = logging.getLogger(__name__)
+
+CONTROL_GROUP = "chat-control"
+
+_listeners: dict[asyncio.AbstractEventLoop, asyncio.Task] = {}
+
+
+def ensure_listening() -> None:
+    """Start this process's listener on the running loop (once)."""
+    loop = asyncio.get_running_loop()
+    task = _listeners.get(loop)
+    if task is None or task.done():
+        _listeners[loop] = loop.create_task(
+            _listen(), name="chat-control-listener", context=contextvars.Context()
+        )
+
+
+async def broadcast_stop(message_id: str) -> None:
+    await get_channel_layer().group_send(
+        CONTROL_GROUP, {"type": "chat.stop", "message_id": str(message_id)}
+    )
+
+
+async def _listen() -> None:
+    from conversations.services.generation import stop_local
+
+    layer = get_channel_layer()
+    channel = await layer.new_channel("control.")
+    await layer.group_add(CONTROL_GROUP, channel)
+    while True:
+        try:
+            event = await layer.receive(channel)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("control channel failed; retrying")
+            await asyncio.sleep(1)
+            continue
+        if event.get("type") == "chat.stop":
+            stop_local(event["message_id"])

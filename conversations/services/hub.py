@@ -1,0 +1,132 @@
+"""The in-process stream hub: per in-flight message, a buffer of deltas and waiting readers.
+
+Tokens never go through the Channels layer (see DESIGN.md, "Scale"). Appending is O(1);
+readers are woken by ONE process-wide ticker at most once per frame, so each SSE event
+carries every delta of its frame and no stream owns a timer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextvars
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from django.conf import settings
+
+
+@dataclass(eq=False)
+class LiveStream:
+    message_id: str
+    chunks: list[str] = field(default_factory=list)
+    starts: list[int] = field(default_factory=list)  # offset of each chunk, for bisect
+    length: int = 0
+    finished: bool = False
+    stop_requested: bool = False
+    task: asyncio.Task | None = None
+    _waiters: list[asyncio.Future] = field(default_factory=list)
+    _on_dirty: Callable[[LiveStream], None] | None = None
+
+    def append(self, delta: str) -> None:
+        if not delta:
+            return
+        self.starts.append(self.length)
+        self.chunks.append(delta)
+        self.length += len(delta)
+        if self._on_dirty is not None:
+            self._on_dirty(self)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.chunks)
+
+    def read_from(self, offset: int) -> str:
+        """Everything after character `offset`."""
+        if offset >= self.length:
+            return ""
+        index = bisect.bisect_right(self.starts, offset) - 1
+        head = self.chunks[index][offset - self.starts[index] :]
+        return head + "".join(self.chunks[index + 1 :])
+
+    def finish(self) -> None:
+        """Called after the final state is in the database: wake every reader now."""
+        self.finished = True
+        self.wake()
+
+    async def wait(self, offset: int, timeout: float) -> None:
+        """Return once there is text past `offset`, the stream finished, or `timeout` passed."""
+        if self.finished or self.length > offset:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await asyncio.wait_for(waiter, timeout)
+        except TimeoutError:
+            pass
+        finally:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+
+    def wake(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+
+class StreamHub:
+    """One per event loop (i.e. per server process)."""
+
+    def __init__(self, tick_seconds: float) -> None:
+        self.tick_seconds = tick_seconds
+        self.loop = asyncio.get_running_loop()
+        self.streams: dict[str, LiveStream] = {}
+        self._dirty: set[LiveStream] = set()
+        self._has_dirty = asyncio.Event()
+        self._ticker = self.loop.create_task(
+            self._tick_forever(), name="stream-hub-ticker", context=contextvars.Context()
+        )
+        self.ticks = 0  # frames that woke at least one stream (for benchmarks)
+
+    def open(self, message_id: str) -> LiveStream:
+        stream = LiveStream(message_id=message_id, _on_dirty=self._mark_dirty)
+        self.streams[message_id] = stream
+        return stream
+
+    def get(self, message_id: str) -> LiveStream | None:
+        return self.streams.get(str(message_id))
+
+    def close(self, stream: LiveStream) -> None:
+        stream.finish()
+        self._dirty.discard(stream)
+        if self.streams.get(stream.message_id) is stream:
+            del self.streams[stream.message_id]
+
+    def _mark_dirty(self, stream: LiveStream) -> None:
+        self._dirty.add(stream)
+        self._has_dirty.set()
+
+    async def _tick_forever(self) -> None:
+        while True:
+            await self._has_dirty.wait()
+            await asyncio.sleep(self.tick_seconds)
+            dirty, self._dirty = self._dirty, set()
+            self._has_dirty.clear()
+            self.ticks += 1
+            for stream in dirty:
+                stream.wake()
+
+
+_hubs: dict[asyncio.AbstractEventLoop, StreamHub] = {}
+
+
+def get_hub() -> StreamHub:
+    """The hub of the running event loop (tests run one loop each; a server runs one)."""
+    loop = asyncio.get_running_loop()
+    hub = _hubs.get(loop)
+    if hub is None:
+        for old_loop in [old for old in _hubs if old.is_closed()]:
+            del _hubs[old_loop]
+        hub = _hubs[loop] = StreamHub(settings.CHAT["TICK_SECONDS"])
+    return hub

@@ -1,0 +1,57 @@
+"""Rate limits. Counters live in the cache (Redis when configured): they hold across processes."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.cache import cache
+
+from conversations.models import Message
+
+
+@dataclass
+class RateLimited(Exception):
+    message: str
+    retry_after: int  # seconds
+
+
+def check_send_allowed(*, user_id: int) -> None:
+    """Raise RateLimited when the user may not start another answer right now."""
+    chat = settings.CHAT
+    live = Message.objects.filter(
+        conversation__owner_id=user_id,
+        role=Message.Role.ASSISTANT,
+        status__in=Message.LIVE_STATUSES,
+    ).count()
+    if live >= chat["CONCURRENT_STREAMS"]:
+        raise RateLimited(
+            f"You already have {live} answers streaming. Wait for one to finish or stop it.",
+            retry_after=5,
+        )
+    _hit_window(
+        key=f"rl:send:{user_id}",
+        limit=chat["MESSAGES_PER_MINUTE"],
+        window=60,
+        what="messages per minute",
+    )
+
+
+def _hit_window(*, key: str, limit: int, window: int, what: str) -> None:
+    """Fixed window counter: one atomic increment per hit."""
+    now = int(time.time())
+    bucket = now - now % window
+    bucket_key = f"{key}:{bucket}"
+    cache.add(bucket_key, 0, timeout=window + 5)
+    try:
+        count = cache.incr(bucket_key)
+    except ValueError:  # expired between add and incr
+        cache.set(bucket_key, 1, timeout=window + 5)
+        count = 1
+    if count > limit:
+        retry_after = max(1, bucket + window - now)
+        raise RateLimited(
+            f"Limit of {limit} {what} reached. Try again in {retry_after} s.",
+            retry_after=retry_after,
+        )

@@ -1,0 +1,74 @@
+"""No spinner forever: answers left live by a dead process are marked interrupted."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+from datetime import timedelta
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from conversations.models import Message
+
+log = logging.getLogger(__name__)
+
+INTERRUPTED_TEXT = "The server restarted before this answer finished."
+
+
+def interrupt_stale(*, older_than: float | None = None) -> int:
+    """Mark live answers with no checkpoint for `older_than` seconds as interrupted.
+
+    With 0, every live answer is taken as dead: right for a single process at start-up.
+    """
+    if older_than is None:
+        older_than = settings.CHAT["STALE_STREAM_SECONDS"]
+    count = _interrupt(Message.objects.all(), older_than=older_than)
+    if count:
+        log.warning("marked %d stale streams interrupted", count)
+    return count
+
+
+def interrupt_if_orphaned(message: Message) -> bool:
+    """For a live answer that this process is not generating; true when it was marked."""
+    if not message.is_live:
+        return False
+    # One process: not in our hub means nobody generates it. Several: wait for staleness.
+    older_than = settings.CHAT["STALE_STREAM_SECONDS"] if settings.REDIS_URL else 0
+    return bool(_interrupt(Message.objects.filter(pk=message.pk), older_than=older_than))
+
+
+def _interrupt(messages: QuerySet[Message], *, older_than: float) -> int:
+    cutoff = timezone.now() - timedelta(seconds=older_than)
+    return messages.filter(status__in=Message.LIVE_STATUSES, updated_at__lte=cutoff).update(
+        status=Message.Status.INTERRUPTED,
+        error=INTERRUPTED_TEXT,
+        finish_reason="interrupted",
+        updated_at=timezone.now(),
+    )
+
+
+_janitors: dict[asyncio.AbstractEventLoop, asyncio.Task] = {}
+
+
+def ensure_janitor() -> None:
+    """Once per process: sweep stale live answers now and then (another process may have died)."""
+    loop = asyncio.get_running_loop()
+    task = _janitors.get(loop)
+    if task is None or task.done():
+        _janitors[loop] = loop.create_task(
+            _sweep_forever(), name="stale-stream-janitor", context=contextvars.Context()
+        )
+
+
+async def _sweep_forever() -> None:
+    interval = max(5.0, settings.CHAT["STALE_STREAM_SECONDS"] / 3)
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await sync_to_async(interrupt_stale)()
+        except Exception:
+            log.exception("stale stream sweep failed")

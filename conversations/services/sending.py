@@ -1,0 +1,134 @@
+"""Writes for a user's send: the user message and the assistant placeholder, in one transaction."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from conversations.models import Conversation, Message
+from conversations.providers import get_provider
+from conversations.services.ratelimit import check_send_allowed
+
+TITLE_CHARS = 60
+SEQ_ATTEMPTS = 5
+
+
+@dataclass
+class SendResult:
+    user_message: Message
+    assistant_message: Message | None
+    created: bool  # False when the client_id was seen before (an idempotent repeat)
+
+
+def create_conversation(*, owner, title: str = "") -> Conversation:
+    provider = get_provider()
+    return Conversation.objects.create(
+        owner=owner, title=title.strip(), provider=provider.name, model=provider.model
+    )
+
+
+def rename_conversation(*, conversation: Conversation, title: str) -> Conversation:
+    conversation.title = title.strip()
+    conversation.save(update_fields=["title", "updated_at"])
+    return conversation
+
+
+def send_message(
+    *, conversation: Conversation, content: str, client_id: uuid.UUID | None
+) -> SendResult:
+    """Store the user's message and an assistant placeholder with the next two `seq` values.
+
+    Idempotent on `client_id`: a repeat returns the messages of the first send.
+    """
+    client_id = client_id or uuid.uuid4()
+    existing = _existing_send(conversation, client_id)
+    if existing is not None:
+        return existing
+    check_send_allowed(user_id=conversation.owner_id)
+    provider = get_provider()
+    for _attempt in range(SEQ_ATTEMPTS):
+        try:
+            with transaction.atomic():
+                # Serializes concurrent sends to one conversation on PostgreSQL; on SQLite the
+                # IMMEDIATE transaction already does. The unique constraint is the backstop.
+                Conversation.objects.select_for_update().filter(pk=conversation.pk).first()
+                seq = _next_seq(conversation)
+                user_message = Message.objects.create(
+                    conversation=conversation,
+                    seq=seq,
+                    role=Message.Role.USER,
+                    content=content,
+                    client_id=client_id,
+                )
+                assistant = Message.objects.create(
+                    conversation=conversation,
+                    seq=seq + 1,
+                    role=Message.Role.ASSISTANT,
+                    status=Message.Status.STREAMING,
+                    reply_to=user_message,
+                    provider=provider.name,
+                    model=provider.model,
+                )
+                _touch(conversation, first_text=content)
+            return SendResult(user_message, assistant, created=True)
+        except IntegrityError:
+            existing = _existing_send(conversation, client_id)
+            if existing is not None:
+                return existing  # the same send raced itself (double submit)
+            # else: another send took our seq; try again with a fresh one
+    raise IntegrityError(f"could not allocate a seq in conversation {conversation.pk}")
+
+
+def retry_reply(*, message: Message) -> Message:
+    """A new assistant answer to the same user message, with the next `seq`.
+
+    Only the conversation's last message can be retried or regenerated, so a double click
+    returns the answer the first click made instead of a second one.
+    """
+    conversation = message.conversation
+    provider = get_provider()
+    with transaction.atomic():
+        Conversation.objects.select_for_update().filter(pk=conversation.pk).first()
+        last = conversation.messages.order_by("-seq").first()
+        if last is not None and last.pk != message.pk:
+            if last.role == Message.Role.ASSISTANT and last.reply_to_id == message.reply_to_id:
+                return last
+            raise ValueError("only the last answer can be retried")
+        check_send_allowed(user_id=conversation.owner_id)
+        reply = Message.objects.create(
+            conversation=conversation,
+            seq=_next_seq(conversation),
+            role=Message.Role.ASSISTANT,
+            status=Message.Status.STREAMING,
+            reply_to_id=message.reply_to_id,
+            provider=provider.name,
+            model=provider.model,
+        )
+        _touch(conversation)
+    return reply
+
+
+def _existing_send(conversation: Conversation, client_id: uuid.UUID) -> SendResult | None:
+    user_message = conversation.messages.filter(client_id=client_id).first()
+    if user_message is None:
+        return None
+    assistant = user_message.replies.order_by("-seq").first()
+    return SendResult(user_message, assistant, created=False)
+
+
+def _next_seq(conversation: Conversation) -> int:
+    current = conversation.messages.aggregate(top=Max("seq"))["top"]
+    return (current or 0) + 1
+
+
+def _touch(conversation: Conversation, *, first_text: str = "") -> None:
+    fields = {"updated_at": timezone.now()}
+    if first_text and not conversation.title:
+        title = " ".join(first_text.split())
+        fields["title"] = title[:TITLE_CHARS] + ("…" if len(title) > TITLE_CHARS else "")
+        conversation.title = fields["title"]
+    Conversation.objects.filter(pk=conversation.pk).update(**fields)

@@ -1,0 +1,25 @@
+from django.urls import path
+
+from conversations import views
+
+urlpatterns = [
+    path("", views.conversation_list, name="conversation_list"),
+    path("c/new", views.conversation_create, name="conversation_create"),
+    path("c/<uuid:conversation_id>/", views.conversation_detail, name="conversation_detail"),
+    path("c/<uuid:conversation_id>/rename", views.conversation_rename, name="conversation_rename"),
+    path("c/<uuid:conversation_id>/delete", views.conversation_delete, name="conversation_delete"),
+    path("c/<uuid:conversation_id>/messages", views.message_send, name="message_send"),
+    path(
+        "c/<uuid:conversation_id>/m/<uuid:message_id>/stream",
+        views.message_stream,
+        name="message_stream",
+    ),
+    path(
+        "c/<uuid:conversation_id>/m/<uuid:message_id>/stop", views.message_stop, name="message_stop"
+    ),
+    path(
+        "c/<uuid:conversation_id>/m/<uuid:message_id>/retry",
+        views.message_retry,
+        name="message_retry",
+    ),
+]

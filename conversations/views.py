@@ -1,0 +1,242 @@
+"""HTTP only: parse, authorize, call a service, render. Anything not yours is a 404."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
+
+from conversations.forms import MessageForm, RenameForm
+from conversations.models import Message
+from conversations.selectors import (
+    amessage_for,
+    conversation_for,
+    conversations_of,
+    transcript,
+)
+from conversations.services import relay
+from conversations.services.generation import launch_generation, request_stop
+from conversations.services.hub import get_hub
+from conversations.services.ratelimit import RateLimited
+from conversations.services.sending import (
+    create_conversation,
+    rename_conversation,
+    retry_reply,
+    send_message,
+)
+
+DETAIL = "conversations/detail.html"
+
+
+@login_required
+@require_GET
+def conversation_list(request: HttpRequest) -> HttpResponse:
+    page = _conversation_page(request)
+    if request.htmx and request.GET.get("page"):
+        return render(request, "conversations/list.html#conversation_items", {"page": page})
+    return render(request, "conversations/list.html", {"page": page})
+
+
+@login_required
+@require_POST
+def conversation_create(request: HttpRequest) -> HttpResponse:
+    conversation = create_conversation(owner=request.user)
+    url = reverse("conversation_detail", args=[conversation.pk])
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+@login_required
+@require_GET
+def conversation_detail(request: HttpRequest, conversation_id: UUID) -> HttpResponse:
+    conversation = conversation_for(request.user, conversation_id)
+    before = _int_or_none(request.GET.get("before"))
+    messages, has_earlier = transcript(
+        conversation, before_seq=before, limit=settings.CHAT["MESSAGES_PER_PAGE"]
+    )
+    context = {
+        "conversation": conversation,
+        "messages": messages,
+        "has_earlier": has_earlier,
+        "last_id": messages[-1].pk if messages else None,
+    }
+    if request.htmx and before is not None:
+        return render(request, f"{DETAIL}#earlier", context)
+    context.update(page=_conversation_page(request), form=MessageForm())
+    return render(request, DETAIL, context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def conversation_rename(request: HttpRequest, conversation_id: UUID) -> HttpResponse:
+    conversation = conversation_for(request.user, conversation_id)
+    form = RenameForm(request.POST or None, initial={"title": conversation.title})
+    if request.method == "POST" and form.is_valid():
+        rename_conversation(conversation=conversation, title=form.cleaned_data["title"])
+        if request.htmx:
+            return render(request, f"{DETAIL}#title", {"conversation": conversation})
+        return redirect("conversation_detail", conversation.pk)
+    template = f"{DETAIL}#rename_form" if request.htmx else "conversations/rename.html"
+    status = 422 if form.errors else 200
+    return render(request, template, {"conversation": conversation, "form": form}, status=status)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def conversation_delete(request: HttpRequest, conversation_id: UUID) -> HttpResponse:
+    conversation = conversation_for(request.user, conversation_id)
+    if request.method == "POST":
+        conversation.delete()
+        url = reverse("conversation_list")
+        return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+    return render(request, "conversations/delete.html", {"conversation": conversation})
+
+
+@login_required
+@require_POST
+async def message_send(request: HttpRequest, conversation_id: UUID) -> HttpResponse:
+    user = await request.auser()
+    conversation = await sync_to_async(conversation_for)(user, conversation_id)
+    form = MessageForm(request.POST)
+    if not form.is_valid():
+        return await _composer_error(request, conversation, form)
+    try:
+        result = await sync_to_async(send_message)(
+            conversation=conversation,
+            content=form.cleaned_data["content"],
+            client_id=form.cleaned_data["client_id"],
+        )
+    except RateLimited as exc:
+        return _rate_limited(exc)
+    if result.created and result.assistant_message is not None:
+        launch_generation(result.assistant_message)
+    if not request.htmx:
+        return redirect("conversation_detail", conversation.pk)
+    messages = [m for m in (result.user_message, result.assistant_message) if m is not None]
+    return await sync_to_async(render)(
+        request, f"{DETAIL}#message_list", {"conversation": conversation, "messages": messages}
+    )
+
+
+@login_required
+@require_GET
+async def message_stream(
+    request: HttpRequest, conversation_id: UUID, message_id: UUID
+) -> StreamingHttpResponse:
+    user = await request.auser()
+    message = await amessage_for(user, conversation_id, message_id)
+    events = relay.stream_events(message, last_event_id=request.headers.get("Last-Event-ID"))
+    response = StreamingHttpResponse(events, content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
+@login_required
+@require_POST
+async def message_stop(
+    request: HttpRequest, conversation_id: UUID, message_id: UUID
+) -> HttpResponse:
+    user = await request.auser()
+    message = await amessage_for(user, conversation_id, message_id)
+    if message.is_live:
+        await request_stop(message)
+    if request.htmx:
+        return HttpResponse(status=204)
+    return redirect("conversation_detail", conversation_id)
+
+
+@login_required
+@require_POST
+async def message_retry(
+    request: HttpRequest, conversation_id: UUID, message_id: UUID
+) -> HttpResponse:
+    user = await request.auser()
+    message = await amessage_for(user, conversation_id, message_id)
+    if message.role != Message.Role.ASSISTANT or message.is_live:
+        return HttpResponse("Only a finished answer can be retried.", status=409)
+    try:
+        reply = await sync_to_async(retry_reply)(message=message)
+    except RateLimited as exc:
+        return _rate_limited(exc)
+    except ValueError:
+        return HttpResponse("Only the last answer can be retried.", status=409)
+    if reply.is_live and get_hub().get(str(reply.pk)) is None:
+        launch_generation(reply)
+    if not request.htmx:
+        return redirect("conversation_detail", conversation_id)
+    old = await Message.objects.select_related("conversation").aget(pk=message.pk)
+    return await sync_to_async(render)(
+        request,
+        f"{DETAIL}#retry_result",
+        {"conversation": old.conversation, "old": old, "messages": [reply]},
+    )
+
+
+async def healthz(request: HttpRequest) -> JsonResponse:
+    """Liveness for load balancers: the database and the channel layer answer."""
+    checks: dict[str, str] = {}
+    try:
+        await sync_to_async(_ping_database)()
+        checks["database"] = "ok"
+    except Exception as exc:
+        checks["database"] = f"error: {type(exc).__name__}"
+    try:
+        layer = get_channel_layer()
+        channel = await layer.new_channel("healthz.")
+        await layer.send(channel, {"type": "healthz.ping"})
+        await layer.receive(channel)
+        checks["channel_layer"] = "ok"
+    except Exception as exc:
+        checks["channel_layer"] = f"error: {type(exc).__name__}"
+    healthy = all(v == "ok" for v in checks.values())
+    return JsonResponse(
+        {"status": "ok" if healthy else "error", **checks}, status=200 if healthy else 503
+    )
+
+
+def _ping_database() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+
+
+def _conversation_page(request: HttpRequest):
+    paginator = Paginator(
+        conversations_of(request.user).only("id", "title", "updated_at"),
+        settings.CHAT["CONVERSATIONS_PER_PAGE"],
+    )
+    return paginator.get_page(request.GET.get("page"))
+
+
+async def _composer_error(request: HttpRequest, conversation, form: MessageForm) -> HttpResponse:
+    """422 with the form and its errors; the typed text stays in the box."""
+    context = {"conversation": conversation, "form": form}
+    if request.htmx:
+        response = await sync_to_async(render)(request, f"{DETAIL}#composer", context, status=422)
+        return reswap(retarget(response, "#composer"), "outerHTML")
+    messages, has_earlier = await sync_to_async(transcript)(conversation)
+    page = await sync_to_async(_conversation_page)(request)
+    context.update(messages=messages, has_earlier=has_earlier, page=page)
+    return await sync_to_async(render)(request, DETAIL, context, status=422)
+
+
+def _rate_limited(exc: RateLimited) -> HttpResponse:
+    response = HttpResponse(exc.message, status=429, content_type="text/plain")
+    response["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+def _int_or_none(raw: str | None) -> int | None:
+    try:
+        return int(raw) if raw else None
+    except ValueError:
+        return None

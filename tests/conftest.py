@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.cache import cache
+from django.test import AsyncClient, Client
+
+from conversations.models import Conversation
+from conversations.providers import set_provider_override
+from tests.fakes import ScriptedProvider, words
+
+PASSWORD = "correct-horse-battery-staple"
+
+
+@pytest.fixture(autouse=True)
+def _fast_and_isolated(settings):
+    settings.CHAT = {
+        **settings.CHAT,
+        "TICK_SECONDS": 0.01,
+        "CHECKPOINT_SECONDS": 0.2,
+        "HEARTBEAT_SECONDS": 1,
+        "RETRY_BASE_DELAY": 0.01,
+        "RETRY_MAX_DELAY": 0.05,
+        "FIRST_TOKEN_TIMEOUT": 2,
+        "IDLE_TIMEOUT": 2,
+        "TOTAL_TIMEOUT": 10,
+        "DEMO_TOKEN_INTERVAL": 0.001,
+    }
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    cache.clear()
+    yield
+    set_provider_override(None)
+
+
+@pytest.fixture
+def provider():
+    """The default fake: a short answer with a little Markdown."""
+    fake = ScriptedProvider([words("Hello **there**, how can I help?")])
+    set_provider_override(fake)
+    return fake
+
+
+def make_user(email: str):
+    return get_user_model().objects.create_user(
+        username=email.split("@")[0], email=email, password=PASSWORD
+    )
+
+
+@pytest.fixture
+def alice(db):
+    return make_user("alice@example.com")
+
+
+@pytest.fixture
+def bob(db):
+    return make_user("bob@example.com")
+
+
+@pytest.fixture
+def conversation(alice):
+    return Conversation.objects.create(owner=alice, title="Alice's chat")
+
+
+@pytest.fixture
+def alice_client(alice) -> Client:
+    client = Client()
+    client.force_login(alice)
+    return client
+
+
+@pytest.fixture
+def alice_async(alice) -> AsyncClient:
+    client = AsyncClient()
+    client.force_login(alice)
+    return client

@@ -1,0 +1,57 @@
+"""Reading SSE responses and waiting for answers, as the browser would."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from conversations.models import Message
+
+
+def send_data(content: str = "Hi there", client_id: uuid.UUID | None = None) -> dict[str, str]:
+    return {"content": content, "client_id": str(client_id or uuid.uuid4())}
+
+
+async def wait_until_final(message_id, timeout: float = 5.0) -> Message:
+    """Poll the database until the answer is no longer live."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        message = await Message.objects.aget(pk=message_id)
+        if not message.is_live:
+            return message
+        if loop.time() > deadline:
+            raise AssertionError(f"message still {message.status} after {timeout}s")
+        await asyncio.sleep(0.02)
+
+
+async def read_events(response, *, limit: int = 10_000) -> list[dict[str, str]]:
+    """Parse an SSE response into events ({"event", "id", "data"}), comments skipped."""
+    events: list[dict[str, str]] = []
+    buffer = ""
+    async for chunk in response.streaming_content:
+        buffer += chunk.decode() if isinstance(chunk, bytes) else chunk
+        while "\n\n" in buffer:
+            block, buffer = buffer.split("\n\n", 1)
+            event = parse_block(block)
+            if event:
+                events.append(event)
+            if len(events) >= limit:
+                return events
+    return events
+
+
+def parse_block(block: str) -> dict[str, str] | None:
+    fields: dict[str, list[str]] = {}
+    for line in block.split("\n"):
+        if not line or line.startswith(":"):
+            continue
+        name, _, value = line.partition(":")
+        fields.setdefault(name, []).append(value[1:] if value.startswith(" ") else value)
+    if "event" not in fields:
+        return None
+    return {
+        "event": fields["event"][0],
+        "id": fields.get("id", [""])[0],
+        "data": "\n".join(fields.get("data", [])),
+    }

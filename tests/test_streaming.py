@@ -1,0 +1,193 @@
+"""Send, stream, persist: the flow of one message."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+
+import pytest
+
+from conversations.models import Message
+from tests.fakes import Delta, Hang, ScriptedProvider, Sleep, words
+from tests.streams import read_events, send_data, wait_until_final
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def post_message(client, conversation, **data):
+    return await client.post(
+        f"/c/{conversation.pk}/messages", send_data(**data), headers={"HX-Request": "true"}
+    )
+
+
+async def test_answer_streams_token_events_in_order_then_done(alice_async, conversation, provider):
+    provider.scripts = [words("one two three four", pause=0.03)]
+    response = await post_message(alice_async, conversation, content="Count to four")
+    assert response.status_code == 200
+    assistant = await Message.objects.aget(conversation=conversation, role="assistant")
+
+    stream = await alice_async.get(f"/c/{conversation.pk}/m/{assistant.pk}/stream")
+    assert stream["Content-Type"] == "text/event-stream"
+    assert stream["Cache-Control"] == "no-cache"
+    assert stream["X-Accel-Buffering"] == "no"
+    events = await read_events(stream)
+
+    kinds = [e["event"] for e in events]
+    assert kinds[-1] == "done"
+    assert kinds.count("token") >= 2, kinds  # incremental, not all at once
+    text = "".join(html.unescape(e["data"]) for e in events if e["event"] in ("snapshot", "token"))
+    assert text == "one two three four"
+    ids = [int(e["id"]) for e in events]
+    assert ids == sorted(ids) and ids[-1] == len("one two three four")
+
+    saved = await Message.objects.aget(pk=assistant.pk)
+    assert saved.status == Message.Status.COMPLETE
+    assert saved.content == "one two three four"
+    assert "one two three four" in events[-1]["data"]
+
+
+async def test_closing_the_stream_mid_answer_still_persists_the_full_answer(
+    alice_async, conversation, provider
+):
+    provider.scripts = [words("a slow answer that keeps going", pause=0.05)]
+    await post_message(alice_async, conversation)
+    assistant = await Message.objects.aget(conversation=conversation, role="assistant")
+
+    stream = await alice_async.get(f"/c/{conversation.pk}/m/{assistant.pk}/stream")
+    first = await read_events(stream, limit=2)  # read a little, then go away
+    assert first
+    await stream.streaming_content.aclose()
+
+    saved = await wait_until_final(assistant.pk)
+    assert saved.status == Message.Status.COMPLETE
+    assert saved.content == "a slow answer that keeps going"
+
+
+async def test_generation_does_not_need_any_reader(alice_async, conversation, provider):
+    await post_message(alice_async, conversation, content="Nobody listens")
+    assistant = await Message.objects.aget(conversation=conversation, role="assistant")
+    saved = await wait_until_final(assistant.pk)
+    assert saved.content == "Hello **there**, how can I help?"
+
+
+async def test_finished_message_streams_a_single_done_at_once(alice_async, conversation, provider):
+    await post_message(alice_async, conversation)
+    assistant = await Message.objects.aget(conversation=conversation, role="assistant")
+    await wait_until_final(assistant.pk)
+
+    events = await read_events(
+        await alice_async.get(f"/c/{conversation.pk}/m/{assistant.pk}/stream")
+    )
+    assert [e["event"] for e in events] == ["done"]
+    assert "<strong>there</strong>" in events[0]["data"]
+
+
+async def test_token_text_is_html_escaped_on_the_wire(alice_async, conversation, provider):
+    provider.scripts = [[Delta("<img src=x onerror=alert(1)>"), Sleep(0.05), Delta(" & done")]]
+    await post_message(alice_async, conversation)
+    assistant = await Message.objects.aget(conversation=conversation, role="assistant")
+    events = await read_events(
+        await alice_async.get(f"/c/{conversation.pk}/m/{assistant.pk}/stream")
+    )
+    streamed = [e["data"] for e in events if e["event"] in ("snapshot", "token")]
+    assert streamed and all("<img" not in data for data in streamed)
+    assert "&lt;img" in "".join(streamed)
+    assert "<img" not in events[-1]["data"]
+
+
+async def test_multiline_tokens_survive_the_wire(alice_async, conversation, provider):
+    provider.scripts = [[Delta("line one\n\nline"), Sleep(0.03), Delta(" two\r\nthree")]]
+    await post_message(alice_async, conversation)
+    assistant = await Message.objects.aget(conversation=conversation, role="assistant")
+    events = await read_events(
+        await alice_async.get(f"/c/{conversation.pk}/m/{assistant.pk}/stream")
+    )
+    text = "".join(html.unescape(e["data"]) for e in events if e["event"] in ("snapshot", "token"))
+    assert text == "line one\n\nline two\r\nthree"
+
+
+async def test_reader_without_last_event_id_gets_a_snapshot_then_live_tokens(
+    alice_async, conversation, provider
+):
+    provider.scripts = [[Delta("first part"), Sleep(0.3), Delta(" second part")]]
+    await post_message(alice_async, conversation)
+    assistant = await Message.objects.aget(conversation=conversation, role="assistant")
+    await asyncio.sleep(0.1)  # the first part is out; a page reload happens now
+
+    events = await read_events(
+        await alice_async.get(f"/c/{conversation.pk}/m/{assistant.pk}/stream")
+    )
+    assert events[0]["event"] == "snapshot"
+    assert events[0]["data"] == "first part" and events[0]["id"] == str(len("first part"))
+    assert [e["event"] for e in events[1:]] == ["token", "done"]
+    assert events[1]["data"] == " second part"
+
+
+async def test_reconnect_with_last_event_id_continues_exactly(alice_async, conversation, provider):
+    text = "alpha beta gamma delta epsilon zeta"
+    provider.scripts = [words(text, pause=0.04)]
+    await post_message(alice_async, conversation)
+    assistant = await Message.objects.aget(conversation=conversation, role="assistant")
+    url = f"/c/{conversation.pk}/m/{assistant.pk}/stream"
+
+    first = await alice_async.get(url)
+    head = await read_events(first, limit=2)
+    await first.streaming_content.aclose()
+    received = "".join(html.unescape(e["data"]) for e in head)
+    last_id = head[-1]["id"]
+    assert int(last_id) == len(received)
+
+    second = await alice_async.get(url, headers={"Last-Event-ID": last_id})
+    rest = await read_events(second)
+    assert all(e["event"] != "snapshot" for e in rest)
+    received += "".join(html.unescape(e["data"]) for e in rest if e["event"] == "token")
+    assert received == text  # no repeated and no missing characters
+
+
+async def test_orphaned_live_message_is_marked_interrupted_not_left_spinning(
+    alice_async, conversation, settings
+):
+    settings.REDIS_URL = ""
+    await Message.objects.acreate(conversation=conversation, seq=1, role="user", content="hi")
+    orphan = await Message.objects.acreate(
+        conversation=conversation, seq=2, role="assistant", status="streaming", content="half"
+    )
+    events = await read_events(await alice_async.get(f"/c/{conversation.pk}/m/{orphan.pk}/stream"))
+    assert events[-1]["event"] == "done"
+    assert "Interrupted" in events[-1]["data"] and "Retry" in events[-1]["data"]
+    saved = await Message.objects.aget(pk=orphan.pk)
+    assert saved.status == Message.Status.INTERRUPTED and saved.content == "half"
+
+
+async def test_heartbeat_comments_keep_a_quiet_stream_open(
+    alice_async, conversation, provider, settings
+):
+    settings.CHAT = {**settings.CHAT, "HEARTBEAT_SECONDS": 0.1, "FIRST_TOKEN_TIMEOUT": 0.5}
+    provider.scripts = [[Hang()]]
+    await post_message(alice_async, conversation)
+    assistant = await Message.objects.aget(conversation=conversation, role="assistant")
+    response = await alice_async.get(f"/c/{conversation.pk}/m/{assistant.pk}/stream")
+    raw = ""
+    async for chunk in response.streaming_content:
+        raw += chunk.decode() if isinstance(chunk, bytes) else chunk
+    assert ": ping" in raw
+    assert "event: error" in raw  # the hang ends as a timeout error, never a spinner
+
+
+async def test_checkpoints_save_partial_text_while_streaming(alice_async, conversation, provider):
+    provider.scripts = [[Delta("partial"), Sleep(0.5), Delta(" rest"), Sleep(0.5)]]
+    await post_message(alice_async, conversation)
+    assistant = await Message.objects.aget(conversation=conversation, role="assistant")
+    await asyncio.sleep(0.35)  # past one checkpoint interval (0.2 s in tests)
+    # The checkpoint happens on the next delta after the interval; wait for it.
+    await asyncio.sleep(0.4)
+    midway = await Message.objects.aget(pk=assistant.pk)
+    assert midway.status == Message.Status.STREAMING
+    assert midway.content.startswith("partial")
+    final = await wait_until_final(assistant.pk)
+    assert final.content == "partial rest"
+
+
+def test_scripted_provider_is_not_a_real_network_call():
+    fake = ScriptedProvider([words("x")])
+    assert fake.name == "fake"
