@@ -122,18 +122,19 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Redis: the channel layer (low-rate events only), the cache (rate limits) and the token relay.
 REDIS_URL = env("REDIS_URL")
+REDIS_PREFIX = env("REDIS_PREFIX", "streamchat")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": env("REDIS_PREFIX", "streamchat")},
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": REDIS_PREFIX},
         }
     }
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
-            "KEY_PREFIX": env("REDIS_PREFIX", "streamchat"),
+            "KEY_PREFIX": REDIS_PREFIX,
         }
     }
 else:

@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from conversations.models import Message
 from conversations.providers import ChatTurn, ProviderError, StreamResult, get_provider
-from conversations.services import control, recovery
+from conversations.services import control, recovery, redis_relay
 from conversations.services.hub import LiveStream, get_hub
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,10 @@ def launch_generation(message: Message) -> LiveStream:
     if existing is not None:
         return existing
     stream = hub.open(str(message.pk))
+    relay = redis_relay.get_relay(hub)
+    if relay is not None:
+        relay.track(stream)
+        hub.on_frame = relay.publish
     stream.task = hub.loop.create_task(
         generate_reply(message_id=str(message.pk), stream=stream),
         name=f"generate-{message.pk}",
@@ -221,27 +225,45 @@ async def _finish(
         )
     except Exception:
         log.exception("final write failed", extra={"message_id": message_id})
+    hub = get_hub()
+    relay = redis_relay.get_relay(hub)
+    try:
+        if relay is not None:
+            await relay.publish_end(stream, outcome.status)
+    except Exception:
+        log.exception("relay end failed", extra={"message_id": message_id})
     finally:
-        get_hub().close(stream)
+        hub.close(stream)
 
 
 @sync_to_async
 def _load_context(message_id: str) -> tuple[list[ChatTurn], dict[str, str]]:
     """The turns sent to the model: system prompt, then visible history before this answer."""
-    message = Message.objects.select_related("conversation").get(pk=message_id)
+    message = Message.objects.select_related("conversation", "reply_to").get(pk=message_id)
     conversation = message.conversation
     log_ids = {
         "message_id": message_id,
         "conversation_id": str(conversation.pk),
         "user_id": str(conversation.owner_id),
     }
-    history = (
-        conversation.messages.filter(seq__lt=message.seq, hidden=False)
+    # History up to the user message this answers; failed answers and answers that a
+    # regenerate replaced are not part of the conversation the model sees.
+    answered_seq = message.reply_to.seq if message.reply_to_id else message.seq - 1
+    history = list(
+        conversation.messages.filter(seq__lte=answered_seq, hidden=False)
         .exclude(role=Message.Role.ASSISTANT, status__in=Message.RETRYABLE_STATUSES)
         .exclude(content="")
         .order_by("-seq")[: settings.CHAT["CONTEXT_MESSAGES"]]
     )
-    turns = [ChatTurn(m.role, m.content) for m in reversed(list(history))]
+    latest_answer: set[object] = set()
+    turns = []
+    for past in history:  # newest first: the first answer seen per question is the latest
+        if past.role == Message.Role.ASSISTANT:
+            if past.reply_to_id in latest_answer:
+                continue
+            latest_answer.add(past.reply_to_id)
+        turns.append(ChatTurn(past.role, past.content))
+    turns.reverse()
     if conversation.system_prompt:
         turns.insert(0, ChatTurn("system", conversation.system_prompt))
     return turns, log_ids

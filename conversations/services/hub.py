@@ -10,10 +10,13 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextvars
-from collections.abc import Callable
+import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from django.conf import settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(eq=False)
@@ -88,6 +91,8 @@ class StreamHub:
             self._tick_forever(), name="stream-hub-ticker", context=contextvars.Context()
         )
         self.ticks = 0  # frames that woke at least one stream (for benchmarks)
+        # Called once per frame with the streams that grew (the Redis relay publishes them).
+        self.on_frame: Callable[[list[LiveStream]], Awaitable[None]] | None = None
 
     def open(self, message_id: str) -> LiveStream:
         stream = LiveStream(message_id=message_id, _on_dirty=self._mark_dirty)
@@ -116,6 +121,11 @@ class StreamHub:
             self.ticks += 1
             for stream in dirty:
                 stream.wake()
+            if self.on_frame is not None:
+                try:
+                    await self.on_frame(list(dirty))
+                except Exception:
+                    log.exception("frame hook failed")
 
 
 _hubs: dict[asyncio.AbstractEventLoop, StreamHub] = {}

@@ -1,0 +1,71 @@
+"""Rate limits: a 429 says when to try again, stores nothing, and repeats are not counted."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from conversations.models import Message
+from tests.conftest import PASSWORD
+from tests.streams import send_data
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def post(client, conversation, client_id=None):
+    return client.post(
+        f"/c/{conversation.pk}/messages",
+        send_data("hi", client_id),
+        headers={"HX-Request": "true"},
+    )
+
+
+async def test_messages_per_minute_limit_answers_429_with_retry_after(
+    alice_async, conversation, provider, settings
+):
+    settings.CHAT = {**settings.CHAT, "MESSAGES_PER_MINUTE": 2, "CONCURRENT_STREAMS": 10}
+    first_id = uuid.uuid4()
+    assert (await post(alice_async, conversation, first_id)).status_code == 200
+    assert (await post(alice_async, conversation)).status_code == 200
+    refused = await post(alice_async, conversation)
+    assert refused.status_code == 429
+    assert 1 <= int(refused["Retry-After"]) <= 60
+    assert "Try again in" in refused.content.decode()
+    assert await Message.objects.filter(conversation=conversation).acount() == 4
+    # Re-sending a message that already went through is not a new message.
+    assert (await post(alice_async, conversation, first_id)).status_code == 200
+
+
+async def test_concurrent_streams_limit(alice_async, conversation, provider, settings):
+    settings.CHAT = {**settings.CHAT, "CONCURRENT_STREAMS": 1}
+    from tests.fakes import Hang
+
+    provider.scripts = [[Hang()]]
+    assert (await post(alice_async, conversation)).status_code == 200
+    refused = await post(alice_async, conversation)
+    assert refused.status_code == 429
+    assert "already have 1 answers streaming" in refused.content.decode()
+    assert refused["Retry-After"]
+
+
+async def test_limits_are_per_user(alice_async, conversation, bob, provider, settings):
+    from django.test import AsyncClient
+
+    from conversations.models import Conversation
+
+    settings.CHAT = {**settings.CHAT, "MESSAGES_PER_MINUTE": 1}
+    assert (await post(alice_async, conversation)).status_code == 200
+    assert (await post(alice_async, conversation)).status_code == 429
+    bob_client = AsyncClient()
+    await bob_client.aforce_login(bob)
+    bobs = await Conversation.objects.acreate(owner=bob)
+    assert (await post(bob_client, bobs)).status_code == 200
+
+
+def test_repeated_failed_logins_are_refused(client, alice):
+    for _ in range(5):
+        client.post("/accounts/login/", {"login": alice.email, "password": "wrong"})
+    response = client.post("/accounts/login/", {"login": alice.email, "password": PASSWORD})
+    assert "Too many failed login attempts" in response.content.decode()
+    assert "_auth_user_id" not in client.session

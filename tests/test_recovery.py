@@ -1,0 +1,58 @@
+"""No spinner forever: answers whose generator died are marked interrupted and offered for retry."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from conversations.models import Message
+from conversations.services.recovery import interrupt_stale
+
+
+def live_answer(conversation, seq: int, *, age_seconds: float = 0) -> Message:
+    message = Message.objects.create(
+        conversation=conversation, seq=seq, role="assistant", status="streaming", content="partial"
+    )
+    Message.objects.filter(pk=message.pk).update(
+        updated_at=timezone.now() - timedelta(seconds=age_seconds)
+    )
+    return message
+
+
+@pytest.mark.django_db
+def test_start_up_marks_every_live_answer_interrupted(conversation):
+    Message.objects.create(conversation=conversation, seq=1, role="user", content="hi")
+    left_over = live_answer(conversation, 2)
+    out = StringIO()
+    call_command("recover_streams", stdout=out)
+    left_over.refresh_from_db()
+    assert left_over.status == Message.Status.INTERRUPTED
+    assert left_over.content == "partial"  # the checkpointed text is kept
+    assert "1 interrupted" in out.getvalue()
+
+
+@pytest.mark.django_db
+def test_periodic_sweep_only_takes_answers_without_recent_checkpoints(conversation, settings):
+    settings.CHAT = {**settings.CHAT, "STALE_STREAM_SECONDS": 60}
+    stale = live_answer(conversation, 1, age_seconds=120)
+    fresh = live_answer(conversation, 2, age_seconds=5)
+    assert interrupt_stale() == 1
+    stale.refresh_from_db()
+    fresh.refresh_from_db()
+    assert stale.status == Message.Status.INTERRUPTED
+    assert fresh.status == Message.Status.STREAMING
+
+
+@pytest.mark.django_db
+def test_interrupted_answer_renders_with_retry(alice_client, conversation):
+    Message.objects.create(conversation=conversation, seq=1, role="user", content="hi")
+    live_answer(conversation, 2)
+    call_command("recover_streams", stdout=StringIO())
+    page = alice_client.get(f"/c/{conversation.pk}/").content.decode()
+    assert "Interrupted" in page
+    assert 'class="btn btn-small retry"' in page
+    assert "sse-connect" not in page  # nothing left spinning

@@ -1,0 +1,110 @@
+"""The cross-process relay through Redis Streams (needs the Redis named by REDIS_URL)."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import os
+
+import pytest
+import redis.asyncio as redis
+
+from conversations.models import Message
+from conversations.services import redis_relay
+from conversations.services.hub import get_hub
+from tests.fakes import words
+from tests.streams import read_events, send_data, wait_until_final
+
+pytestmark = [
+    pytest.mark.redis,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="REDIS_URL is not set"),
+]
+
+
+@pytest.fixture
+def redis_settings(settings):
+    settings.REDIS_URL = os.environ["REDIS_URL"]
+    settings.REDIS_PREFIX = f"test-{os.getpid()}"
+    return settings
+
+
+@pytest.fixture
+async def redis_client(redis_settings):
+    client = redis.from_url(redis_settings.REDIS_URL, decode_responses=True)
+    yield client
+    await client.aclose()
+
+
+async def test_generating_process_publishes_each_frame_and_an_end_marker(
+    alice_async, conversation, provider, redis_client, redis_settings
+):
+    provider.scripts = [words("relay me across processes", pause=0.03)]
+    await alice_async.post(f"/c/{conversation.pk}/messages", send_data("hi"))
+    assistant = await Message.objects.aget(conversation=conversation, role="assistant")
+    await wait_until_final(assistant.pk)
+
+    entries = await redis_client.xrange(redis_relay.stream_key(str(assistant.pk)))
+    texts = [fields["t"] for _, fields in entries if "t" in fields]
+    assert "".join(texts) == "relay me across processes"
+    assert len(texts) > 1  # frame by frame, not all at the end
+    assert entries[-1][1] == {"end": "complete"}
+    assert 0 < await redis_client.ttl(redis_relay.stream_key(str(assistant.pk))) <= 120
+
+
+async def test_other_process_relays_an_answer_it_does_not_generate(
+    alice_async, conversation, redis_client, redis_settings
+):
+    """Play the generating process by hand, while this process serves the SSE stream."""
+    await Message.objects.acreate(conversation=conversation, seq=1, role="user", content="hi")
+    answer = await Message.objects.acreate(
+        conversation=conversation, seq=2, role="assistant", status="streaming"
+    )
+    key = redis_relay.stream_key(str(answer.pk))
+    await redis_client.xadd(key, {"o": 0, "t": "Hello"})
+    assert get_hub().get(str(answer.pk)) is None
+
+    response = await alice_async.get(f"/c/{conversation.pk}/m/{answer.pk}/stream")
+    reader = asyncio.ensure_future(read_events(response))
+    await asyncio.sleep(0.2)
+    await redis_client.xadd(key, {"o": 5, "t": " from"})
+    await asyncio.sleep(0.05)
+    await redis_client.xadd(key, {"o": 10, "t": " elsewhere <b>"})
+    await Message.objects.filter(pk=answer.pk).aupdate(
+        status="complete", content="Hello from elsewhere <b>"
+    )
+    await redis_client.xadd(key, {"end": "complete"})
+    events = await asyncio.wait_for(reader, 5)
+
+    assert events[0]["event"] == "snapshot" and events[0]["data"] == "Hello"
+    streamed = "".join(
+        html.unescape(e["data"]) for e in events if e["event"] in ("snapshot", "token")
+    )
+    assert streamed == "Hello from elsewhere <b>"
+    assert events[-1]["event"] == "done"
+    assert [int(e["id"]) for e in events] == sorted(int(e["id"]) for e in events)
+
+
+async def test_resume_through_redis_with_last_event_id(
+    alice_async, conversation, redis_client, redis_settings
+):
+    await Message.objects.acreate(conversation=conversation, seq=1, role="user", content="hi")
+    answer = await Message.objects.acreate(
+        conversation=conversation, seq=2, role="assistant", status="streaming"
+    )
+    key = redis_relay.stream_key(str(answer.pk))
+    await redis_client.xadd(key, {"o": 0, "t": "abc"})
+    await redis_client.xadd(key, {"o": 3, "t": "def"})
+
+    response = await alice_async.get(
+        f"/c/{conversation.pk}/m/{answer.pk}/stream", headers={"Last-Event-ID": "4"}
+    )
+    reader = asyncio.ensure_future(read_events(response))
+    await asyncio.sleep(0.2)
+    await redis_client.xadd(key, {"o": 6, "t": "gh"})
+    await Message.objects.filter(pk=answer.pk).aupdate(status="complete", content="abcdefgh")
+    await redis_client.xadd(key, {"end": "complete"})
+    events = await asyncio.wait_for(reader, 5)
+    assert events[0] == {"event": "token", "id": "6", "data": "ef"}  # after offset 4 exactly
+    assert events[1] == {"event": "token", "id": "8", "data": "gh"}
+    assert events[-1]["event"] == "done"
