@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import pytest
+from asgiref.sync import SyncToAsync
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
+from django.db import connections
 from django.test import AsyncClient, Client
 
 from conversations.models import Conversation
@@ -30,6 +32,14 @@ def _fast_and_isolated(settings):
     cache.clear()
     yield
     set_provider_override(None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_worker_thread_connections(django_db_setup, django_db_blocker):
+    """Async code runs the ORM in asgiref's worker thread: close its connection before the
+    test database is dropped (PostgreSQL refuses to drop a database still in use)."""
+    yield
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result()
 
 
 @pytest.fixture

@@ -108,3 +108,22 @@ async def test_resume_through_redis_with_last_event_id(
     assert events[0] == {"event": "token", "id": "6", "data": "ef"}  # after offset 4 exactly
     assert events[1] == {"event": "token", "id": "8", "data": "gh"}
     assert events[-1]["event"] == "done"
+
+
+async def test_answer_whose_generator_died_ends_as_interrupted(
+    alice_async, conversation, redis_settings
+):
+    redis_settings.CHAT = {
+        **redis_settings.CHAT,
+        "HEARTBEAT_SECONDS": 0.1,
+        "STALE_STREAM_SECONDS": 0.3,
+    }
+    await Message.objects.acreate(conversation=conversation, seq=1, role="user", content="hi")
+    answer = await Message.objects.acreate(
+        conversation=conversation, seq=2, role="assistant", status="streaming", content="so far"
+    )
+    response = await alice_async.get(f"/c/{conversation.pk}/m/{answer.pk}/stream")
+    events = await asyncio.wait_for(read_events(response), 5)
+    assert events[-1]["event"] == "done"
+    assert "Interrupted" in events[-1]["data"]
+    assert get_hub().get(str(answer.pk)) is None  # the mirror was let go
