@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 
 import pytest
+import redis.asyncio as redis
 
 from conversations.models import Message
 from tests.conftest import PASSWORD
@@ -69,3 +71,27 @@ def test_repeated_failed_logins_are_refused(client, alice):
     response = client.post("/accounts/login/", {"login": alice.email, "password": PASSWORD})
     assert "Too many failed login attempts" in response.content.decode()
     assert "_auth_user_id" not in client.session
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="REDIS_URL is not set")
+async def test_with_redis_the_counter_is_shared_by_every_process(
+    alice_async, conversation, provider, settings
+):
+    prefix = f"rl-test-{uuid.uuid4().hex[:8]}"
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": os.environ["REDIS_URL"],
+            "KEY_PREFIX": prefix,
+        }
+    }
+    settings.CHAT = {**settings.CHAT, "MESSAGES_PER_MINUTE": 1}
+    assert (await post(alice_async, conversation)).status_code == 200
+    client = redis.from_url(os.environ["REDIS_URL"])
+    try:
+        keys = await client.keys(f"{prefix}:*rl:send:{conversation.owner_id}:*")
+        assert len(keys) == 1  # in Redis, where every server process counts
+    finally:
+        await client.aclose()
+    assert (await post(alice_async, conversation)).status_code == 429
