@@ -15,6 +15,7 @@ from channels.layers import get_channel_layer
 log = logging.getLogger(__name__)
 
 CONTROL_GROUP = "chat-control"
+RENEW_SECONDS = 3600
 
 _listeners: dict[asyncio.AbstractEventLoop, asyncio.Task] = {}
 
@@ -40,15 +41,17 @@ async def _listen() -> None:
 
     layer = get_channel_layer()
     channel = await layer.new_channel("control.")
-    await layer.group_add(CONTROL_GROUP, channel)
     while True:
+        # Group membership expires (channels' group_expiry, a day by default): renew it.
+        await layer.group_add(CONTROL_GROUP, channel)
         try:
-            event = await layer.receive(channel)
-        except asyncio.CancelledError:
-            raise
+            async with asyncio.timeout(RENEW_SECONDS):
+                while True:
+                    event = await layer.receive(channel)
+                    if event.get("type") == "chat.stop":
+                        stop_local(event["message_id"])
+        except TimeoutError:
+            continue
         except Exception:
             log.exception("control channel failed; retrying")
             await asyncio.sleep(1)
-            continue
-        if event.get("type") == "chat.stop":
-            stop_local(event["message_id"])
