@@ -122,9 +122,13 @@ async def message_send(request: HttpRequest, conversation_id: UUID) -> HttpRespo
     if not request.htmx:
         return redirect("conversation_detail", conversation.pk)
     messages = [m for m in (result.user_message, result.assistant_message) if m is not None]
-    return await sync_to_async(render)(
-        request, f"{DETAIL}#message_list", {"conversation": conversation, "messages": messages}
-    )
+    context = {
+        "conversation": conversation,
+        "messages": messages,
+        # The first message names the conversation: update the page's title in place.
+        "title_changed": result.created and result.user_message.seq == 1,
+    }
+    return await sync_to_async(render)(request, f"{DETAIL}#message_list", context)
 
 
 @login_required

@@ -191,3 +191,17 @@ async def test_checkpoints_save_partial_text_while_streaming(alice_async, conver
 def test_scripted_provider_is_not_a_real_network_call():
     fake = ScriptedProvider([words("x")])
     assert fake.name == "fake"
+
+
+async def test_first_message_names_the_conversation_on_the_page(alice_async, alice, provider):
+    from conversations.models import Conversation
+
+    conversation = await Conversation.objects.acreate(owner=alice)
+    response = await post_message(alice_async, conversation, content="Plan a trip to Lisbon")
+    body = response.content.decode()
+    assert 'id="chat-title" hx-swap-oob="true"' in body
+    assert "Plan a trip to Lisbon" in body
+    second = await post_message(alice_async, conversation, content="And Porto?")
+    assert "hx-swap-oob" not in second.content.decode()
+    await conversation.arefresh_from_db()
+    assert conversation.title == "Plan a trip to Lisbon"
