@@ -155,7 +155,8 @@ AUTHENTICATION_BACKENDS = [
 # allauth: email + password, no username, no email round trip for the self-hosted default.
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
-ACCOUNT_USER_MODEL_USERNAME_FIELD = None
+# auth.User keeps a unique `username`: allauth fills it from the email (None would store ""
+# for everyone, and the second signup would fail on the unique constraint).
 ACCOUNT_EMAIL_VERIFICATION = env("ACCOUNT_EMAIL_VERIFICATION", "none")
 ACCOUNT_LOGOUT_ON_GET = False
 ACCOUNT_RATE_LIMITS = {"login_failed": env("LOGIN_RATE_LIMIT", "10/m/ip,5/5m/key")}
@@ -211,6 +212,8 @@ CHAT = {
     "OPENAI_BASE_URL": env("OPENAI_BASE_URL"),
     "OPENAI_API_KEY": env("OPENAI_API_KEY"),
     "DEMO_TOKEN_INTERVAL": env_float("DEMO_TOKEN_INTERVAL", 0.03),
+    # Browser tests only: the demo answers a prompt starting with "echo:" with its text.
+    "DEMO_ECHO": env("DEMO_ECHO") == "1",
     "MAX_MESSAGE_CHARS": 10_000,
     "CONTEXT_MESSAGES": env_int("CHAT_CONTEXT_MESSAGES", 40),
     # Timeouts (seconds).

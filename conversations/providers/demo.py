@@ -1,4 +1,9 @@
-"""The offline demo provider: deterministic answers with Markdown and code, realistically paced."""
+"""The offline demo provider: deterministic answers with Markdown and code, realistically paced.
+
+For the browser tests only, `DEMO_ECHO=1` makes a prompt that starts with `echo:` come back
+verbatim as the answer, so a test can script the model's output (Markdown, XSS payloads, a
+long answer). Off by default; the answer still goes through the one sanitizing renderer.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,11 @@ import hashlib
 import re
 from collections.abc import AsyncIterator
 
+from django.conf import settings
+
 from conversations.providers.base import ChatTurn, StreamResult
 
+ECHO_MARKER = "echo:"
 _TOKEN = re.compile(r"\s*\S+|\s+")
 
 _TOPICS = [
@@ -38,8 +46,10 @@ _TOPICS = [
 ]
 
 
-def demo_answer(prompt: str) -> str:
+def demo_answer(prompt: str, *, echo: bool = False) -> str:
     """The same prompt always gives the same answer."""
+    if echo and prompt.startswith(ECHO_MARKER):
+        return prompt.removeprefix(ECHO_MARKER).lstrip()
     digest = int(hashlib.sha256(prompt.encode()).hexdigest(), 16)
     title, idea, lang, code = _TOPICS[digest % len(_TOPICS)]
     words = len(prompt.split())
@@ -64,13 +74,16 @@ class DemoProvider:
     label = "demo"
     retries_requests = False
 
-    def __init__(self, *, model: str = "demo", token_interval: float = 0.03) -> None:
+    def __init__(
+        self, *, model: str = "demo", token_interval: float = 0.03, echo: bool | None = None
+    ) -> None:
         self.model = model or "demo"
         self.token_interval = token_interval
+        self.echo = settings.CHAT.get("DEMO_ECHO", False) if echo is None else echo
 
     async def stream(self, turns: list[ChatTurn], result: StreamResult) -> AsyncIterator[str]:
         prompt = next((t.content for t in reversed(turns) if t.role == "user"), "")
-        tokens = tokenize(demo_answer(prompt))
+        tokens = tokenize(demo_answer(prompt, echo=self.echo))
         loop = asyncio.get_running_loop()
         start = loop.time()
         for index, token in enumerate(tokens):
