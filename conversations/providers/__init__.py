@@ -34,6 +34,10 @@ def _build_provider() -> Provider:
             connect_timeout=chat["CONNECT_TIMEOUT"],
             read_timeout=max(chat["FIRST_TOKEN_TIMEOUT"], chat["IDLE_TIMEOUT"]),
         )
+    if chat["PROVIDER"] == "paced":  # the benchmark's numbered tokens (bench/)
+        from conversations.providers.paced import PacedProvider
+
+        return PacedProvider(model=chat["MODEL"], token_interval=chat["DEMO_TOKEN_INTERVAL"])
     from conversations.providers.demo import DemoProvider
 
     return DemoProvider(model=chat["MODEL"], token_interval=chat["DEMO_TOKEN_INTERVAL"])
