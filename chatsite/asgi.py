@@ -1,4 +1,5 @@
-"""ASGI entry point: Daphne (or uvicorn) serves HTTP, including the SSE streams."""
+"""ASGI entry point: Daphne (or uvicorn) serves HTTP, including the SSE streams, and the
+live-sync WebSocket (one per page), authenticated by the session cookie like HTTP."""
 
 from __future__ import annotations
 
@@ -8,4 +9,21 @@ from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatsite.settings")
 
-application = get_asgi_application()
+# Set up Django (apps, settings) before importing anything that touches models.
+http_application = get_asgi_application()
+
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+
+from conversations.routing import websocket_urlpatterns  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": http_application,
+        # Origin checked against ALLOWED_HOSTS: browsers send cookies on cross-site sockets.
+        "websocket": AllowedHostsOriginValidator(
+            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+        ),
+    }
+)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from uuid import UUID
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
 from django.shortcuts import aget_object_or_404, get_object_or_404
 
@@ -37,11 +39,28 @@ async def amessage_for(user: AbstractBaseUser, conversation_id: UUID, message_id
     )
 
 
-def transcript(conversation: Conversation, *, before_seq: int | None = None, limit: int = 50):
-    """The last `limit` messages (before `before_seq`), in seq order, and whether more exist."""
+def conversation_page(user: AbstractBaseUser, number: object = None) -> Page:
+    """One page of the sidebar's conversation list, most recently active first."""
+    paginator = Paginator(
+        conversations_of(user).only("id", "title", "updated_at"),
+        settings.CHAT["CONVERSATIONS_PER_PAGE"],
+    )
+    return paginator.get_page(number)
+
+
+def transcript(
+    conversation: Conversation,
+    *,
+    before_seq: int | None = None,
+    after_seq: int | None = None,
+    limit: int = 50,
+):
+    """The last `limit` messages (between the seqs given), in seq order, and whether more exist."""
     qs = conversation.messages.all()
     if before_seq is not None:
         qs = qs.filter(seq__lt=before_seq)
+    if after_seq is not None:
+        qs = qs.filter(seq__gt=after_seq)
     page = list(qs.order_by("-seq")[: limit + 1])
     has_earlier = len(page) > limit
     return list(reversed(page[:limit])), has_earlier

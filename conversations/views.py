@@ -8,7 +8,6 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
@@ -21,7 +20,7 @@ from conversations.models import Message
 from conversations.selectors import (
     amessage_for,
     conversation_for,
-    conversations_of,
+    conversation_page,
     transcript,
 )
 from conversations.services import relay
@@ -30,6 +29,7 @@ from conversations.services.hub import get_hub
 from conversations.services.ratelimit import RateLimited
 from conversations.services.sending import (
     create_conversation,
+    delete_conversation,
     rename_conversation,
     retry_reply,
     send_message,
@@ -95,10 +95,11 @@ def conversation_rename(request: HttpRequest, conversation_id: UUID) -> HttpResp
 def conversation_delete(request: HttpRequest, conversation_id: UUID) -> HttpResponse:
     conversation = conversation_for(request.user, conversation_id)
     if request.method == "POST":
-        conversation.delete()
+        delete_conversation(conversation=conversation)
         url = reverse("conversation_list")
         return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
-    return render(request, "conversations/delete.html", {"conversation": conversation})
+    template = f"{DETAIL}#delete_form" if request.htmx else "conversations/delete.html"
+    return render(request, template, {"conversation": conversation})
 
 
 @login_required
@@ -214,11 +215,7 @@ def _ping_database() -> None:
 
 
 def _conversation_page(request: HttpRequest):
-    paginator = Paginator(
-        conversations_of(request.user).only("id", "title", "updated_at"),
-        settings.CHAT["CONVERSATIONS_PER_PAGE"],
-    )
-    return paginator.get_page(request.GET.get("page"))
+    return conversation_page(request.user, request.GET.get("page"))
 
 
 async def _composer_error(request: HttpRequest, conversation, form: MessageForm) -> HttpResponse:

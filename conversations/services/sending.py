@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from conversations.models import Conversation, Message
 from conversations.providers import get_provider
+from conversations.services import sync
 from conversations.services.ratelimit import check_send_allowed
 
 TITLE_CHARS = 60
@@ -26,15 +27,24 @@ class SendResult:
 
 def create_conversation(*, owner, title: str = "") -> Conversation:
     provider = get_provider()
-    return Conversation.objects.create(
+    conversation = Conversation.objects.create(
         owner=owner, title=title.strip(), provider=provider.name, model=provider.model
     )
+    sync.announce_conversation(conversation, change="created")
+    return conversation
 
 
 def rename_conversation(*, conversation: Conversation, title: str) -> Conversation:
     conversation.title = title.strip()
     conversation.save(update_fields=["title", "updated_at"])
+    sync.announce_conversation(conversation, change="renamed")
     return conversation
+
+
+def delete_conversation(*, conversation: Conversation) -> None:
+    with transaction.atomic():
+        sync.announce_conversation(conversation, change="deleted")  # sent once committed
+        conversation.delete()
 
 
 def send_message(
@@ -74,6 +84,7 @@ def send_message(
                     model=provider.model,
                 )
                 _touch(conversation, first_text=content)
+                sync.announce_messages(conversation)
             return SendResult(user_message, assistant, created=True)
         except IntegrityError:
             existing = _existing_send(conversation, client_id)
@@ -109,6 +120,7 @@ def retry_reply(*, message: Message) -> Message:
             model=provider.model,
         )
         _touch(conversation)
+        sync.announce_messages(conversation)
     return reply
 
 

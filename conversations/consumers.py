@@ -1,0 +1,115 @@
+"""The page's one WebSocket: live sync of a user's tabs and devices. Never tokens.
+
+The page says which conversation it shows and the last seq it has (on every connect and
+reconnect); the socket answers with what the page lacks, then with each change made
+elsewhere, as htmx out-of-band swaps. Authentication and ownership are checked as on HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from uuid import UUID
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.http import Http404
+from django.template.loader import render_to_string
+
+from conversations.context_processors import provider
+from conversations.selectors import conversation_for, conversation_page, transcript
+from conversations.services import sync
+
+# A private close code: htmx's ws extension reconnects only after abnormal closes (1006...).
+LOGGED_OUT = 4401
+
+
+class SyncConsumer(AsyncWebsocketConsumer):
+    shown: UUID | None = None
+    last_seq = 0
+
+    async def connect(self) -> None:
+        self.user: AbstractBaseUser = self.scope["user"]
+        if not self.user.is_authenticated:
+            await self.close()  # refused at the handshake (HTTP 403)
+            return
+        self.group = sync.user_group(self.user.pk)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        if hasattr(self, "group"):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        """`{"conversation": id or null, "after_seq": n}`: what the page shows and has."""
+        try:
+            shows = json.loads(text_data or "")
+            self.shown = UUID(shows["conversation"]) if shows.get("conversation") else None
+            self.last_seq = max(0, int(shows.get("after_seq") or 0))
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return
+        # Renewed on each of these: channel layers expire group membership (a day by default).
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self._push(title_changed=False)
+
+    async def sync_messages(self, event: dict[str, str]) -> None:
+        await self._push(title_changed=False)
+
+    async def sync_conversation(self, event: dict[str, str]) -> None:
+        renamed = event["change"] == "renamed" and event["conversation_id"] == str(self.shown)
+        await self._push(title_changed=renamed)
+
+    async def sync_logout(self, event: dict[str, str]) -> None:
+        if event["session_key"] == self.scope["session"].session_key:
+            await self.close(code=LOGGED_OUT)
+
+    async def _push(self, *, title_changed: bool) -> None:
+        frame = await render_frame(
+            self.user, self.shown, after_seq=self.last_seq, title_changed=title_changed
+        )
+        if frame.gone:
+            self.shown = None
+        self.last_seq = frame.last_seq
+        await self.send(text_data=frame.html)
+
+
+@dataclass
+class Frame:
+    html: str
+    last_seq: int
+    gone: bool
+
+
+@database_sync_to_async
+def render_frame(
+    user: AbstractBaseUser, shown: UUID | None, *, after_seq: int, title_changed: bool
+) -> Frame:
+    """The sidebar, and what the page showing `shown` lacks after `after_seq`."""
+    context: dict[str, object] = {"page": conversation_page(user), **provider(None)}
+    last_seq = after_seq
+    conversation = None
+    if shown is not None:
+        try:
+            conversation = conversation_for(user, shown)
+        except Http404:  # deleted (or never this user's: the same answer as HTTP's 404)
+            context["gone"] = True
+    if conversation is not None:
+        limit = settings.CHAT["MESSAGES_PER_PAGE"]
+        messages, too_many = transcript(conversation, after_seq=after_seq, limit=limit)
+        if too_many:  # too far behind to append: the latest page replaces the transcript
+            messages, context["has_earlier"] = transcript(conversation, limit=limit)
+            context["replace_transcript"] = True
+        if messages:
+            last_seq = messages[-1].seq
+        context.update(
+            conversation=conversation,
+            current=conversation,
+            messages=messages,
+            # The first message names the conversation.
+            title_changed=title_changed or any(m.seq == 1 for m in messages),
+        )
+    html = render_to_string("conversations/_sync.html", context)
+    return Frame(html=html, last_seq=last_seq, gone=bool(context.get("gone")))

@@ -1,0 +1,71 @@
+// Live sync across tabs and devices: the page's one WebSocket (htmx ws extension on
+// #live-sync). On every connect and reconnect the page says which conversation it shows and
+// the last message seq it has; the server answers with what is missing, then with what
+// other tabs do, as out-of-band swaps. New answers stream over their own SSE, not here.
+(function () {
+  "use strict";
+
+  // Channel layers forget group members after a day: say again now and then.
+  const RENEW_MS = 15 * 60 * 1000;
+  let socket = null;
+
+  function lastSeq() {
+    let last = 0;
+    document.querySelectorAll("#transcript .msg[data-seq]").forEach(function (msg) {
+      last = Math.max(last, parseInt(msg.dataset.seq, 10) || 0);
+    });
+    return last;
+  }
+
+  function announce() {
+    const sync = document.getElementById("live-sync");
+    if (!socket || !sync) return;
+    socket.send(JSON.stringify({ conversation: sync.dataset.conversation || null, after_seq: lastSeq() }));
+  }
+
+  // This tab's own send arrives twice (its HTTP response and the socket), in either order:
+  // whichever comes second drops the bubbles the page already has.
+  function dropKnownMessages(root) {
+    let dropped = false;
+    root.querySelectorAll(".msg[id]").forEach(function (msg) {
+      if (document.getElementById(msg.id)) { msg.remove(); dropped = true; }
+    });
+    return dropped;
+  }
+
+  // A confirmed message replaces this tab's optimistic bubble of the same send.
+  function confirmPending(root) {
+    root.querySelectorAll(".msg[data-client-id]").forEach(function (msg) {
+      const pending = document.querySelector('[data-pending-id="' + msg.dataset.clientId + '"]');
+      if (pending) pending.remove();
+    });
+  }
+
+  document.body.addEventListener("htmx:wsOpen", function (evt) {
+    socket = evt.detail.socketWrapper;
+    announce();
+  });
+  document.body.addEventListener("htmx:wsClose", function () { socket = null; });
+  setInterval(announce, RENEW_MS);
+
+  document.body.addEventListener("htmx:oobBeforeSwap", function (evt) {
+    const fragment = evt.detail.fragment;
+    if (!fragment || !fragment.hasAttribute || !fragment.hasAttribute("data-sync-append")) return;
+    dropKnownMessages(fragment);
+    confirmPending(fragment);
+  });
+
+  document.body.addEventListener("htmx:beforeSwap", function (evt) {
+    const response = evt.detail.serverResponse;
+    if (!evt.detail.target || evt.detail.target.id !== "transcript") return;
+    if (typeof response !== "string" || response.indexOf('id="msg-') < 0) return;
+    const template = document.createElement("template");
+    template.innerHTML = response;
+    if (dropKnownMessages(template.content)) evt.detail.serverResponse = template.innerHTML;
+  });
+
+  document.body.addEventListener("htmx:wsAfterMessage", function () {
+    const empty = document.getElementById("transcript-empty");
+    if (empty && document.querySelector("#transcript .msg")) empty.remove();
+  });
+})();
