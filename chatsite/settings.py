@@ -163,9 +163,24 @@ ACCOUNT_RATE_LIMITS = {"login_failed": env("LOGIN_RATE_LIMIT", "10/m/ip,5/5m/key
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "conversation_list"
 ACCOUNT_LOGOUT_REDIRECT_URL = "account_login"
-MAILERS = {
-    "default": {"BACKEND": env("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")}
-}
+# Email (password resets): printed to the console in development, SMTP in production.
+EMAIL_BACKEND_PATH = env(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend"
+    if PRODUCTION
+    else "django.core.mail.backends.console.EmailBackend",
+)
+MAILERS = {"default": {"BACKEND": EMAIL_BACKEND_PATH}}
+if EMAIL_BACKEND_PATH == "django.core.mail.backends.smtp.EmailBackend":
+    MAILERS["default"]["OPTIONS"] = {
+        "host": env("EMAIL_HOST", "localhost"),
+        "port": env_int("EMAIL_PORT", 587),
+        "username": env("EMAIL_HOST_USER"),
+        "password": env("EMAIL_HOST_PASSWORD"),
+        "use_tls": env("EMAIL_USE_TLS", "1") == "1",
+        "timeout": env_float("EMAIL_TIMEOUT", 10),
+    }
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "webmaster@localhost")
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -174,7 +189,8 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = BASE_DIR / "staticfiles" if PRODUCTION else None  # collectstatic in production
+# collectstatic in production; whitenoise serves the hashed, compressed copies from here.
+STATIC_ROOT = Path(env("STATIC_ROOT", str(BASE_DIR / "staticfiles"))) if PRODUCTION else None
 WHITENOISE_USE_FINDERS = not PRODUCTION  # serve static/ straight from the apps in development
 
 # CSP: no inline scripts or styles; htmx is configured by a <meta> tag and our modules.
@@ -247,6 +263,7 @@ LOGGING = {
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",  # the process manager collects stdout
             "formatter": "json" if PRODUCTION or env("LOG_JSON") == "1" else "plain",
         }
     },
