@@ -1,8 +1,11 @@
 // Client behaviour for the chat page: optimistic send with a client_id, retry of failed
-// sends, the composer keys, auto-scroll and copy buttons. It only listens to htmx events:
-// our CSP allows no inline handlers and no eval.
+// sends, the composer keys, auto-scroll, copy buttons, focus after each action, relative
+// times and the phone-sized sidebar drawer. It only listens to htmx and DOM events: our CSP
+// allows no inline handlers and no eval.
 (function () {
   "use strict";
+
+  document.documentElement.classList.add("has-js");
 
   const MAX_CHARS = 10000;
   const NEAR_BOTTOM_PX = 96;
@@ -57,6 +60,10 @@
     if (evt.key === "Enter" && !evt.shiftKey && !evt.isComposing) {
       evt.preventDefault();
       if (box.value.trim()) box.form.requestSubmit();
+    } else if (evt.key === "Escape") {
+      // Esc in the composer stops the answer that is streaming, as in other chat apps.
+      const stop = document.querySelector("#transcript .msg-actions .stop");
+      if (stop) { evt.preventDefault(); stop.click(); }
     }
   });
   document.addEventListener("input", function (evt) {
@@ -125,7 +132,9 @@
     else evt.detail.parameters.client_id = clientId;
     evt.detail.headers["X-Client-Id"] = clientId;
     pendingBubble(clientId, content);
-    form.querySelector("textarea").value = "";
+    const box = form.querySelector("textarea");
+    box.value = "";
+    box.focus(); // after a click on Send, keep typing
     syncSendButton(form);
     showComposerError("");
   });
@@ -145,6 +154,9 @@
   });
 
   document.body.addEventListener("htmx:afterRequest", function (evt) {
+    // hx-disabled-elt re-enables Send when the request ends, even with an empty box.
+    const form = composer();
+    if (form && evt.detail.elt === form) syncSendButton(form);
     const clientId = requestClientId(evt);
     if (!clientId || evt.detail.successful) return;
     const status = evt.detail.xhr ? evt.detail.xhr.status : 0;
@@ -154,36 +166,24 @@
   });
 
   // A retry resends the same client_id: the server answers with the first send's messages.
-  async function retrySend(bubble) {
-    const form = composer();
-    const url = transcript().dataset.sendUrl;
-    const token = form.querySelector("[name=csrfmiddlewaretoken]").value;
-    const body = new URLSearchParams({ content: bubble.dataset.content, client_id: bubble.dataset.pendingId });
+  // It goes through htmx (not fetch + htmx.swap) so that the same handlers see it: the
+  // pending bubble is confirmed or marked failed above, and sync.js drops bubbles the live
+  // socket already delivered.
+  function retrySend(bubble) {
+    const clientId = bubble.dataset.pendingId;
     bubble.classList.remove("status-failed");
     bubble.classList.add("status-pending");
+    bubble.setAttribute("aria-busy", "true");
     bubble.querySelector(".state").textContent = "Sending…";
     bubble.querySelector(".msg-actions").hidden = true;
-    let response;
-    try {
-      response = await fetch(url, {
-        method: "POST", body: body, credentials: "same-origin",
-        headers: { "X-CSRFToken": token, "HX-Request": "true" },
-      });
-    } catch (err) {
-      markFailed(bubble, "You seem to be offline.");
-      return;
-    }
-    const text = await response.text();
-    if (!response.ok) {
-      markFailed(bubble, failureReason({
-        status: response.status, responseText: text,
-        getResponseHeader: function (name) { return response.headers.get(name); },
-      }));
-      return;
-    }
-    bubble.remove();
-    htmx.swap(transcript(), text, { swapStyle: "beforeend" });
-    scrollToLatest();
+    focusComposer();
+    htmx.ajax("POST", transcript().dataset.sendUrl, {
+      target: "#transcript", swap: "beforeend",
+      values: { content: bubble.dataset.content, client_id: clientId },
+      headers: { "X-Client-Id": clientId },
+    }).then(function () {
+      if (!findPending(clientId)) scrollToLatest();
+    }, function () { /* a network failure: htmx:afterRequest marked the bubble failed */ });
   }
 
   document.addEventListener("click", function (evt) {
@@ -208,12 +208,97 @@
     if (box) box.focus();
   }
 
+  // ---- focus after a swap removed the focused element --------------------------------
+  // A finished answer replaces its bubble (and the Stop button in it); a saved title
+  // replaces the rename form. Focus goes where the next action is, never to <body>.
+  let hadFocus = false;
+  function noteFocus() {
+    const active = document.activeElement;
+    hadFocus = !!active && active !== document.body;
+  }
+  function restoreFocus(swapped) {
+    if (!hadFocus) return;
+    hadFocus = false;
+    const active = document.activeElement;
+    if (active && active !== document.body && active.isConnected) return;
+    const title = swapped && swapped.closest ? swapped.closest("#chat-title") : null;
+    const next = title ? title.querySelector("a, button") : null;
+    if (next) next.focus(); else focusComposer();
+  }
+  document.body.addEventListener("htmx:beforeSwap", noteFocus);
+  document.body.addEventListener("htmx:afterSettle", function (evt) { restoreFocus(evt.target); });
+
   // ---- streaming -------------------------------------------------------------------
   // EventSource fires "error" for network failures too: those carry no data, never swap them.
   document.body.addEventListener("htmx:sseBeforeMessage", function (evt) {
-    if (evt.detail.data === undefined || evt.detail.data === null) evt.preventDefault();
+    if (evt.detail.data === undefined || evt.detail.data === null) { evt.preventDefault(); return; }
+    noteFocus();
   });
-  document.body.addEventListener("htmx:sseMessage", contentGrew);
+  document.body.addEventListener("htmx:sseMessage", function () {
+    restoreFocus(null);
+    contentGrew();
+  });
+  // A dropped stream reconnects by itself (and resumes where it was): say so meanwhile.
+  document.body.addEventListener("htmx:sseError", function (evt) {
+    const msg = evt.target.closest && evt.target.closest(".msg");
+    if (msg) msg.classList.add("is-reconnecting");
+  });
+  document.body.addEventListener("htmx:sseOpen", function (evt) {
+    const msg = evt.target.closest && evt.target.closest(".msg");
+    if (msg) msg.classList.remove("is-reconnecting");
+  });
+
+  // ---- relative times ("just now", "5 min ago"), the absolute time in the tooltip -----
+  const relativeFormat = new Intl.RelativeTimeFormat(undefined, { numeric: "auto", style: "short" });
+  function relativeTime(date) {
+    const seconds = (date.getTime() - Date.now()) / 1000;
+    const abs = Math.abs(seconds);
+    if (abs < 45) return "just now";
+    if (abs < 45 * 60) return relativeFormat.format(Math.round(seconds / 60), "minute");
+    if (abs < 22 * 3600) return relativeFormat.format(Math.round(seconds / 3600), "hour");
+    if (abs < 6 * 86400) return relativeFormat.format(Math.round(seconds / 86400), "day");
+    return date.toLocaleDateString(undefined, { day: "numeric", month: "short", year: "numeric" });
+  }
+  function updateTimes(root) {
+    root.querySelectorAll("time[datetime]").forEach(function (el) {
+      const date = new Date(el.getAttribute("datetime"));
+      if (isNaN(date)) return;
+      el.textContent = relativeTime(date);
+      if (!el.title) el.title = date.toLocaleString();
+    });
+  }
+  setInterval(function () { updateTimes(document); }, 30000);
+
+  // ---- the sidebar is a drawer on a phone-sized screen -------------------------------
+  function sidebarToggle() { return document.getElementById("sidebar-toggle"); }
+  function setSidebar(open, focus) {
+    const toggle = sidebarToggle();
+    const sidebar = document.getElementById("sidebar");
+    if (!toggle || !sidebar) return;
+    toggle.setAttribute("aria-expanded", String(open));
+    sidebar.classList.toggle("open", open);
+    if (open && focus) {
+      const first = sidebar.querySelector("[aria-current=page], a, button");
+      if (first) first.focus();
+    } else if (!open && focus) {
+      toggle.focus();
+    }
+  }
+  document.addEventListener("click", function (evt) {
+    const toggle = sidebarToggle();
+    if (!toggle || !(evt.target instanceof Element)) return;
+    if (evt.target.closest("#sidebar-toggle")) {
+      setSidebar(toggle.getAttribute("aria-expanded") !== "true", true);
+    } else if (toggle.getAttribute("aria-expanded") === "true" && !evt.target.closest("#sidebar")) {
+      setSidebar(false, false);
+    }
+  });
+  document.addEventListener("keydown", function (evt) {
+    const toggle = sidebarToggle();
+    if (evt.key === "Escape" && toggle && toggle.getAttribute("aria-expanded") === "true") {
+      setSidebar(false, true);
+    }
+  });
 
   // ---- copy buttons on code blocks, and initial state ------------------------------
   function enhance(root) {
@@ -227,6 +312,7 @@
     });
     const form = root.querySelector ? root.querySelector("#composer") : null;
     if (form) syncSendButton(form);
+    if (root.querySelectorAll) updateTimes(root);
   }
   htmx.onLoad(function (elt) {
     enhance(elt);
@@ -234,6 +320,8 @@
   });
   document.addEventListener("DOMContentLoaded", function () {
     enhance(document);
+    const toggle = sidebarToggle();
+    if (toggle) toggle.hidden = false;
     if (transcript()) scrollToLatest();
   });
 })();

@@ -1,0 +1,67 @@
+"""What a user does on the chat page, as small functions the browser tests share."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import Locator, Page, expect
+
+CONVERSATION_URL = re.compile(r"/c/[0-9a-f-]{36}/$")
+
+
+def new_conversation(page: Page) -> str:
+    page.goto("/")
+    page.get_by_role("button", name="New chat").first.click()
+    page.wait_for_url(CONVERSATION_URL)
+    return page.url
+
+
+def composer_box(page: Page) -> Locator:
+    return page.get_by_role("textbox", name="Message")
+
+
+def send(page: Page, text: str) -> None:
+    box = composer_box(page)
+    box.fill(text)
+    box.press("Enter")
+
+
+def echo(*words: str) -> str:
+    """A prompt the e2e server's demo model answers with exactly the text after `echo:`."""
+    return "echo: " + " ".join(words)
+
+
+def long_echo(count: int) -> tuple[str, str]:
+    """A prompt for an answer of `count` tokens (about count * 30 ms), and that answer."""
+    answer = " ".join(f"word{i}" for i in range(count))
+    return echo(answer), answer
+
+
+def answers(page: Page) -> Locator:
+    return page.locator("#transcript article.msg-assistant")
+
+
+def last_answer(page: Page) -> Locator:
+    return answers(page).last
+
+
+def answer_text(answer: Locator) -> str:
+    return answer.locator(".msg-body").inner_text()
+
+
+def wait_for_text(answer: Locator, minimum_chars: int) -> str:
+    """Wait until the streaming answer shows at least this much text."""
+    answer.page.wait_for_function(
+        "([el, n]) => el.querySelector('.msg-body').textContent.length >= n",
+        arg=[answer.element_handle(), minimum_chars],
+    )
+    return answer_text(answer)
+
+
+def wait_until_finished(page: Page, timeout: float = 20_000) -> Locator:
+    """The last answer once it is final (its Regenerate or Retry button shows)."""
+    answer = last_answer(page)
+    expect(answer.get_by_role("button", name=re.compile("^(Regenerate|Retry)$"))).to_be_visible(
+        timeout=timeout
+    )
+    return answer

@@ -1,0 +1,233 @@
+"""Browser tests: Debian's headless Chromium (Playwright) against the app served by Daphne.
+
+pytest-django's live_server is WSGI and cannot run the async streaming views, so one Daphne
+process per session serves the app on a free localhost port, with its own SQLite database
+(no DATABASE_URL / REDIS_URL: the test run's PostgreSQL is not shared with a subprocess),
+DEBUG off (real 404 pages) and the demo model in echo mode (providers/demo.py).
+
+Every page runs under the app's enforced CSP; a test fails on any CSP violation, any
+JavaScript error and any console error it did not declare as expected (`browser_log.allow`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+DEMO_EMAIL = "demo@example.com"
+DEMO_PASSWORD = "demo-password-123"  # from manage.py ensure_demo_user
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--no-first-run",
+]
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+# Long enough to see intermediate states, short enough to keep the suite quick.
+TOKEN_INTERVAL = "0.03"
+
+
+def _chromium() -> str:
+    path = shutil.which("chromium")
+    if path is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("chromium is not installed: CI must run the browser tests")
+        pytest.skip("chromium is not installed (apt-get install chromium); browser tests skipped")
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Server:
+    url: str
+    log_path: Path
+
+    def log_size(self) -> int:
+        return self.log_path.stat().st_size
+
+    def log_since(self, offset: int) -> str:
+        with self.log_path.open("rb") as log:
+            log.seek(offset)
+            return log.read().decode(errors="replace")
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory) -> Iterator[Server]:
+    _chromium()  # no browser: skip (or fail in CI) before starting anything
+    workdir = tmp_path_factory.mktemp("e2e")
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env.update(
+        DJANGO_SETTINGS_MODULE="chatsite.settings",
+        SQLITE_PATH=str(workdir / "e2e.sqlite3"),
+        DJANGO_DEBUG="0",
+        CHAT_PROVIDER="demo",
+        DEMO_ECHO="1",
+        DEMO_TOKEN_INTERVAL=TOKEN_INTERVAL,
+        CHAT_MESSAGES_PER_MINUTE="1000",
+        CHAT_CONCURRENT_STREAMS="50",
+        CHAT_CHECKPOINT_SECONDS="0.5",
+        LOGIN_RATE_LIMIT="1000/m/ip",
+    )
+    env.pop("OPENAI_API_KEY", None)
+    python = sys.executable
+    for command in (["migrate", "--noinput"], ["ensure_demo_user"]):
+        subprocess.run(
+            [python, "manage.py", *command], cwd=ROOT, env=env, check=True, capture_output=True
+        )
+    port = _free_port()
+    log_path = workdir / "daphne.log"
+    daphne = Path(python).with_name("daphne")
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [str(daphne), "-b", "127.0.0.1", "-p", str(port), "chatsite.asgi:application"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(url, process, log_path)
+        yield Server(url=url, log_path=log_path)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _wait_until_up(url: str, process: subprocess.Popen, log_path: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"daphne exited:\n{log_path.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"daphne did not come up:\n{log_path.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def browser(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@dataclass
+class BrowserLog:
+    """Console errors and uncaught exceptions of one test's pages."""
+
+    errors: list[str] = field(default_factory=list)
+    allowed: list[re.Pattern[str]] = field(default_factory=list)
+    dialogs: list[str] = field(default_factory=list)
+
+    def allow(self, pattern: str) -> None:
+        """Declare a console error the test provokes on purpose (e.g. an HTTP 404)."""
+        self.allowed.append(re.compile(pattern))
+
+    def unexpected(self) -> list[str]:
+        return [
+            error
+            for error in self.errors
+            # A CSP violation is never expected.
+            if "Content Security Policy" in error or not any(p.search(error) for p in self.allowed)
+        ]
+
+
+@pytest.fixture
+def browser_log() -> BrowserLog:
+    return BrowserLog()
+
+
+@pytest.fixture
+def new_context(browser, server, browser_log: BrowserLog):
+    """Make browser contexts that report errors to browser_log; checked after the test."""
+    contexts = []
+    log_offset = server.log_size()
+
+    def make(**options):
+        options.setdefault("viewport", DESKTOP)
+        context = browser.new_context(base_url=server.url, **options)
+        context.set_default_timeout(10_000)
+        context.on(
+            "console",
+            lambda msg: browser_log.errors.append(msg.text) if msg.type == "error" else None,
+        )
+        context.on("weberror", lambda error: browser_log.errors.append(f"uncaught: {error.error}"))
+
+        def on_page(page):
+            def on_dialog(dialog):
+                browser_log.dialogs.append(dialog.message)
+                dialog.dismiss()
+
+            page.on("dialog", on_dialog)
+
+        context.on("page", on_page)
+        contexts.append(context)
+        return context
+
+    yield make
+    for context in contexts:
+        context.close()
+    assert browser_log.unexpected() == [], "console errors or CSP violations"
+    assert browser_log.dialogs == [], "a dialog opened (injected script ran?)"
+    server_log = server.log_since(log_offset)
+    assert "Traceback" not in server_log, server_log[-3000:]
+
+
+@pytest.fixture(scope="session")
+def demo_state(browser, server) -> dict:
+    """The demo user's logged-in cookies, made once through the login form."""
+    context = browser.new_context(base_url=server.url)
+    page = context.new_page()
+    log_in(page, DEMO_EMAIL, DEMO_PASSWORD)
+    state = context.storage_state()
+    context.close()
+    return state
+
+
+@pytest.fixture
+def page(new_context, demo_state):
+    """A page logged in as the demo user."""
+    return new_context(storage_state=demo_state).new_page()
+
+
+def log_in(page, email: str, password: str) -> None:
+    page.goto("/accounts/login/")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign In").click()
+    page.wait_for_url(re.compile(r"/$"))

@@ -1,0 +1,298 @@
+"""The chat page in a real browser: streaming, Markdown, stop, reload, offline, XSS."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import time
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.chat import (
+    answer_text,
+    answers,
+    composer_box,
+    echo,
+    last_answer,
+    long_echo,
+    new_conversation,
+    send,
+    wait_for_text,
+    wait_until_finished,
+)
+
+pytestmark = pytest.mark.e2e
+
+# Records the streaming answer's text at every DOM change, until its final bubble arrives.
+RECORD_STREAM = """() => {
+  window.streamStates = [];
+  window.typingShown = false;
+  const transcript = document.getElementById("transcript");
+  new MutationObserver(() => {
+    const answer = transcript.querySelector("article.msg-assistant:last-of-type");
+    if (!answer || window.streamStates.at(-1) === "<final>") return;
+    const body = answer.querySelector(".msg-body.streaming");
+    if (!body) { window.streamStates.push("<final>"); return; }
+    const typing = answer.querySelector(".typing");
+    if (!body.textContent && typing && getComputedStyle(typing).display !== "none") {
+      window.typingShown = true;
+    }
+    if (body.textContent && window.streamStates.at(-1) !== body.textContent) {
+      window.streamStates.push(body.textContent);
+    }
+  }).observe(transcript, { childList: true, subtree: true, characterData: true });
+}"""
+
+
+def test_answer_grows_token_by_token_then_renders(page):
+    new_conversation(page)
+    expect(page.get_by_text("Say hello")).to_be_visible()  # the empty state
+    answer = "Streaming answers arrive a few words at a time, " * 3
+    page.evaluate(RECORD_STREAM)
+
+    send(page, echo(answer.strip()))
+
+    expect(page.locator("#transcript .msg-user")).to_have_text(re.compile("Streaming answers"))
+    final = wait_until_finished(page)
+    states = page.evaluate("window.streamStates")
+    assert states[-1] == "<final>"
+    growing = states[:-1]
+    assert len(growing) >= 3, growing
+    for shorter, longer in itertools.pairwise(growing):
+        assert longer.startswith(shorter) and len(longer) > len(shorter)
+    assert all(answer.strip().startswith(state) for state in growing)
+    assert page.evaluate("window.typingShown"), "no typing indicator before the first token"
+    expect(final.locator(".msg-body")).to_have_text(answer.strip())
+    expect(page.get_by_text("Say hello")).to_have_count(0)
+    # The first message names the conversation, in the header and in the sidebar.
+    expect(page.locator("h1")).to_have_text(re.compile("^echo: Streaming answers"))
+    expect(page.locator("#sidebar [aria-current=page]")).to_contain_text("echo: Streaming")
+
+
+def test_markdown_code_block_is_highlighted_and_copyable(page):
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    new_conversation(page)
+    code = "def add(a, b):\n    return a + b"
+    send(page, echo(f"Use **this**:\n\n```python\n{code}\n```\n\nThat is all."))
+
+    answer = wait_until_finished(page)
+    expect(answer.locator(".msg-body strong")).to_have_text("this")
+    block = answer.locator("pre")
+    expect(block.locator("code .tok-k").first).to_have_text("def")  # Pygments' keyword class
+    block.get_by_role("button", name="Copy").click()
+    expect(block.get_by_role("button", name="Copied")).to_be_visible()
+    assert page.evaluate("navigator.clipboard.readText()").strip() == code
+
+
+def test_stop_mid_stream_keeps_the_partial_answer(page):
+    new_conversation(page)
+    prompt, full = long_echo(150)
+    send(page, prompt)
+    answer = last_answer(page)
+    wait_for_text(answer, 40)
+
+    answer.get_by_role("button", name="Stop").click()
+
+    expect(answer.get_by_text("Stopped")).to_be_visible()
+    stopped = answer_text(answer)
+    assert 40 <= len(stopped) < len(full) and full.startswith(stopped)
+    expect(answer.get_by_role("button", name="Retry")).to_be_visible()
+    expect(composer_box(page)).to_be_focused()
+    time.sleep(0.3)
+    assert answer_text(answer) == stopped  # it really stopped
+    page.reload()
+    expect(last_answer(page).get_by_text("Stopped")).to_be_visible()
+    assert answer_text(last_answer(page)) == stopped
+
+
+def test_reload_mid_stream_continues_the_answer(page):
+    new_conversation(page)
+    prompt, full = long_echo(120)
+    send(page, prompt)
+    before = wait_for_text(last_answer(page), 60)
+
+    page.reload()
+
+    answer = last_answer(page)
+    expect(answer.get_by_role("button", name="Stop")).to_be_visible()  # still streaming
+    during = wait_for_text(answer, len(before) + 20)
+    assert full.startswith(during)
+    final = wait_until_finished(page)
+    assert answer_text(final) == full  # nothing lost, nothing repeated
+
+
+def test_offline_send_offers_retry_and_is_stored_once(page, browser_log):
+    browser_log.allow("ERR_INTERNET_DISCONNECTED")
+    browser_log.allow(r"^htmx:(afterRequest|sendError), ")  # htmx logs the failed request
+    new_conversation(page)
+    page.context.set_offline(True)
+
+    send(page, "Sent while offline")
+
+    bubble = page.locator("#transcript .msg-user", has_text="Sent while offline")
+    expect(bubble.get_by_text("Not sent")).to_be_visible()
+    expect(bubble.get_by_role("alert")).to_have_text(re.compile("offline"))
+    expect(bubble.get_by_role("button", name="Retry")).to_be_focused()
+    page.context.set_offline(False)
+    bubble.get_by_role("button", name="Retry").click()
+
+    wait_until_finished(page)
+    expect(page.locator("#transcript .msg-user")).to_have_count(1)
+    expect(page.get_by_text("Not sent")).to_have_count(0)
+    page.reload()
+    expect(page.locator("#transcript .msg-user", has_text="Sent while offline")).to_have_count(1)
+    expect(answers(page)).to_have_count(1)
+
+
+def lose_responses(page, path: str = "**/messages") -> list[str]:
+    """The server handles each matching request, but the browser never hears back."""
+    lost: list[str] = []
+
+    def handle(route):
+        route.fetch()
+        lost.append(route.request.url)
+        route.abort()
+
+    page.route(path, handle)
+    return lost
+
+
+def test_lost_response_is_healed_by_live_sync(page, browser_log):
+    """The server stored the message but its answer got lost: the page's socket brings it."""
+    browser_log.allow(r"net::ERR_FAILED|^htmx:(afterRequest|sendError), ")
+    new_conversation(page)
+    lost = lose_responses(page)
+
+    send(page, "Did this arrive?")
+
+    answer = wait_until_finished(page)
+    assert len(lost) == 1
+    expect(answer.locator(".msg-body")).to_contain_text("Demo answer")
+    expect(page.locator("#transcript .msg-user")).to_have_count(1)
+    expect(page.get_by_text("Not sent")).to_have_count(0)
+
+
+def test_retry_after_a_lost_response_does_not_duplicate(page, browser_log):
+    """Without the live socket, Retry resends the same client_id and finds the stored send."""
+    browser_log.allow(r"net::ERR_FAILED|^htmx:(afterRequest|sendError), ")
+    page.route_web_socket("**/ws/sync/", lambda ws: None)  # a socket that never says anything
+    new_conversation(page)
+    lost = lose_responses(page)
+    send(page, "Did this arrive?")
+    bubble = page.locator("#transcript .msg-user", has_text="Did this arrive?")
+    expect(bubble.get_by_text("Not sent")).to_be_visible()
+    page.unroute("**/messages")
+
+    bubble.get_by_role("button", name="Retry").click()
+
+    wait_until_finished(page)
+    assert len(lost) == 1
+    expect(page.locator("#transcript .msg-user")).to_have_count(1)
+    page.reload()
+    expect(page.locator("#transcript .msg-user", has_text="Did this arrive?")).to_have_count(1)
+    expect(answers(page)).to_have_count(1)
+
+
+def test_rate_limit_is_shown_on_the_message(page, browser_log):
+    browser_log.allow("status of 429|Response Status Error Code 429")
+    new_conversation(page)
+    page.route(
+        "**/messages",
+        lambda route: route.fulfill(
+            status=429,
+            headers={"Retry-After": "42", "Content-Type": "text/plain"},
+            body="Limit of 20 messages per minute reached. Try again in 42 s.",
+        ),
+    )
+
+    send(page, "One too many")
+
+    bubble = page.locator("#transcript .msg-user", has_text="One too many")
+    expect(bubble.get_by_role("alert")).to_have_text(re.compile("Limit of 20 messages.*42 s"))
+    expect(bubble.get_by_role("button", name="Retry")).to_be_visible()
+
+
+XSS = [
+    "<img src=x onerror=alert('img')>",
+    "<script>alert('script')</script>",
+    "<svg onload=alert('svg')></svg>",
+    "[link](javascript:alert('link'))",
+    '<a href="javascript:alert(1)">raw link</a>',
+    "![img](x\" onerror=\"alert('md'))",
+]
+NO_INJECTION = """() => {
+  const t = document.getElementById("transcript");
+  const handlers = [...t.querySelectorAll("*")].flatMap((el) => [...el.attributes]
+    .filter((a) => a.name.startsWith("on")).map((a) => `${el.tagName} ${a.name}`));
+  return {
+    scripts: document.querySelectorAll("script:not([src])").length,
+    injected: t.querySelectorAll("script, img, svg, iframe, object, embed").length,
+    handlers,
+    jsLinks: t.querySelectorAll("a[href^='javascript' i]").length,
+  };
+}"""
+
+
+def test_xss_in_user_text_and_model_output_stays_text(page, browser_log):
+    new_conversation(page)
+    payload = "\n\n".join(XSS)
+
+    send(page, payload)  # user text; the demo model answers with its own text
+    wait_until_finished(page)
+    send(page, "echo: " + payload)  # model output: the payload comes back as the answer
+    wait_until_finished(page)
+    page.reload()
+    wait_until_finished(page)
+
+    assert page.evaluate(NO_INJECTION) == {
+        "scripts": 0,
+        "injected": 0,
+        "handlers": [],
+        "jsLinks": 0,
+    }
+    expect(page.locator("#transcript .msg-user").first).to_contain_text("<script>alert('script')")
+    expect(last_answer(page)).to_contain_text("<img src=x onerror=alert('img')>")
+    assert browser_log.dialogs == []
+
+
+def test_regenerate_is_offered_on_the_last_answer_only(page):
+    new_conversation(page)
+    send(page, echo("first answer"))
+    wait_until_finished(page)
+    send(page, echo("second answer"))
+    wait_until_finished(page)
+
+    regenerate = page.get_by_role("button", name="Regenerate")
+    expect(regenerate).to_have_count(1)
+    expect(regenerate).to_be_visible()
+    expect(last_answer(page).get_by_role("button", name="Regenerate")).to_be_visible()
+
+    regenerate.click()
+    expect(answers(page)).to_have_count(3)
+    final = wait_until_finished(page)
+    expect(final.locator(".msg-body")).to_have_text("second answer")
+    expect(page.get_by_role("button", name=re.compile("^(Regenerate|Retry)$"))).to_have_count(1)
+
+
+def test_auto_scroll_pauses_when_scrolled_up(page):
+    new_conversation(page)
+    lines = "\n\n".join(f"Line {i}" for i in range(90))
+    send(page, "echo: " + lines)
+    answer = last_answer(page)
+    wait_for_text(answer, 200)
+    page.wait_for_function("scrollY > 200")  # it followed the growing answer
+    jump = page.get_by_role("button", name=re.compile("Jump to latest"))
+    expect(jump).to_be_hidden()
+
+    page.mouse.move(640, 300)
+    page.mouse.wheel(0, -150)
+    expect(jump).to_be_visible()
+    held = page.evaluate("scrollY")
+    wait_for_text(answer, len(answer_text(answer)) + 40)
+    assert page.evaluate("scrollY") == held  # more text came, the reader was not moved
+
+    jump.click()
+    expect(jump).to_be_hidden()
+    assert page.evaluate("innerHeight + scrollY >= document.documentElement.scrollHeight - 100")
+    wait_until_finished(page)
