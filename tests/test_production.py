@@ -28,6 +28,7 @@ page = proxied.get("/accounts/login/")
 script = re.search(r'src="(/static/js/sync\\.[0-9a-f]{12}\\.js)"', page.text).group(1)
 asset = proxied.get(script)
 plain = Client(HTTP_HOST="chat.example.com").get("/accounts/login/")
+probe = Client(HTTP_HOST="chat.example.com").get("/healthz")
 logging.getLogger("conversations").warning("served", extra={"message_id": "m-1"})
 print(json.dumps({
     "result": True,
@@ -38,6 +39,7 @@ print(json.dumps({
     "asset_cache": asset.headers.get("Cache-Control", ""),
     "plain": plain.status_code,
     "plain_location": plain.headers.get("Location", ""),
+    "probe": probe.status_code,
 }))
 """
 
@@ -100,6 +102,7 @@ def test_served_pages_are_secure_and_static_files_are_hashed_and_cached(tmp_path
     assert served["cookies"]["csrftoken"]["secure"] is True
     assert served["asset"] == 200 and "immutable" in served["asset_cache"]
     assert served["plain"] == 301 and served["plain_location"].startswith("https://")
+    assert served["probe"] == 200  # the load balancer's health check is not redirected
     # Logs are one JSON object per line on stdout, with the ids as fields.
     log = next(line for line in lines if line.get("msg") == "served")
     assert log["level"] == "WARNING" and log["message_id"] == "m-1"

@@ -7,6 +7,7 @@
 
   // Channel layers forget group members after a day: say again now and then.
   const RENEW_MS = 15 * 60 * 1000;
+  const LOGGED_OUT = 4401; // conversations/consumers.py
   let socket = null;
 
   function lastSeq() {
@@ -24,11 +25,12 @@
   }
 
   // This tab's own send arrives twice (its HTTP response and the socket), in either order:
-  // whichever comes second drops the bubbles the page already has.
-  function dropKnownMessages(root) {
+  // whichever comes second drops the bubbles the page already has (except `keep`, the
+  // bubble a response replaces in place, as a retry does with the answer it retries).
+  function dropKnownMessages(root, keep) {
     let dropped = false;
     root.querySelectorAll(".msg[id]").forEach(function (msg) {
-      if (document.getElementById(msg.id)) { msg.remove(); dropped = true; }
+      if (msg.id !== keep && document.getElementById(msg.id)) { msg.remove(); dropped = true; }
     });
     return dropped;
   }
@@ -45,7 +47,17 @@
     socket = evt.detail.socketWrapper;
     announce();
   });
-  document.body.addEventListener("htmx:wsClose", function () { socket = null; });
+  // The extension retries only abnormal closes (1006, 1011-1013). A socket the server ended
+  // cleanly (Daphne's --websocket_timeout, a restart) is retried here; a logout (4401) is not.
+  document.body.addEventListener("htmx:wsClose", function (evt) {
+    socket = null;
+    const code = evt.detail.event.code;
+    if (code === LOGGED_OUT || [1006, 1011, 1012, 1013].indexOf(code) >= 0) return;
+    const wrapper = evt.detail.socketWrapper;
+    setTimeout(function () {
+      if (document.getElementById("live-sync")) wrapper.reconnect();
+    }, 1000 + Math.random() * 4000);
+  });
   setInterval(announce, RENEW_MS);
 
   document.body.addEventListener("htmx:oobBeforeSwap", function (evt) {
@@ -55,13 +67,16 @@
     confirmPending(fragment);
   });
 
+  // Sends append to #transcript; a retry or regenerate replaces its answer with the old one
+  // plus the new one, which the socket may have brought already.
   document.body.addEventListener("htmx:beforeSwap", function (evt) {
     const response = evt.detail.serverResponse;
-    if (!evt.detail.target || evt.detail.target.id !== "transcript") return;
+    const target = evt.detail.target;
+    if (!target || !(target.id === "transcript" || target.classList.contains("msg"))) return;
     if (typeof response !== "string" || response.indexOf('id="msg-') < 0) return;
     const template = document.createElement("template");
     template.innerHTML = response;
-    if (dropKnownMessages(template.content)) evt.detail.serverResponse = template.innerHTML;
+    if (dropKnownMessages(template.content, target.id)) evt.detail.serverResponse = template.innerHTML;
   });
 
   document.body.addEventListener("htmx:wsAfterMessage", function () {
