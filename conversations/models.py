@@ -19,12 +19,18 @@ class Conversation(models.Model):
     model = models.CharField(max_length=100, blank=True)
     system_prompt = models.TextField(blank=True)
     archived = models.BooleanField(default=False)
+    # Hidden by a moderator: out of its owner's list, every message shown as hidden, no sends.
+    hidden = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-updated_at"]
         indexes = [models.Index(fields=["owner", "-updated_at"], name="conv_owner_updated")]
+        permissions = [
+            ("moderate_conversation", "Can hide and unhide conversations"),
+            ("export_conversation", "Can export conversations"),
+        ]
 
     def __str__(self) -> str:
         return self.display_title
@@ -95,7 +101,12 @@ class Message(models.Model):
                 name="message_live_status",
                 condition=Q(status__in=["pending", "streaming"]),
             ),
+            # Export --since/--until and the admin's date filter.
+            models.Index(fields=["created_at"], name="message_created"),
+            # The moderators' queue of reported messages.
+            models.Index(fields=["updated_at"], name="message_flagged", condition=Q(flagged=True)),
         ]
+        permissions = [("moderate_message", "Can flag, hide and unhide messages")]
 
     def __str__(self) -> str:
         return f"{self.role} #{self.seq}"
@@ -107,3 +118,49 @@ class Message(models.Model):
     @property
     def is_retryable(self) -> bool:
         return self.role == self.Role.ASSISTANT and self.status in self.RETRYABLE_STATUSES
+
+
+class ModerationAction(models.Model):
+    """One moderator action (or a user's report): who, what, when, why. Never edited."""
+
+    class Kind(models.TextChoices):
+        REPORT = "report", "reported by its owner"
+        FLAG = "flag", "flagged"
+        UNFLAG = "unflag", "unflagged"
+        HIDE = "hide", "hidden"
+        UNHIDE = "unhide", "unhidden"
+        HIDE_CONVERSATION = "hide_conversation", "conversation hidden"
+        UNHIDE_CONVERSATION = "unhide_conversation", "conversation unhidden"
+        SUSPEND = "suspend", "user suspended"
+        REACTIVATE = "reactivate", "user reactivated"
+        EXPORT = "export", "exported"
+
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Kept as text too, so the record still says who and what after an account is deleted.
+    actor_email = models.CharField(max_length=254, blank=True)
+    kind = models.CharField(max_length=30, choices=Kind.choices)
+    reason = models.TextField(blank=True)
+    target = models.CharField(max_length=300)
+    message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    conversation = models.ForeignKey(
+        Conversation, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        permissions = [("suspend_user", "Can suspend and reactivate users")]
+
+    def __str__(self) -> str:
+        return f"{self.actor_email or 'system'}: {self.get_kind_display()} {self.target}"
