@@ -211,31 +211,39 @@
   // ---- focus after a swap removed the focused element --------------------------------
   // A finished answer replaces its bubble (and the Stop button in it); a saved title
   // replaces the rename form. Focus goes where the next action is, never to <body>.
-  let hadFocus = false;
-  function noteFocus() {
+  let swapTarget = null; // the element a swap replaces while it holds the focus
+  function noteFocus(target) {
     const active = document.activeElement;
-    hadFocus = !!active && active !== document.body;
+    if (target && active && active !== document.body && target.contains(active)) swapTarget = target;
   }
-  function restoreFocus(swapped) {
-    if (!hadFocus) return;
-    hadFocus = false;
+  function restoreFocus() {
+    const target = swapTarget;
+    if (!target) return;
+    if (target.isConnected) { // not swapped yet (an out-of-band part came first), or never
+      if (!target.contains(document.activeElement)) swapTarget = null;
+      return;
+    }
+    swapTarget = null;
     const active = document.activeElement;
     if (active && active !== document.body && active.isConnected) return;
-    const title = swapped && swapped.closest ? swapped.closest("#chat-title") : null;
-    const next = title ? title.querySelector("a, button") : null;
+    const title = document.getElementById("chat-title");
+    const next = target.id === "chat-title" && title ? title.querySelector("a, button, input") : null;
     if (next) next.focus(); else focusComposer();
   }
-  document.body.addEventListener("htmx:beforeSwap", noteFocus);
-  document.body.addEventListener("htmx:afterSettle", function (evt) { restoreFocus(evt.target); });
+  document.body.addEventListener("htmx:beforeSwap", function (evt) { noteFocus(evt.detail.target); });
+  document.body.addEventListener("htmx:afterSettle", restoreFocus);
+  // The live-sync socket swaps out of band (e.g. the new title over this tab's rename form).
+  document.body.addEventListener("htmx:oobBeforeSwap", function (evt) { noteFocus(evt.detail.target); });
+  document.body.addEventListener("htmx:oobAfterSwap", restoreFocus);
 
   // ---- streaming -------------------------------------------------------------------
   // EventSource fires "error" for network failures too: those carry no data, never swap them.
   document.body.addEventListener("htmx:sseBeforeMessage", function (evt) {
     if (evt.detail.data === undefined || evt.detail.data === null) { evt.preventDefault(); return; }
-    noteFocus();
+    noteFocus(evt.target.closest(".msg"));
   });
   document.body.addEventListener("htmx:sseMessage", function () {
-    restoreFocus(null);
+    restoreFocus();
     contentGrew();
   });
   // A dropped stream reconnects by itself (and resumes where it was): say so meanwhile.

@@ -7,6 +7,16 @@ import re
 from playwright.sync_api import Locator, Page, expect
 
 CONVERSATION_URL = re.compile(r"/c/[0-9a-f-]{36}/$")
+PASSWORD = "a-long-and-unusual-passphrase-42"
+
+
+def sign_up(page: Page, email: str) -> None:
+    page.goto("/accounts/signup/")
+    page.get_by_label("Email").fill(email)
+    page.get_by_placeholder("Password", exact=True).fill(PASSWORD)
+    page.get_by_placeholder("Password (again)").fill(PASSWORD)
+    page.get_by_role("button", name="Sign Up").click()
+    page.wait_for_url(re.compile(r"/$"))
 
 
 def new_conversation(page: Page) -> str:
@@ -50,10 +60,14 @@ def answer_text(answer: Locator) -> str:
 
 
 def wait_for_text(answer: Locator, minimum_chars: int) -> str:
-    """Wait until the streaming answer shows at least this much text."""
+    """Wait until the answer is streaming and shows at least this much text."""
+    answer.locator(".msg-body.streaming").wait_for()
     answer.page.wait_for_function(
-        "([el, n]) => el.querySelector('.msg-body').textContent.length >= n",
-        arg=[answer.element_handle(), minimum_chars],
+        """([selector, n]) => {
+          const live = [...document.querySelectorAll(selector)].at(-1);
+          return live && live.textContent.length >= n;
+        }""",
+        arg=["#transcript article.msg-assistant .msg-body.streaming", minimum_chars],
     )
     return answer_text(answer)
 
