@@ -39,6 +39,14 @@ class Server:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-3000:]
 
+    def log_size(self) -> int:
+        return self.log_path.stat().st_size
+
+    def log_since(self, offset: int) -> str:
+        with self.log_path.open("rb") as log:
+            log.seek(offset)
+            return log.read().decode(errors="replace")
+
     def stop(self) -> None:
         self.process.terminate()
         try:

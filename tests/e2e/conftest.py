@@ -14,16 +14,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from tests.servers import Server, manage, start_daphne
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "docs" / "screenshots"
@@ -54,26 +51,6 @@ def _chromium() -> str:
     return path
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class Server:
-    url: str
-    log_path: Path
-
-    def log_size(self) -> int:
-        return self.log_path.stat().st_size
-
-    def log_since(self, offset: int) -> str:
-        with self.log_path.open("rb") as log:
-            log.seek(offset)
-            return log.read().decode(errors="replace")
-
-
 @pytest.fixture(scope="session")
 def server(tmp_path_factory) -> Iterator[Server]:
     _chromium()  # no browser: skip (or fail in CI) before starting anything
@@ -92,48 +69,13 @@ def server(tmp_path_factory) -> Iterator[Server]:
         LOGIN_RATE_LIMIT="1000/m/ip",
     )
     env.pop("OPENAI_API_KEY", None)
-    python = sys.executable
-    for command in (["migrate", "--noinput"], ["ensure_demo_user"]):
-        subprocess.run(
-            [python, "manage.py", *command], cwd=ROOT, env=env, check=True, capture_output=True
-        )
-    port = _free_port()
-    log_path = workdir / "daphne.log"
-    daphne = Path(python).with_name("daphne")
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [str(daphne), "-b", "127.0.0.1", "-p", str(port), "chatsite.asgi:application"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    url = f"http://127.0.0.1:{port}"
+    manage(env, "migrate", "--noinput")
+    manage(env, "ensure_demo_user")
+    server = start_daphne(env, workdir / "daphne.log")
     try:
-        _wait_until_up(url, process, log_path)
-        yield Server(url=url, log_path=log_path)
+        yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
-def _wait_until_up(url: str, process: subprocess.Popen, log_path: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"daphne exited:\n{log_path.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"daphne did not come up:\n{log_path.read_text()[-3000:]}")
+        server.stop()
 
 
 @pytest.fixture(scope="session")
