@@ -29,6 +29,8 @@ def _fast_and_isolated(settings):
         "DEMO_TOKEN_INTERVAL": 0.001,
     }
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    # The real hasher costs about a second per user on a busy machine; tests need no strength.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     cache.clear()
     yield
     set_provider_override(None)
