@@ -1,0 +1,161 @@
+"""A send is stored once however often it arrives; seq numbers stay distinct and gap-free."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from django.db import connection, connections
+
+from conversations.models import Conversation, Message
+from conversations.services.sending import send_message
+from tests.fakes import words
+from tests.streams import send_data, wait_until_final
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+HTMX = {"HX-Request": "true"}
+
+
+@pytest.fixture
+def no_rate_limits(settings):
+    settings.CHAT = {**settings.CHAT, "CONCURRENT_STREAMS": 100, "MESSAGES_PER_MINUTE": 1000}
+
+
+def shown_message_ids(response) -> list[str]:
+    return re.findall(r'<article id="msg-([0-9a-f-]+)"', response.content.decode())
+
+
+async def rows(conversation: Conversation) -> list[tuple[int, str]]:
+    return [(m.seq, m.role) async for m in conversation.messages.order_by("seq")]
+
+
+async def finish_all(conversation: Conversation) -> None:
+    """Let every answer end before the test database is flushed."""
+    async for answer in conversation.messages.filter(role="assistant"):
+        await wait_until_final(answer.pk)
+
+
+async def test_same_client_id_sent_twice_stores_one_send_and_shows_it_again(
+    alice_async, conversation, provider
+):
+    data = send_data("Only once, please", uuid.uuid4())
+    first = await alice_async.post(f"/c/{conversation.pk}/messages", data, headers=HTMX)
+    second = await alice_async.post(f"/c/{conversation.pk}/messages", data, headers=HTMX)
+
+    assert first.status_code == second.status_code == 200
+    assert await rows(conversation) == [(1, "user"), (2, "assistant")]
+    user_message = await conversation.messages.aget(role="user")
+    answer = await conversation.messages.aget(role="assistant")
+    assert (
+        shown_message_ids(first)
+        == shown_message_ids(second)
+        == [
+            str(user_message.pk),
+            str(answer.pk),
+        ]
+    )
+    await finish_all(conversation)
+    assert len(provider.calls) == 1  # the repeat did not ask the model again
+
+
+async def test_same_client_id_sent_concurrently_stores_one_send(
+    alice_async, conversation, provider
+):
+    provider.scripts = [words("one answer", pause=0.02)]
+    data = send_data("Double click", uuid.uuid4())
+    url = f"/c/{conversation.pk}/messages"
+
+    responses = await asyncio.gather(*(alice_async.post(url, data, headers=HTMX) for _ in range(3)))
+
+    assert [r.status_code for r in responses] == [200, 200, 200]
+    assert await rows(conversation) == [(1, "user"), (2, "assistant")]
+    shown = {tuple(shown_message_ids(r)) for r in responses}
+    assert len(shown) == 1 and len(next(iter(shown))) == 2
+    await finish_all(conversation)
+    assert len(provider.calls) == 1
+
+
+async def test_repeat_after_the_answer_finished_shows_the_finished_answer(
+    alice_async, conversation, provider
+):
+    data = send_data("Hi", uuid.uuid4())
+    await alice_async.post(f"/c/{conversation.pk}/messages", data, headers=HTMX)
+    await finish_all(conversation)
+
+    again = await alice_async.post(f"/c/{conversation.pk}/messages", data, headers=HTMX)
+
+    assert again.status_code == 200
+    body = again.content.decode()
+    assert "<strong>there</strong>" in body and "sse-connect" not in body
+    assert await rows(conversation) == [(1, "user"), (2, "assistant")]
+
+
+async def test_concurrent_sends_with_different_client_ids_get_distinct_gap_free_seqs(
+    alice_async, conversation, provider, no_rate_limits
+):
+    url = f"/c/{conversation.pk}/messages"
+    sends = [send_data(f"Message {n}") for n in range(5)]
+
+    responses = await asyncio.gather(*(alice_async.post(url, d, headers=HTMX) for d in sends))
+
+    assert [r.status_code for r in responses] == [200] * 5
+    assert [seq for seq, _ in await rows(conversation)] == list(range(1, 11))
+    async for answer in conversation.messages.filter(role="assistant").select_related("reply_to"):
+        assert answer.seq == answer.reply_to.seq + 1  # each answer right after its question
+    assert {m.content async for m in conversation.messages.filter(role="user")} == {
+        d["content"] for d in sends
+    }
+    await finish_all(conversation)
+
+
+@pytest.fixture
+def racing_connections() -> None:
+    if connection.vendor == "sqlite":
+        # The in-memory test database fails a locked table at once instead of waiting (the real,
+        # file-backed database waits); and on SQLite BEGIN IMMEDIATE serializes writers anyway.
+        pytest.skip("needs a database server for truly concurrent connections")
+
+
+def send_from_threads(conversation: Conversation, client_ids: list[uuid.UUID]) -> list:
+    """Each send on its own thread and database connection, released together."""
+    barrier = threading.Barrier(len(client_ids))
+
+    def send(client_id: uuid.UUID):
+        try:
+            barrier.wait(timeout=10)
+            return send_message(conversation=conversation, content="Race", client_id=client_id)
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(len(client_ids)) as pool:
+        return list(pool.map(send, client_ids))
+
+
+def test_same_client_id_racing_at_the_database_stores_one_send(
+    conversation, no_rate_limits, provider, racing_connections
+):
+    client_id = uuid.uuid4()
+    results = send_from_threads(conversation, [client_id] * 4)
+
+    assert conversation.messages.count() == 2
+    assert {(r.user_message.pk, r.assistant_message.pk) for r in results} == {
+        tuple(conversation.messages.order_by("seq").values_list("pk", flat=True))
+    }
+    assert sum(r.created for r in results) == 1
+
+
+def test_different_sends_racing_at_the_database_get_gap_free_seqs(
+    conversation, no_rate_limits, provider, racing_connections
+):
+    results = send_from_threads(conversation, [uuid.uuid4() for _ in range(4)])
+
+    assert all(r.created for r in results)
+    seqs = sorted(s for r in results for s in (r.user_message.seq, r.assistant_message.seq))
+    assert seqs == list(range(1, 9))
+    assert list(conversation.messages.order_by("seq").values_list("seq", flat=True)) == seqs
+    assert Message.objects.filter(role="assistant").count() == 4
