@@ -453,9 +453,12 @@ def stream_figures(streams: list[Stream], *, interval: float, started: float) ->
         plateau_start, plateau_end = -math.inf, math.inf
     late_parts: list[np.ndarray] = []
     due_in_plateau = 0
+    finite = math.isfinite(plateau_start)
     for s in ok:
-        lo = max(0, math.ceil((plateau_start - s.t_first) / interval))
-        hi = min(s.tokens - 1, math.floor((plateau_end - s.t_first) / interval))
+        lo, hi = 0, s.tokens - 1
+        if finite:
+            lo = max(lo, math.ceil((plateau_start - s.t_first) / interval))
+            hi = min(hi, math.floor((plateau_end - s.t_first) / interval))
         if hi < lo:
             continue
         due_in_plateau += hi - lo + 1
@@ -469,7 +472,6 @@ def stream_figures(streams: list[Stream], *, interval: float, started: float) ->
         late_parts.append(np.maximum(0.0, arrival[mask] - s.t_first - index[mask] * interval))
     late = np.concatenate(late_parts) if late_parts else np.array([math.inf])
     on_time = int((late <= ON_TIME_SECONDS).sum())
-    finite = np.isfinite(plateau_start)
     return {
         "delivered": received / expected if expected else 0.0,
         "on_time": on_time / due_in_plateau if due_in_plateau else 0.0,

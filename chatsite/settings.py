@@ -76,6 +76,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    # A session whose user a moderator suspended: says so (once) instead of a bare login page.
+    "conversations.middleware.SuspendedAccountMiddleware",
 ]
 
 ROOT_URLCONF = "chatsite.urls"
@@ -101,6 +103,16 @@ TEMPLATES = [
 # Database: SQLite in WAL mode by default, DATABASE_URL (PostgreSQL) in production.
 if env("DATABASE_URL"):
     DATABASES = {"default": dj_database_url.parse(env("DATABASE_URL"), conn_max_age=0)}
+    # A process-wide connection pool: under ASGI each request's sync code runs in a thread
+    # of its own, so Django's persistent connections are never reused and every request
+    # paid a new connection (bench/: 25 -> 22 ms CPU and 51 -> 27 ms per chat start).
+    # It also caps the connections one process opens (PostgreSQL allows 100 by default).
+    if env("DATABASE_POOL", "1") == "1":
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 2,
+            "max_size": env_int("DATABASE_POOL_SIZE", 10),
+            "timeout": 10,
+        }
     # Lets parallel test runs on one server use separate test databases.
     if env("TEST_DATABASE_NAME"):
         DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME")}

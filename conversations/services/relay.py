@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import connections
 from django.template.loader import render_to_string
 
 from conversations.models import Message
@@ -54,6 +55,7 @@ async def stream_events(message: Message, *, last_event_id: str | None) -> Async
     if not resuming and stream.length:
         offset = stream.length
         yield sse.text_frame("snapshot", stream.read_from(0), event_id=offset)
+    await sync_to_async(release_connections)()  # the request's thread: its connection
     while True:
         await stream.wait(offset, chat["HEARTBEAT_SECONDS"])
         if stream.length > offset:
@@ -70,6 +72,18 @@ async def stream_events(message: Message, *, last_event_id: str | None) -> Async
             return
         else:
             yield sse.comment()
+
+
+def release_connections() -> None:
+    """Close this thread's database connections (back to the pool, if there is one).
+
+    Django keeps a request's connection until the response ends: for a stream, minutes.
+    One per open stream ran PostgreSQL out of connections (max_connections, 100 by default)
+    at about 100 streams. The final event opens one again for a moment.
+    """
+    for connection in connections.all(initialized_only=True):
+        if not connection.in_atomic_block:  # a caller's transaction (a test's) is not ours
+            connection.close()
 
 
 async def _still_live(message_id: str) -> bool:
