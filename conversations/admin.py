@@ -1,28 +1,382 @@
-from django.contrib import admin
+"""The moderators' admin: find and read conversations, act on messages, conversations and
+accounts, export. Actions go through conversations/services/moderation.py, which records each
+one (who, what, when, why) in the moderation log shown here too.
 
-from conversations.models import Conversation, Message
+Moderators are staff with the permissions in moderation.MODERATOR_PERMISSIONS (the
+"Moderators" group: `manage.py moderators_group`); without them the actions are not offered
+and not run. Content is evidence: nobody edits it here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ActionForm
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.http import content_disposition_header
+from django.utils.text import Truncator
+
+from conversations.models import Conversation, Message, ModerationAction
+from conversations.services import export, moderation
+
+Kind = ModerationAction.Kind
+TRANSCRIPT_LIMIT = 500
+User = get_user_model()
 
 
-class MessageInline(admin.TabularInline):
-    model = Message
-    fields = ("seq", "role", "status", "content", "flagged", "hidden")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    ordering = ("seq",)
+class ReasonForm(ActionForm):
+    """The action bar with a reason field: every moderator action is recorded with one."""
+
+    reason = forms.CharField(
+        required=False,
+        max_length=500,
+        label="Reason",
+        widget=forms.TextInput(attrs={"placeholder": "Reason (recorded)", "size": 40}),
+    )
+
+
+class Moderated:
+    """`admin.action(permissions=["moderate"])` and friends look these methods up."""
+
+    moderate_permission = ""
+
+    def has_moderate_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(self.moderate_permission)
+
+    def has_suspend_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("conversations.suspend_user")
+
+    def has_export_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("conversations.export_conversation")
+
+
+def _reason(modeladmin: admin.ModelAdmin, request: HttpRequest) -> str | None:
+    reason = (request.POST.get("reason") or "").strip()[:500]
+    if not reason:
+        modeladmin.message_user(
+            request, "Give a reason: every moderator action is recorded with one.", messages.ERROR
+        )
+        return None
+    return reason
+
+
+def _message_action(kind: Kind, description: str) -> Callable:
+    def action(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
+        if (reason := _reason(modeladmin, request)) is not None:
+            changed = moderation.moderate_messages(
+                messages=queryset, kind=kind, actor=request.user, reason=reason
+            )
+            modeladmin.message_user(request, f"{changed} message(s) {kind.label}.")
+
+    action.__name__ = f"{kind.value}_messages"
+    return admin.action(description=description, permissions=["moderate"])(action)
+
+
+def _suspend_action(suspended: bool, description: str, users: Callable[[QuerySet], QuerySet]):
+    """Suspend or reactivate the users `users(selection)` names."""
+
+    def action(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
+        if (reason := _reason(modeladmin, request)) is not None:
+            changed = moderation.set_users_suspended(
+                users=users(queryset), suspended=suspended, actor=request.user, reason=reason
+            )
+            verb = "suspended" if suspended else "reactivated"
+            modeladmin.message_user(request, f"{changed} user(s) {verb}.")
+
+    action.__name__ = f"{'suspend' if suspended else 'reactivate'}_{users.__name__}"
+    return admin.action(description=description, permissions=["suspend"])(action)
+
+
+def selected_users(queryset: QuerySet) -> QuerySet:
+    return queryset
+
+
+def conversation_owners(queryset: QuerySet) -> QuerySet:
+    return User.objects.filter(pk__in=queryset.values("owner_id"))
+
+
+def message_authors(queryset: QuerySet) -> QuerySet:
+    return User.objects.filter(pk__in=queryset.values("conversation__owner_id"))
+
+
+def _hide_action(hidden: bool, description: str) -> Callable:
+    def action(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
+        if (reason := _reason(modeladmin, request)) is not None:
+            changed = moderation.set_conversations_hidden(
+                conversations=queryset, hidden=hidden, actor=request.user, reason=reason
+            )
+            modeladmin.message_user(
+                request, f"{changed} conversation(s) {'hidden' if hidden else 'unhidden'}."
+            )
+
+    action.__name__ = "hide_conversations" if hidden else "unhide_conversations"
+    return admin.action(description=description, permissions=["moderate"])(action)
+
+
+@admin.action(description="Export the selected conversations (JSONL)", permissions=["export"])
+def export_conversations(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet
+) -> HttpResponse:
+    selected = Conversation.objects.filter(pk__in=queryset.values("pk"))
+    moderation.record_export(
+        actor=request.user,
+        conversations=selected.count(),
+        reason=(request.POST.get("reason") or "").strip()[:500],
+    )
+    chunks = export.export_chunks(export.select(conversations=selected, include_hidden=True))
+    response = StreamingHttpResponse(
+        export.aexport_chunks(chunks), content_type=export.CONTENT_TYPES["jsonl"]
+    )
+    response["Content-Disposition"] = content_disposition_header(
+        as_attachment=True, filename=export.filename("jsonl", "streamchat-moderation-export")
+    )
+    return response
+
+
+class HasFlaggedMessages(admin.SimpleListFilter):
+    title = "flagged messages"
+    parameter_name = "has_flagged"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Has flagged messages"), ("no", "No flagged messages")]
+
+    def queryset(self, request, queryset):
+        flagged = Exists(Message.objects.filter(conversation=OuterRef("pk"), flagged=True))
+        if self.value() == "yes":
+            return queryset.filter(flagged)
+        if self.value() == "no":
+            return queryset.exclude(flagged)
+        return queryset
+
+
+def _count_of(messages: QuerySet) -> Coalesce:
+    """A per-row count, computed for the page's rows only (not a GROUP BY over them all)."""
+    counted = (
+        messages.filter(conversation=OuterRef("pk"))
+        .order_by()
+        .values("conversation")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Coalesce(Subquery(counted), 0)
+
+
+class ReadOnlyContent:
+    """Messages and conversations are evidence: viewed and acted on, never edited here."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
 
 
 @admin.register(Conversation)
-class ConversationAdmin(admin.ModelAdmin):
-    list_display = ("display_title", "owner", "provider", "updated_at", "archived")
-    list_filter = ("archived", "provider", "updated_at")
-    search_fields = ("title", "owner__email")
-    inlines = [MessageInline]
+class ConversationAdmin(Moderated, ReadOnlyContent, admin.ModelAdmin):
+    moderate_permission = "conversations.moderate_conversation"
+    action_form = ReasonForm
+    actions = [
+        _hide_action(True, "Hide the selected conversations"),
+        _hide_action(False, "Unhide the selected conversations"),
+        _suspend_action(True, "Suspend the owners", conversation_owners),
+        _suspend_action(False, "Reactivate the owners", conversation_owners),
+        export_conversations,
+    ]
+    list_display = (
+        "display_title",
+        "owner_email",
+        "message_count",
+        "flagged_count",
+        "provider",
+        "model",
+        "hidden",
+        "archived",
+        "created_at",
+        "updated_at",
+    )
+    list_filter = (
+        "hidden",
+        HasFlaggedMessages,
+        "archived",
+        "provider",
+        "created_at",
+        "updated_at",
+    )
+    search_fields = ("title", "owner__email", "messages__content")
+    list_select_related = ("owner",)
+    show_full_result_count = False  # a second COUNT over every conversation, per page view
+    fields = (
+        "id",
+        "title",
+        "owner",
+        "provider",
+        "model",
+        "system_prompt",
+        "archived",
+        "hidden",
+        "created_at",
+        "updated_at",
+        "transcript",
+        "moderation_log",
+    )
+    readonly_fields = fields
+
+    class Media:
+        css = {"all": ["conversations/admin.css"]}
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                message_count=_count_of(Message.objects.all()),
+                flagged_count=_count_of(Message.objects.filter(flagged=True)),
+            )
+        )
+
+    @admin.display(description="owner", ordering="owner__email")
+    def owner_email(self, obj: Conversation) -> str:
+        return obj.owner.email
+
+    @admin.display(description="messages", ordering="message_count")
+    def message_count(self, obj: Conversation) -> int:
+        return obj.message_count
+
+    @admin.display(description="flagged", ordering="flagged_count")
+    def flagged_count(self, obj: Conversation) -> int:
+        return obj.flagged_count
+
+    @admin.display(description="Transcript")
+    def transcript(self, obj: Conversation) -> str:
+        shown = list(obj.messages.order_by("seq")[: TRANSCRIPT_LIMIT + 1])
+        return render_to_string(
+            "admin/conversations/transcript.html",
+            {
+                "messages": shown[:TRANSCRIPT_LIMIT],
+                "more": len(shown) > TRANSCRIPT_LIMIT,
+                "limit": TRANSCRIPT_LIMIT,
+                "all_url": reverse("admin:conversations_message_changelist")
+                + f"?conversation__id__exact={obj.pk}",
+            },
+        )
+
+    @admin.display(description="Moderation log")
+    def moderation_log(self, obj: Conversation) -> str:
+        actions = ModerationAction.objects.filter(conversation=obj)[:100]
+        return render_to_string("admin/conversations/moderation_log.html", {"actions": actions})
 
 
 @admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
-    list_display = ("conversation", "seq", "role", "status", "flagged", "hidden", "created_at")
-    list_filter = ("status", "role", "flagged", "hidden", "created_at")
+class MessageAdmin(Moderated, ReadOnlyContent, admin.ModelAdmin):
+    moderate_permission = "conversations.moderate_message"
+    action_form = ReasonForm
+    actions = [
+        _message_action(Kind.FLAG, "Flag the selected messages"),
+        _message_action(Kind.UNFLAG, "Unflag the selected messages"),
+        _message_action(Kind.HIDE, "Hide the selected messages"),
+        _message_action(Kind.UNHIDE, "Unhide the selected messages"),
+        _suspend_action(True, "Suspend the authors", message_authors),
+    ]
+    list_display = (
+        "excerpt",
+        "conversation_link",
+        "owner_email",
+        "seq",
+        "role",
+        "status",
+        "flagged",
+        "hidden",
+        "moderation_reason",
+        "provider",
+        "created_at",
+    )
+    list_filter = ("flagged", "hidden", "role", "status", "provider", "created_at")
     search_fields = ("content", "conversation__title", "conversation__owner__email")
-    raw_id_fields = ("conversation", "reply_to")
+    list_select_related = ("conversation__owner",)
+    ordering = ("-created_at",)
+    show_full_result_count = False
+    fields = (
+        "id",
+        "conversation",
+        "seq",
+        "role",
+        "status",
+        "content",
+        "reply_to",
+        "provider",
+        "model",
+        "error",
+        "error_id",
+        "finish_reason",
+        "prompt_tokens",
+        "completion_tokens",
+        "flagged",
+        "hidden",
+        "moderation_reason",
+        "created_at",
+        "updated_at",
+        "moderation_log",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="message")
+    def excerpt(self, obj: Message) -> str:
+        return Truncator(obj.content).chars(80) or "(empty)"
+
+    @admin.display(description="conversation", ordering="conversation__title")
+    def conversation_link(self, obj: Message) -> str:
+        return obj.conversation.display_title
+
+    @admin.display(description="owner", ordering="conversation__owner__email")
+    def owner_email(self, obj: Message) -> str:
+        return obj.conversation.owner.email
+
+    @admin.display(description="Moderation log")
+    def moderation_log(self, obj: Message) -> str:
+        actions = ModerationAction.objects.filter(message=obj)[:100]
+        return render_to_string("admin/conversations/moderation_log.html", {"actions": actions})
+
+
+@admin.register(ModerationAction)
+class ModerationActionAdmin(admin.ModelAdmin):
+    """The record of moderation: read-only for everyone, superusers included."""
+
+    list_display = ("created_at", "actor_email", "kind", "target", "reason")
+    list_filter = ("kind", "created_at")
+    search_fields = ("actor_email", "target", "reason")
+    date_hierarchy = "created_at"
+    fields = ("created_at", "actor_email", "kind", "target", "reason", "message", "conversation")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+if admin.site.is_registered(User):
+    admin.site.unregister(User)
+
+
+@admin.register(User)
+class ModeratedUserAdmin(Moderated, UserAdmin):
+    """Django's user admin with suspend / reactivate (an inactive account is a suspended one)."""
+
+    action_form = ReasonForm
+    actions = [
+        _suspend_action(True, "Suspend the selected users", selected_users),
+        _suspend_action(False, "Reactivate the selected users", selected_users),
+    ]
+    list_display = (*UserAdmin.list_display, "is_active")

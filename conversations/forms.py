@@ -42,3 +42,17 @@ class RenameForm(forms.Form):
         error_messages={"required": "A title cannot be empty."},
         widget=forms.TextInput(attrs={"aria-label": "Conversation title", "autofocus": True}),
     )
+
+
+class ReportForm(forms.Form):
+    reason = forms.CharField(
+        strip=True,
+        max_length=500,
+        widget=forms.TextInput(
+            attrs={
+                "placeholder": "What is wrong with it?",
+                "aria-label": "Reason",
+                "maxlength": 500,
+            }
+        ),
+    )

@@ -14,7 +14,8 @@ from conversations.models import Conversation, Message
 
 
 def conversations_of(user: AbstractBaseUser) -> QuerySet[Conversation]:
-    return Conversation.objects.filter(owner=user, archived=False)
+    # A conversation a moderator hid leaves the list; opened by its address it shows as hidden.
+    return Conversation.objects.filter(owner=user, archived=False, hidden=False)
 
 
 def conversation_for(user: AbstractBaseUser, conversation_id: UUID) -> Conversation:

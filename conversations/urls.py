@@ -22,4 +22,11 @@ urlpatterns = [
         views.message_retry,
         name="message_retry",
     ),
+    path(
+        "c/<uuid:conversation_id>/m/<uuid:message_id>/report",
+        views.message_report,
+        name="message_report",
+    ),
+    path("me/data", views.my_data, name="my_data"),
+    path("me/data/download", views.my_data_download, name="my_data_download"),
 ]

@@ -12,18 +12,20 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
-from conversations.forms import MessageForm, RenameForm
+from conversations.forms import MessageForm, RenameForm, ReportForm
 from conversations.models import Message
 from conversations.selectors import (
     amessage_for,
     conversation_for,
     conversation_page,
+    message_for,
     transcript,
 )
-from conversations.services import relay
+from conversations.services import export, moderation, relay
 from conversations.services.generation import launch_generation, request_stop
 from conversations.services.hub import get_hub
 from conversations.services.ratelimit import RateLimited
@@ -118,6 +120,8 @@ async def message_send(request: HttpRequest, conversation_id: UUID) -> HttpRespo
         )
     except RateLimited as exc:
         return _rate_limited(exc)
+    except moderation.SendRefused as exc:
+        return _refused(exc)
     if result.created and result.assistant_message is not None:
         launch_generation(result.assistant_message)
     if not request.htmx:
@@ -173,6 +177,8 @@ async def message_retry(
         reply = await sync_to_async(retry_reply)(message=message)
     except RateLimited as exc:
         return _rate_limited(exc)
+    except moderation.SendRefused as exc:
+        return _refused(exc)
     except ValueError:
         return HttpResponse("Only the last answer can be retried.", status=409)
     if reply.is_live and get_hub().get(str(reply.pk)) is None:
@@ -185,6 +191,46 @@ async def message_retry(
         f"{DETAIL}#retry_result",
         {"conversation": old.conversation, "old": old, "messages": [reply]},
     )
+
+
+@login_required
+@require_POST
+def message_report(request: HttpRequest, conversation_id: UUID, message_id: UUID) -> HttpResponse:
+    message = message_for(request.user, conversation_id, message_id)
+    form = ReportForm(request.POST)
+    if not form.is_valid():
+        return HttpResponse(
+            "Say why you are reporting this message.", status=400, content_type="text/plain"
+        )
+    moderation.report_message(
+        message=message, reporter=request.user, reason=form.cleaned_data["reason"]
+    )
+    if request.htmx:
+        return render(request, f"{DETAIL}#message", {"message": message})
+    return redirect("conversation_detail", conversation_id)
+
+
+@login_required
+@require_GET
+def my_data(request: HttpRequest) -> HttpResponse:
+    return render(request, "conversations/my_data.html")
+
+
+@login_required
+@require_GET
+def my_data_download(request: HttpRequest) -> HttpResponse:
+    """All the user's own conversations as one file, streamed (hidden messages left out)."""
+    fmt = request.GET.get("format", "jsonl")
+    if fmt not in export.FORMATS:
+        return HttpResponse("Unknown format.", status=400, content_type="text/plain")
+    chunks = export.export_chunks(export.select(owner=request.user), fmt)
+    response = StreamingHttpResponse(
+        export.aexport_chunks(chunks), content_type=export.CONTENT_TYPES[fmt]
+    )
+    response["Content-Disposition"] = content_disposition_header(
+        as_attachment=True, filename=export.filename(fmt, "streamchat-my-data")
+    )
+    return response
 
 
 async def healthz(request: HttpRequest) -> JsonResponse:
@@ -234,6 +280,10 @@ def _rate_limited(exc: RateLimited) -> HttpResponse:
     response = HttpResponse(exc.message, status=429, content_type="text/plain")
     response["Retry-After"] = str(exc.retry_after)
     return response
+
+
+def _refused(exc: moderation.SendRefused) -> HttpResponse:
+    return HttpResponse(str(exc), status=403, content_type="text/plain")
 
 
 def _int_or_none(raw: str | None) -> int | None:

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from conversations.models import Conversation, Message
 from conversations.providers import get_provider
-from conversations.services import sync
+from conversations.services import moderation, sync
 from conversations.services.ratelimit import check_send_allowed
 
 TITLE_CHARS = 60
@@ -58,6 +58,7 @@ def send_message(
     existing = _existing_send(conversation, client_id)
     if existing is not None:
         return existing
+    moderation.ensure_can_send(conversation)
     check_send_allowed(user_id=conversation.owner_id)
     provider = get_provider()
     for _attempt in range(SEQ_ATTEMPTS):
@@ -109,6 +110,7 @@ def retry_reply(*, message: Message) -> Message:
             if last.role == Message.Role.ASSISTANT and last.reply_to_id == message.reply_to_id:
                 return last
             raise ValueError("only the last answer can be retried")
+        moderation.ensure_can_send(conversation)
         check_send_allowed(user_id=conversation.owner_id)
         reply = Message.objects.create(
             conversation=conversation,

@@ -1,0 +1,343 @@
+"""Conversations out as a file: the one exporter behind the command, the admin action and
+the users' "download my data" page.
+
+Conversations and their messages are read as two streams in the same order (conversation
+id, then `seq`) with `.iterator()` (a server-side cursor on PostgreSQL) and merged here, so
+memory stays flat whatever the size. The output is deterministic (no export time in it): the
+same rows always give the same bytes. Schema: docs/export-schema.md.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from asgiref.sync import sync_to_async
+from django.db.models import Exists, OuterRef, Q, QuerySet
+
+from conversations.models import Conversation, Message
+
+SCHEMA = "streamchat.conversations"
+SCHEMA_VERSION = 1
+FORMATS = ("jsonl", "json", "csv", "markdown")
+CONTENT_TYPES = {
+    "jsonl": "application/x-ndjson; charset=utf-8",
+    "json": "application/json; charset=utf-8",
+    "csv": "text/csv; charset=utf-8",
+    "markdown": "text/markdown; charset=utf-8",
+}
+EXTENSIONS = {"jsonl": "jsonl", "json": "json", "csv": "csv", "markdown": "md"}
+
+# Record fields in schema order (docs/export-schema.md), mapped from model fields.
+CONVERSATION_FIELDS = {
+    "id": "id",
+    "owner": "owner__email",
+    "title": "title",
+    "provider": "provider",
+    "model": "model",
+    "system_prompt": "system_prompt",
+    "archived": "archived",
+    "hidden": "hidden",
+    "created_at": "created_at",
+    "updated_at": "updated_at",
+}
+MESSAGE_FIELDS = {
+    "id": "id",
+    "conversation": "conversation_id",
+    "seq": "seq",
+    "role": "role",
+    "status": "status",
+    "content": "content",
+    "client_id": "client_id",
+    "reply_to": "reply_to_id",
+    "provider": "provider",
+    "model": "model",
+    "error": "error",
+    "error_id": "error_id",
+    "finish_reason": "finish_reason",
+    "prompt_tokens": "prompt_tokens",
+    "completion_tokens": "completion_tokens",
+    "flagged": "flagged",
+    "hidden": "hidden",
+    "moderation_reason": "moderation_reason",
+    "created_at": "created_at",
+    "updated_at": "updated_at",
+}
+ROWS_PER_FETCH = 2000
+CHUNK_CHARS = 64 * 1024
+
+Record = dict[str, Any]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Selection:
+    """Which conversations, and which of their messages, an export contains."""
+
+    conversations: QuerySet[Conversation]
+    since: datetime | None = None
+    until: datetime | None = None
+    include_hidden: bool = False
+
+    def message_filter(self) -> Q:
+        q = Q()
+        if not self.include_hidden:
+            q &= Q(hidden=False)
+        if self.since is not None:
+            q &= Q(created_at__gte=self.since)
+        if self.until is not None:
+            q &= Q(created_at__lt=self.until)
+        return q
+
+    def conversation_rows(self) -> QuerySet:
+        qs = self.conversations
+        if not self.include_hidden:
+            qs = qs.filter(hidden=False)
+        if self.since is not None or self.until is not None:
+            # A date window keeps the conversations active in it (they have a message there).
+            window = Message.objects.filter(Q(conversation=OuterRef("pk")) & self.message_filter())
+            qs = qs.filter(Exists(window))
+        return qs.order_by("id").values(*CONVERSATION_FIELDS.values())
+
+    def message_rows(self) -> QuerySet:
+        conversation_ids = self.conversation_rows().order_by().values("id")
+        return (
+            Message.objects.filter(self.message_filter(), conversation__in=conversation_ids)
+            .order_by("conversation_id", "seq")
+            .values(*MESSAGE_FIELDS.values())
+        )
+
+    def count_messages(self) -> int:
+        return self.message_rows().order_by().count()
+
+
+def select(
+    *,
+    conversations: QuerySet[Conversation] | None = None,
+    owner: object | None = None,
+    emails: Sequence[str] = (),
+    conversation_ids: Sequence[UUID] = (),
+    since: datetime | None = None,
+    until: datetime | None = None,
+    include_hidden: bool = False,
+) -> Selection:
+    """The filters shared by the command, the admin and the user's own download."""
+    qs = Conversation.objects.all() if conversations is None else conversations
+    if owner is not None:
+        qs = qs.filter(owner=owner)
+    if emails:
+        by_email = Q()
+        for email in emails:
+            by_email |= Q(owner__email__iexact=email)
+        qs = qs.filter(by_email)
+    if conversation_ids:
+        qs = qs.filter(id__in=conversation_ids)
+    return Selection(conversations=qs, since=since, until=until, include_hidden=include_hidden)
+
+
+def export_chunks(
+    selection: Selection,
+    fmt: str = "jsonl",
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[str]:
+    """The export as text chunks of about CHUNK_CHARS; `progress(messages_so_far)` now and then."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}; choose from {', '.join(FORMATS)}")
+    walk = _Walk(selection, progress)
+    writer = {"jsonl": _jsonl, "json": _json, "csv": _csv, "markdown": _markdown}[fmt]
+    yield from _chunked(writer(walk))
+    walk.finish()
+
+
+async def aexport_chunks(chunks: Iterator[str]) -> AsyncIterator[str]:
+    """For StreamingHttpResponse under ASGI, which would otherwise read a sync iterator whole
+    into memory: chunk by chunk, each read in the request's one sync thread (its cursor)."""
+    step = sync_to_async(next, thread_sensitive=True)
+    try:
+        while (chunk := await step(chunks, None)) is not None:
+            yield chunk
+    finally:
+        await sync_to_async(chunks.close, thread_sensitive=True)()
+
+
+def filename(fmt: str, stem: str = "streamchat-export") -> str:
+    return f"{stem}.{EXTENSIONS[fmt]}"
+
+
+def conversation_record(row: Record) -> Record:
+    return {"type": "conversation", **_fields(row, CONVERSATION_FIELDS)}
+
+
+def message_record(row: Record) -> Record:
+    return {"type": "message", **_fields(row, MESSAGE_FIELDS)}
+
+
+def header_record() -> Record:
+    return {"type": "header", "schema": SCHEMA, "version": SCHEMA_VERSION}
+
+
+class _Walk:
+    """Each conversation with its messages, from two cursors in the same order."""
+
+    def __init__(self, selection: Selection, progress: Callable[[int], None] | None) -> None:
+        self.selection = selection
+        self.progress = progress
+        self.messages_seen = 0
+
+    def __iter__(self) -> Iterator[tuple[Record, Iterator[Record]]]:
+        messages = self.selection.message_rows().iterator(chunk_size=ROWS_PER_FETCH)
+        pending = next(messages, None)
+
+        def messages_of(conversation_id: UUID) -> Iterator[Record]:
+            nonlocal pending
+            # Messages of a conversation created after the first query started sort before
+            # the one asked for, never in it: they are skipped, not misfiled.
+            while pending is not None and pending["conversation_id"] <= conversation_id:
+                row, pending = pending, next(messages, None)
+                if row["conversation_id"] == conversation_id:
+                    self._count()
+                    yield message_record(row)
+
+        conversations = self.selection.conversation_rows().iterator(chunk_size=ROWS_PER_FETCH)
+        for row in conversations:
+            yield conversation_record(row), messages_of(row["id"])
+
+    def _count(self) -> None:
+        self.messages_seen += 1
+        if self.progress is not None and self.messages_seen % 1000 == 0:
+            self.progress(self.messages_seen)
+
+    def finish(self) -> None:
+        if self.progress is not None:
+            self.progress(self.messages_seen)
+
+
+def _fields(row: Record, fields: dict[str, str]) -> Record:
+    return {name: _plain(row[source]) for name, source in fields.items()}
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def _dumps(record: Record) -> str:
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+
+
+def _jsonl(walk: _Walk) -> Iterator[str]:
+    yield _dumps(header_record()) + "\n"
+    for conversation, messages in walk:
+        yield _dumps(conversation) + "\n"
+        for message in messages:
+            yield _dumps(message) + "\n"
+
+
+def _json(walk: _Walk) -> Iterator[str]:
+    """One document: schema, version, then "conversations", each with its "messages"."""
+    yield _dumps({"schema": SCHEMA, "version": SCHEMA_VERSION})[:-1] + ',"conversations":['
+    separator = "\n"
+    for conversation, messages in walk:
+        yield separator + _dumps(conversation)[:-1] + ',"messages":['
+        inner = "\n"
+        for message in messages:
+            yield inner + _dumps(message)
+            inner = ",\n"
+        yield "]}"
+        separator = ",\n"
+    yield "\n]}\n"
+
+
+CSV_COLUMNS = (
+    "schema_version",
+    *(f"conversation_{name}" for name in CONVERSATION_FIELDS),
+    *(f"message_{name}" for name in MESSAGE_FIELDS if name != "conversation"),
+)
+
+
+def _csv(walk: _Walk) -> Iterator[str]:
+    """One row per message with its conversation's columns; a conversation without messages
+    is one row with empty message columns."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+
+    def row(values: Iterable[object]) -> str:
+        writer.writerow(values)
+        text = buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        return text
+
+    empty_message = [""] * (len(MESSAGE_FIELDS) - 1)
+    yield row(CSV_COLUMNS)
+    for conversation, messages in walk:
+        head = [SCHEMA_VERSION, *(_csv_value(v) for k, v in conversation.items() if k != "type")]
+        wrote = False
+        for message in messages:
+            wrote = True
+            yield row(
+                head
+                + [_csv_value(v) for k, v in message.items() if k not in ("type", "conversation")]
+            )
+        if not wrote:
+            yield row(head + empty_message)
+
+
+def _csv_value(value: object) -> object:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
+
+
+def _markdown(walk: _Walk) -> Iterator[str]:
+    """For people, not for import: one section per conversation, one per message."""
+    yield f"<!-- {SCHEMA} version {SCHEMA_VERSION} -->\n"
+    for conversation, messages in walk:
+        title = conversation["title"] or "New conversation"
+        yield (
+            f"\n# {title}\n\n"
+            f"- id: `{conversation['id']}`\n- owner: {conversation['owner']}\n"
+            f"- created: {conversation['created_at']}\n- updated: {conversation['updated_at']}\n"
+        )
+        if conversation["provider"] or conversation["model"]:
+            yield f"- model: {conversation['provider']} {conversation['model']}\n"
+        if conversation["hidden"]:
+            yield "- hidden by a moderator\n"
+        if conversation["system_prompt"]:
+            yield "\n**System prompt**\n\n" + _quote(conversation["system_prompt"]) + "\n"
+        for message in messages:
+            notes = [message["status"]] if message["status"] != "complete" else []
+            notes += [name for name in ("flagged", "hidden") if message[name]]
+            suffix = f" ({', '.join(notes)})" if notes else ""
+            yield (
+                f"\n## {message['seq']}. {message['role']} · {message['created_at']}{suffix}\n\n"
+                f"{message['content']}\n"
+            )
+
+
+def _quote(text: str) -> str:
+    return "\n".join(f"> {line}" for line in text.split("\n"))
+
+
+def _chunked(parts: Iterable[str]) -> Iterator[str]:
+    pending: list[str] = []
+    size = 0
+    for part in parts:
+        pending.append(part)
+        size += len(part)
+        if size >= CHUNK_CHARS:
+            yield "".join(pending)
+            pending, size = [], 0
+    if pending:
+        yield "".join(pending)
