@@ -5,8 +5,6 @@
 (function () {
   "use strict";
 
-  document.documentElement.classList.add("has-js");
-
   const MAX_CHARS = 10000;
   const NEAR_BOTTOM_PX = 96;
 
@@ -328,8 +326,6 @@
   });
   document.addEventListener("DOMContentLoaded", function () {
     enhance(document);
-    const toggle = sidebarToggle();
-    if (toggle) toggle.hidden = false;
     if (transcript()) scrollToLatest();
   });
 })();

@@ -21,7 +21,7 @@ def sign_up(page: Page, email: str) -> None:
 
 def new_conversation(page: Page) -> str:
     page.goto("/")
-    page.get_by_role("button", name="New chat").first.click()
+    page.get_by_role("button", name="New chat").filter(visible=True).first.click()
     page.wait_for_url(CONVERSATION_URL)
     return page.url
 

@@ -1,0 +1,153 @@
+"""Layout, themes and the small page flows, plus the README's screenshots."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.e2e.chat import (
+    CONVERSATION_URL,
+    new_conversation,
+    send,
+    sign_up,
+    wait_until_finished,
+)
+from tests.e2e.conftest import DESKTOP, PHONE, SCREENSHOTS
+
+pytestmark = pytest.mark.e2e
+
+BACKGROUND = "getComputedStyle(document.body).backgroundColor"
+
+
+def mark_page(page: Page) -> None:
+    """A flag that only survives as long as the page is not reloaded."""
+    page.evaluate("window.samePage = true")
+
+
+def is_same_page(page: Page) -> bool:
+    return page.evaluate("window.samePage === true")
+
+
+def luminance(css_color: str) -> float:
+    red, green, blue = (int(v) for v in re.findall(r"\d+", css_color)[:3])
+    return (0.2126 * red + 0.7152 * green + 0.0722 * blue) / 255
+
+
+def test_phone_sidebar_is_a_drawer(new_context, demo_state):
+    page = new_context(storage_state=demo_state, viewport=PHONE, is_mobile=True).new_page()
+    new_conversation(page)
+    sidebar = page.get_by_role("complementary", name="Conversations")
+    toggle = page.get_by_role("button", name="Conversations")
+    expect(sidebar).to_be_hidden()
+    expect(page.get_by_role("textbox", name="Message")).to_be_in_viewport()
+
+    toggle.click()
+
+    expect(sidebar).to_be_visible()
+    expect(toggle).to_have_attribute("aria-expanded", "true")
+    expect(sidebar.get_by_role("button", name="New chat")).to_be_in_viewport()
+    page.keyboard.press("Escape")
+    expect(sidebar).to_be_hidden()
+    expect(toggle).to_be_focused()
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], "the page scrolls sideways on a phone"
+
+
+def test_desktop_shows_the_sidebar_without_a_toggle(page):
+    new_conversation(page)
+    expect(page.get_by_role("complementary", name="Conversations")).to_be_visible()
+    expect(page.get_by_role("button", name="Conversations")).to_be_hidden()
+
+
+def test_theme_follows_the_system_setting(new_context, demo_state):
+    light = new_context(storage_state=demo_state, color_scheme="light").new_page()
+    dark = new_context(storage_state=demo_state, color_scheme="dark").new_page()
+    light.goto("/")
+    dark.goto("/")
+    assert luminance(light.evaluate(BACKGROUND)) > 0.8
+    assert luminance(dark.evaluate(BACKGROUND)) < 0.2
+
+
+def test_rename_and_delete_happen_in_place(page, browser_log):
+    browser_log.allow("status of 422")  # the empty title
+    new_conversation(page)
+    mark_page(page)
+
+    page.get_by_role("link", name="Rename").click()
+    title = page.get_by_role("textbox", name="Conversation title")
+    expect(title).to_be_focused()
+    page.get_by_role("link", name="Cancel").click()
+    expect(page.get_by_role("heading", name="New conversation")).to_be_visible()
+    page.get_by_role("link", name="Rename").click()
+    title.fill("   ")
+    title.press("Enter")
+    expect(page.get_by_role("alert")).to_have_text("A title cannot be empty.")
+    title.fill("Trip planning")
+    title.press("Enter")
+    expect(page.get_by_role("heading", name="Trip planning")).to_be_visible()
+    expect(page.locator("#sidebar [aria-current=page]")).to_contain_text("Trip planning")
+
+    page.get_by_role("link", name="Delete").click()
+    expect(page.get_by_text("“Trip planning” and all its messages will be deleted")).to_be_visible()
+    page.get_by_role("link", name="Cancel").click()
+    expect(page.get_by_role("heading", name="Trip planning")).to_be_visible()
+    assert is_same_page(page), "rename and cancel reloaded the page"
+    page.get_by_role("link", name="Delete").click()
+    page.get_by_role("button", name="Delete").click()
+
+    expect(page).to_have_url(re.compile(r"/$"))
+    expect(page.locator("#sidebar")).not_to_contain_text("Trip planning")
+
+
+def test_rename_and_delete_work_as_plain_pages(page):
+    url = new_conversation(page)
+
+    page.goto(url + "rename")
+    expect(page.get_by_role("heading", name="Rename conversation")).to_be_visible()
+    page.get_by_role("textbox", name="Conversation title").fill("Plain page title")
+    page.get_by_role("button", name="Save").click()
+    expect(page).to_have_url(CONVERSATION_URL)
+    expect(page.get_by_role("heading", name="Plain page title")).to_be_visible()
+
+    page.goto(url + "delete")
+    expect(page.get_by_role("heading", name="Delete this conversation?")).to_be_visible()
+    page.get_by_role("link", name="Cancel").click()
+    expect(page).to_have_url(url)
+    page.goto(url + "delete")
+    page.get_by_role("button", name="Delete").click()
+    expect(page).to_have_url(re.compile(r"/$"))
+    expect(page.locator("#sidebar")).not_to_contain_text("Plain page title")
+
+
+def test_screenshots_of_the_main_screens(new_context):
+    """Saved to docs/screenshots/ for the README: a fresh account, a finished answer."""
+    page = new_context(viewport=DESKTOP).new_page()
+    sign_up(page, "you@example.com")  # fixed, so that a rerun makes the same pictures
+    page.screenshot(path=SCREENSHOTS / "empty-state.png")
+    for title in ("Ideas for a team offsite", "Why clocks lie"):
+        new_conversation(page)
+        send(page, title)
+        wait_until_finished(page)
+    new_conversation(page)
+    send(page, "How do the answers stream into the page?")
+    wait_until_finished(page)
+    url = page.url
+    page.mouse.move(0, 0)
+    page.screenshot(path=SCREENSHOTS / "desktop-light.png")
+
+    state = page.context.storage_state()
+    dark = new_context(viewport=DESKTOP, color_scheme="dark", storage_state=state).new_page()
+    dark.goto(url)
+    dark.screenshot(path=SCREENSHOTS / "desktop-dark.png")
+
+    phone = new_context(viewport=PHONE, is_mobile=True, storage_state=state).new_page()
+    phone.goto(url)
+    phone.screenshot(path=SCREENSHOTS / "phone.png")
+    phone.get_by_role("button", name="Conversations").click()
+    expect(phone.get_by_role("complementary", name="Conversations")).to_be_visible()
+    phone.wait_for_timeout(300)  # the drawer's slide-in
+    phone.screenshot(path=SCREENSHOTS / "phone-sidebar.png")
+    for name in ("desktop-light", "desktop-dark", "phone", "phone-sidebar", "empty-state"):
+        assert (SCREENSHOTS / f"{name}.png").stat().st_size > 10_000
