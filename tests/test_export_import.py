@@ -1,4 +1,4 @@
-"""manage.py export_conversations / import_conversations: formats, filters, round trip, bad input."""
+"""export_conversations / import_conversations: formats, filters, round trip, bad input."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def chats(alice, bob):
             [
                 ("user", "How do I brew tea? ✓ 🍵", {}),
                 ("assistant", "**Steep** 3 min\n\n```py\nprint('hi')\n```", answer),
-                ("user", "Line one\r\nline two, with \"quotes\", commas\tand tabs", {}),
+                ("user", 'Line one\r\nline two, with "quotes", commas\tand tabs', {}),
                 (
                     "assistant",
                     "Partial answer",
@@ -196,7 +196,9 @@ def test_json_is_one_document_with_the_messages_inside_their_conversation(chats)
 
 
 def test_csv_has_one_row_per_message_and_one_for_an_empty_conversation(chats):
-    rows = list(csv.DictReader(io.StringIO(export("--format", "csv", "--user", "alice@example.com"))))
+    rows = list(
+        csv.DictReader(io.StringIO(export("--format", "csv", "--user", "alice@example.com")))
+    )
 
     assert {row["schema_version"] for row in rows} == {"1"}
     empty = [row for row in rows if row["conversation_title"] == "Empty"]
@@ -252,7 +254,12 @@ def test_hidden_messages_and_conversations_are_left_out_unless_asked_for(chats):
 def test_user_filter_exports_only_that_users_conversations(chats):
     assert titles(records("--user", "BOB@example.com")) == {"Bob's chat"}
     both = records("--user", "bob@example.com", "--user", "alice@example.com")
-    assert titles(both) == {'Tea & <script>alert("x")</script>', "Hidden bits", "Empty", "Bob's chat"}
+    assert titles(both) == {
+        'Tea & <script>alert("x")</script>',
+        "Hidden bits",
+        "Empty",
+        "Bob's chat",
+    }
 
 
 def test_conversation_filter_exports_only_those_conversations(chats):
@@ -273,7 +280,7 @@ def test_since_and_until_keep_messages_created_in_that_window(chats):
 
 
 def test_unknown_user_is_an_error_not_an_empty_export(chats):
-    with pytest.raises(CommandError, match="no user with email nobody@example.com"):
+    with pytest.raises(CommandError, match=r"no user with email nobody@example\.com"):
         export("--user", "nobody@example.com")
 
 
@@ -358,7 +365,10 @@ def test_bad_lines_are_reported_by_number_and_their_conversation_is_not_half_imp
         ('MSG:created_at="2026-02-01T10:00:00"', "created_at: must carry a UTC offset"),
         ('MSG:created_at="yesterday"', "created_at: must be an ISO 8601"),
         ('MSG:id="../../etc/passwd"', "id: must be a UUID"),
-        ('MSG:conversation="00000000-0000-0000-0000-000000000000"', "a message must follow its conversation"),
+        (
+            'MSG:conversation="00000000-0000-0000-0000-000000000000"',
+            "a message must follow its conversation",
+        ),
         ('MSG:hidden="yes"', "hidden: must be true or false"),
         ('MSG:status="streaming!"', "status: must be one of"),
     ],
@@ -436,7 +446,11 @@ def test_an_import_cannot_move_a_message_between_conversations(chats, tmp_path):
     target = str(uuid.uuid4())
     path = write_lines(
         tmp_path,
-        [HEADER, conversation_line(target, "bob@example.com"), message_line(target, 1, id=str(stolen.pk))],
+        [
+            HEADER,
+            conversation_line(target, "bob@example.com"),
+            message_line(target, 1, id=str(stolen.pk)),
+        ],
     )
 
     _, err, _ = run_import(path)
