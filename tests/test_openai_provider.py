@@ -1,0 +1,387 @@
+"""The OpenAI-compatible provider against a real HTTP server on localhost.
+
+The server speaks the chat completions streaming format (`data: {chunk}` lines, a usage
+chunk, `data: [DONE]`) over chunked HTTP/1.1, so the official SDK runs unmodified: its
+retries, its SSE decoder, its errors. Each test states the server's replies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from conversations.models import Message
+from conversations.providers import (
+    ChatTurn,
+    ProviderError,
+    StreamResult,
+    set_provider_override,
+)
+from conversations.providers.openai_compatible import OpenAICompatibleProvider
+from tests.servers import free_port
+from tests.streams import read_events, send_data, wait_until_final
+
+API_KEY = "sk-test-DO-NOT-LEAK-4f9c2e7a1b"
+MODEL = "test-model-7b"
+TURNS = [ChatTurn("system", "Be brief."), ChatTurn("user", "Say hello")]
+
+
+@dataclass
+class Reply:
+    """One scripted answer of the fake server."""
+
+    status: int = 200
+    deltas: list[str] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)
+    error: str = ""  # the error body's message for a non-200 status
+    break_after: int | None = None  # drop the connection after this many deltas
+    pause: float = 0.0  # between deltas
+    usage: tuple[int, int] = (11, 3)
+
+    def events(self) -> Iterator[str]:
+        """The `data:` payloads of a chat completion stream."""
+
+        def chunk(choices: list[dict], usage: dict | None = None) -> str:
+            return json.dumps(
+                {
+                    "id": "chatcmpl-fake",
+                    "object": "chat.completion.chunk",
+                    "created": 1_700_000_000,
+                    "model": MODEL,
+                    "choices": choices,
+                    "usage": usage,
+                }
+            )
+
+        yield chunk([{"index": 0, "delta": {"role": "assistant", "content": ""}}])
+        for text in self.deltas:
+            yield chunk([{"index": 0, "delta": {"content": text}, "finish_reason": None}])
+        yield chunk([{"index": 0, "delta": {}, "finish_reason": "stop"}])
+        prompt, completion = self.usage
+        yield chunk(
+            [],
+            {
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "total_tokens": prompt + completion,
+            },
+        )
+        yield "[DONE]"
+
+
+class FakeOpenAIServer:
+    """An HTTP server on a free localhost port; plays `replies` in order, the last repeats."""
+
+    def __init__(self) -> None:
+        self.replies: list[Reply] = [Reply(deltas=["Hello"])]
+        self.requests: list[dict] = []
+        self.disconnects = 0  # streams the client closed before the end
+        self.lock = threading.Lock()
+        self.http = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.http.daemon_threads = True
+        self.http.fake = self  # type: ignore[attr-defined]
+        self.thread = threading.Thread(
+            target=self.http.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http.server_address[1]}/v1"
+
+    def take(self, request: dict) -> Reply:
+        with self.lock:
+            reply = self.replies[min(len(self.requests), len(self.replies) - 1)]
+            self.requests.append(request)
+            return reply
+
+    def close(self) -> None:
+        self.http.shutdown()
+        self.http.server_close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # chunked streaming, as real servers do
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass  # quiet
+
+    def do_POST(self) -> None:
+        fake: FakeOpenAIServer = self.server.fake  # type: ignore[attr-defined]
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        reply = fake.take(
+            {
+                "path": self.path,
+                "headers": {k.lower(): v for k, v in self.headers.items()},
+                "body": body,
+            }
+        )
+        self.close_connection = True
+        if reply.status != 200:
+            payload = json.dumps(
+                {"error": {"message": reply.error or "failed", "type": "error", "code": None}}
+            ).encode()
+            self.send_response(reply.status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(payload)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            for index, data in enumerate(reply.events()):
+                if reply.break_after is not None and index > reply.break_after:
+                    return  # the connection drops: no terminating chunk
+                if reply.pause and index:
+                    time.sleep(reply.pause)
+                self._write_chunk(f"data: {data}\n\n".encode())
+            self._write_chunk(b"")
+        except (BrokenPipeError, ConnectionResetError):
+            fake.disconnects += 1
+
+    def _write_chunk(self, data: bytes) -> None:
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
+
+
+@pytest.fixture
+def server():
+    fake = FakeOpenAIServer()
+    yield fake
+    fake.close()
+
+
+@pytest.fixture
+async def make_provider(server):
+    made: list[OpenAICompatibleProvider] = []
+
+    def make(*, max_retries: int = 0, base_url: str | None = None) -> OpenAICompatibleProvider:
+        provider = OpenAICompatibleProvider(
+            model=MODEL,
+            api_key=API_KEY,
+            base_url=base_url or server.url,
+            connect_timeout=2,
+            read_timeout=5,
+            max_retries=max_retries,
+        )
+        made.append(provider)
+        return provider
+
+    yield make
+    for provider in made:
+        await provider.client.close()
+
+
+async def collect(provider: OpenAICompatibleProvider, into: list[str] | None = None):
+    """Read the whole stream; `into` keeps the deltas that arrived before an error."""
+    deltas = [] if into is None else into
+    result = StreamResult()
+    async for delta in provider.stream(TURNS, result):
+        deltas.append(delta)
+    return deltas, result
+
+
+# ---- the provider on its own ----------------------------------------------------------
+
+
+async def test_stream_yields_the_servers_deltas_in_order_and_records_usage(server, make_provider):
+    server.replies = [Reply(deltas=["Hel", "lo", " there", "!"], usage=(21, 4))]
+
+    deltas, result = await collect(make_provider())
+
+    assert deltas == ["Hel", "lo", " there", "!"]
+    assert (result.usage.prompt_tokens, result.usage.completion_tokens) == (21, 4)
+    assert result.usage.finish_reason == "stop"
+    [request] = server.requests
+    assert request["path"] == "/v1/chat/completions"
+    assert request["headers"]["authorization"] == f"Bearer {API_KEY}"
+    assert request["body"]["model"] == MODEL
+    assert request["body"]["stream"] is True
+    assert request["body"]["stream_options"] == {"include_usage": True}
+    assert request["body"]["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Say hello"},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("status", "user_message"),
+    [
+        (400, "The model server rejected the request."),
+        (401, "The model server refused our credentials. Tell the operator."),
+        (403, "The model server refused our credentials. Tell the operator."),
+    ],
+)
+async def test_client_errors_fail_at_once_with_a_safe_message(
+    server, make_provider, status, user_message
+):
+    # Real servers echo (part of) the key back in the error; it must stay out of what users see.
+    server.replies = [Reply(status=status, error=f"Incorrect API key provided: {API_KEY}")]
+
+    with pytest.raises(ProviderError) as caught:
+        await collect(make_provider(max_retries=2))
+
+    assert caught.value.user_message == user_message
+    assert API_KEY not in caught.value.user_message
+    assert not caught.value.retryable
+    assert len(server.requests) == 1  # 4xx is not retried, not even by the SDK
+
+
+async def test_rate_limit_carries_the_servers_retry_after(server, make_provider):
+    server.replies = [Reply(status=429, error="Slow down", headers={"Retry-After": "7"})]
+
+    with pytest.raises(ProviderError) as caught:
+        await collect(make_provider(max_retries=0))
+
+    assert caught.value.retry_after == 7.0
+    assert caught.value.user_message == "The model is busy (rate limited). Try again in a moment."
+
+
+async def test_sdk_retries_a_rate_limit_itself_after_retry_after(server, make_provider):
+    server.replies = [
+        Reply(status=429, error="Slow down", headers={"Retry-After": "0.05"}),
+        Reply(deltas=["made", " it"]),
+    ]
+
+    deltas, _ = await collect(make_provider(max_retries=1))
+
+    assert deltas == ["made", " it"]
+    assert len(server.requests) == 2
+
+
+@pytest.mark.parametrize("status", [500, 503])
+async def test_server_errors_fail_after_the_sdks_own_retries(server, make_provider, status):
+    # retry-after-ms keeps the SDK's backoff short; the SDK honours it like Retry-After.
+    server.replies = [
+        Reply(status=status, error="upstream exploded", headers={"retry-after-ms": "5"})
+    ]
+
+    with pytest.raises(ProviderError) as caught:
+        await collect(make_provider(max_retries=2))
+
+    assert len(server.requests) == 3  # the first try and the SDK's two retries
+    assert caught.value.user_message == "The model server had an error. Try again."
+    assert "exploded" not in caught.value.user_message
+
+
+async def test_connection_dropped_mid_stream_is_a_retryable_error(server, make_provider):
+    server.replies = [Reply(deltas=["partial", " text", " never"], break_after=2)]
+    received: list[str] = []
+
+    with pytest.raises(ProviderError) as caught:
+        await collect(make_provider(), into=received)
+
+    assert received == ["partial", " text"]
+    assert caught.value.retryable
+    assert caught.value.user_message == "The connection to the model broke off."
+
+
+async def test_unreachable_server_is_a_retryable_error(make_provider):
+    nobody = f"http://127.0.0.1:{free_port()}/v1"
+
+    with pytest.raises(ProviderError) as caught:
+        await collect(make_provider(base_url=nobody))
+
+    assert caught.value.retryable
+    assert caught.value.user_message == "Could not reach the model server."
+
+
+async def test_closing_the_stream_early_hangs_up_on_the_server(server, make_provider):
+    server.replies = [Reply(deltas=["tick"] * 500, pause=0.01)]
+    stream = make_provider().stream(TURNS, StreamResult())
+
+    assert await anext(stream) == "tick"
+    await stream.aclose()  # what a stop does
+
+    for _ in range(500):  # the server notices on its next writes
+        if server.disconnects:
+            break
+        await asyncio.sleep(0.01)
+    assert server.disconnects == 1
+
+
+# ---- through the whole app -----------------------------------------------------------
+
+
+@pytest.fixture
+def openai_app(settings, make_provider):
+    """The app configured for an OpenAI-compatible server: the fake one."""
+    settings.CHAT = {**settings.CHAT, "PROVIDER": "openai", "OPENAI_API_KEY": API_KEY}
+    set_provider_override(make_provider(max_retries=0))
+
+
+async def answer_to(client, conversation, text: str = "Say hello") -> Message:
+    response = await client.post(
+        f"/c/{conversation.pk}/messages", send_data(text), headers={"HX-Request": "true"}
+    )
+    assert response.status_code == 200, response.content
+    answer = await Message.objects.aget(conversation=conversation, role="assistant")
+    return await wait_until_final(answer.pk)
+
+
+async def page_and_stream(client, answer: Message) -> str:
+    page = await client.get(f"/c/{answer.conversation_id}/")
+    stream = await client.get(f"/c/{answer.conversation_id}/m/{answer.pk}/stream")
+    return page.content.decode() + json.dumps(await read_events(stream))
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_sent_message_is_answered_by_the_openai_compatible_server(
+    alice_async, conversation, server, openai_app
+):
+    server.replies = [Reply(deltas=["Hello", " from", " the", " server."], usage=(9, 4))]
+
+    answer = await answer_to(alice_async, conversation, "Greet me")
+
+    assert answer.status == Message.Status.COMPLETE
+    assert answer.content == "Hello from the server."
+    assert (answer.prompt_tokens, answer.completion_tokens) == (9, 4)
+    assert answer.finish_reason == "stop"
+    assert (answer.provider, answer.model) == ("openai", MODEL)
+    assert server.requests[0]["body"]["messages"][-1] == {"role": "user", "content": "Greet me"}
+    shown = await page_and_stream(alice_async, answer)
+    assert "Hello from the server." in shown and MODEL in shown
+    assert API_KEY not in shown
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_stream_broken_after_some_text_ends_as_error_with_the_text_kept(
+    alice_async, conversation, server, openai_app
+):
+    server.replies = [Reply(deltas=["The answer", " is", " forty"], break_after=2)]
+
+    answer = await answer_to(alice_async, conversation)
+
+    assert answer.status == Message.Status.ERROR
+    assert answer.content == "The answer is"
+    assert answer.error == "The connection to the model broke off."
+    assert len(server.requests) == 1  # text had streamed: not retried behind the user's back
+    shown = await page_and_stream(alice_async, answer)
+    assert "The answer is" in shown and "Retry" in shown
+    assert API_KEY not in shown
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_rejected_key_is_a_clear_error_that_never_shows_the_key(
+    alice_async, conversation, server, openai_app
+):
+    server.replies = [Reply(status=401, error=f"Incorrect API key provided: {API_KEY}")]
+
+    answer = await answer_to(alice_async, conversation)
+
+    assert answer.status == Message.Status.ERROR
+    assert answer.error == "The model server refused our credentials. Tell the operator."
+    assert API_KEY not in answer.error + answer.content
+    assert API_KEY not in await page_and_stream(alice_async, answer)
