@@ -235,6 +235,7 @@ async def test_client_errors_fail_at_once_with_a_safe_message(
 
     assert caught.value.user_message == user_message
     assert API_KEY not in caught.value.user_message
+    assert API_KEY not in str(caught.value)  # nor in the log line made from it
     assert not caught.value.retryable
     assert len(server.requests) == 1  # 4xx is not retried, not even by the SDK
 
@@ -246,7 +247,7 @@ async def test_rate_limit_carries_the_servers_retry_after(server, make_provider)
         await collect(make_provider(max_retries=0))
 
     assert caught.value.retry_after == 7.0
-    assert caught.value.user_message == "The model is busy (rate limited). Try again in a moment."
+    assert caught.value.user_message == "The model is busy (rate limited). Try again in 7 s."
 
 
 async def test_sdk_retries_a_rate_limit_itself_after_retry_after(server, make_provider):

@@ -26,6 +26,7 @@ class OpenAICompatibleProvider:
     ) -> None:
         self.model = model or "gpt-4o-mini"
         self.label = self.model
+        self._api_key = api_key
         self.client = openai.AsyncOpenAI(
             api_key=api_key or "not-needed",
             base_url=base_url or None,
@@ -42,11 +43,11 @@ class OpenAICompatibleProvider:
                 stream_options={"include_usage": True},
             )
         except openai.APIStatusError as exc:
-            raise _status_error(exc) from exc
+            raise self._redacted(_status_error(exc)) from exc
         except openai.APIConnectionError as exc:
             # The SDK already retried; ours may try again before the first token.
             raise ProviderError(
-                f"connection failed: {exc}",
+                f"connection failed: {type(exc).__name__}",
                 user_message="Could not reach the model server.",
                 retryable=True,
             ) from exc
@@ -62,21 +63,28 @@ class OpenAICompatibleProvider:
                         yield choice.delta.content
         except openai.APIError as exc:
             raise ProviderError(
-                f"stream broke: {exc}",
+                f"stream broke: {type(exc).__name__}",
                 user_message="The connection to the model broke off.",
                 retryable=True,
             ) from exc
         finally:
             await response.close()
 
+    def _redacted(self, error: ProviderError) -> ProviderError:
+        """A server may echo our key in its error body: keep it out of the logs."""
+        if self._api_key and len(self._api_key) >= 8:
+            error.args = (str(error).replace(self._api_key, "[redacted]"),)
+        return error
+
 
 def _status_error(exc: openai.APIStatusError) -> ProviderError:
     status = exc.status_code
     retry_after = _retry_after(exc)
     if status == 429:
+        wait = f"Try again in {round(retry_after)} s." if retry_after else "Try again in a moment."
         return ProviderError(
             f"rate limited (429): {exc.message}",
-            user_message="The model is busy (rate limited). Try again in a moment.",
+            user_message=f"The model is busy (rate limited). {wait}",
             retry_after=retry_after,
         )
     if status in (401, 403):
