@@ -228,7 +228,12 @@
     const next = target.id === "chat-title" && title ? title.querySelector("a, button, input") : null;
     if (next) next.focus(); else focusComposer();
   }
-  document.body.addEventListener("htmx:beforeSwap", function (evt) { noteFocus(evt.detail.target); });
+  document.body.addEventListener("htmx:beforeSwap", function (evt) {
+    // The live-sync socket can replace an element before its own response arrives (the new
+    // title over the rename form that asked for it): nothing is left to update.
+    if (evt.detail.target && !evt.detail.target.isConnected) { evt.detail.shouldSwap = false; return; }
+    noteFocus(evt.detail.target);
+  });
   document.body.addEventListener("htmx:afterSettle", restoreFocus);
   // The live-sync socket swaps out of band (e.g. the new title over this tab's rename form).
   document.body.addEventListener("htmx:oobBeforeSwap", function (evt) { noteFocus(evt.detail.target); });

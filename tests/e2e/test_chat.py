@@ -64,6 +64,7 @@ def test_answer_grows_token_by_token_then_renders(page):
     assert all(answer.strip().startswith(state) for state in growing)
     assert page.evaluate("window.typingShown"), "no typing indicator before the first token"
     expect(final.locator(".msg-body")).to_have_text(answer.strip())
+    expect(final.locator("time")).to_have_text("just now")  # relative, the date in its title
     expect(page.get_by_text("Say hello")).to_have_count(0)
     # The first message names the conversation, in the header and in the sidebar.
     expect(page.locator("h1")).to_have_text(re.compile("^echo: Streaming answers"))
