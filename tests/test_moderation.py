@@ -23,35 +23,40 @@ CONVERSATIONS = "/admin/conversations/conversation/"
 USERS = "/admin/auth/user/"
 
 
+def make_staff(email: str):
+    user = make_user(email)
+    user.is_staff = True
+    user.save()
+    return user
+
+
+def client_for(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
 @pytest.fixture
 def moderator(db):
     call_command("moderators_group", stdout=io.StringIO())
-    user = make_user("mod@example.com")
-    user.is_staff = True
-    user.save()
+    user = make_staff("mod@example.com")
     user.groups.add(Group.objects.get(name="Moderators"))
     return user
 
 
 @pytest.fixture
 def mod_client(moderator) -> Client:
-    client = Client()
-    client.force_login(moderator)
-    return client
+    return client_for(moderator)
 
 
 @pytest.fixture
 def onlooker(db) -> Client:
     """Staff who may look at conversations and messages, but holds no moderation permission."""
-    user = make_user("staff@example.com")
-    user.is_staff = True
-    user.save()
+    user = make_staff("staff@example.com")
     user.user_permissions.add(
         *Permission.objects.filter(codename__in=["view_message", "view_conversation"])
     )
-    client = Client()
-    client.force_login(user)
-    return client
+    return client_for(user)
 
 
 def add_messages(conversation, *contents: str, **fields) -> list[Message]:
@@ -82,8 +87,10 @@ def act(client: Client, url: str, action: str, objects, reason: str = "breaks th
 def test_moderator_hides_a_message_and_the_action_is_recorded(mod_client, moderator, conversation):
     _question, answer = add_messages(conversation, "hello", "something awful")
 
+    listing = mod_client.get(MESSAGES).text
     response = act(mod_client, MESSAGES, "hide_messages", [answer], reason="abusive answer")
 
+    assert 'name="reason"' in listing and 'value="hide_messages"' in listing
     assert "1 message(s) hidden." in response.text
     answer.refresh_from_db()
     assert answer.hidden and answer.moderation_reason == "abusive answer"
@@ -147,11 +154,7 @@ def test_staff_without_moderation_permissions_cannot_moderate(onlooker, conversa
 
 
 def test_staff_without_any_permission_sees_no_conversations(db, conversation):
-    user = make_user("new-staff@example.com")
-    user.is_staff = True
-    user.save()
-    client = Client()
-    client.force_login(user)
+    client = client_for(make_staff("new-staff@example.com"))
 
     assert client.get(CONVERSATIONS).status_code == 403
     assert client.get(f"{CONVERSATIONS}{conversation.pk}/change/").status_code == 403
