@@ -109,7 +109,7 @@
     if (xhr.status === 429) {
       const wait = parseInt(xhr.getResponseHeader("Retry-After") || "", 10);
       const text = xhr.responseText || "Too many messages.";
-      return wait ? text + " (Retry after " + wait + " s.)" : text;
+      return wait && !/\d+ s\b/.test(text) ? text + " (Try again in " + wait + " s.)" : text;
     }
     if (xhr.status >= 500) return "The server had a problem (" + xhr.status + ").";
     return xhr.responseText || "Sending failed (" + xhr.status + ").";

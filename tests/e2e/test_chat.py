@@ -257,6 +257,25 @@ def test_xss_in_user_text_and_model_output_stays_text(page, browser_log):
     assert browser_log.dialogs == []
 
 
+def test_csp_refuses_inline_script_and_the_suite_notices(page, browser_log):
+    new_conversation(page)
+    page.evaluate(
+        """() => {
+          const script = document.createElement("script");
+          script.textContent = "window.inlineRan = true";
+          document.body.appendChild(script);
+          const div = document.createElement("div");
+          div.innerHTML = '<img src="/static/img/favicon.svg" onload="window.handlerRan = true">';
+          document.body.appendChild(div);
+        }"""
+    )
+    page.wait_for_function("document.querySelector('img[onload]').complete")
+    assert page.evaluate("[window.inlineRan, window.handlerRan]") == [None, None]
+    refused = [e for e in browser_log.errors if "Content Security Policy" in e]
+    assert len(refused) == 2, browser_log.errors
+    browser_log.errors.clear()  # provoked on purpose; any other violation fails a test
+
+
 def test_regenerate_is_offered_on_the_last_answer_only(page):
     new_conversation(page)
     send(page, echo("first answer"))

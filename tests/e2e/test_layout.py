@@ -121,11 +121,17 @@ def test_rename_and_delete_work_as_plain_pages(page):
     expect(page.locator("#sidebar")).not_to_contain_text("Plain page title")
 
 
+def screenshot(page: Page, name: str) -> None:
+    """Stable pictures: scrolled to the latest message, transitions finished."""
+    page.wait_for_function("scrollY + innerHeight >= document.documentElement.scrollHeight - 2")
+    page.screenshot(path=SCREENSHOTS / f"{name}.png", animations="disabled")
+
+
 def test_screenshots_of_the_main_screens(new_context):
     """Saved to docs/screenshots/ for the README: a fresh account, a finished answer."""
     page = new_context(viewport=DESKTOP).new_page()
     sign_up(page, "you@example.com")  # fixed, so that a rerun makes the same pictures
-    page.screenshot(path=SCREENSHOTS / "empty-state.png")
+    screenshot(page, "empty-state")
     for title in ("Ideas for a team offsite", "Why clocks lie"):
         new_conversation(page)
         send(page, title)
@@ -135,19 +141,18 @@ def test_screenshots_of_the_main_screens(new_context):
     wait_until_finished(page)
     url = page.url
     page.mouse.move(0, 0)
-    page.screenshot(path=SCREENSHOTS / "desktop-light.png")
+    screenshot(page, "desktop-light")
 
     state = page.context.storage_state()
     dark = new_context(viewport=DESKTOP, color_scheme="dark", storage_state=state).new_page()
     dark.goto(url)
-    dark.screenshot(path=SCREENSHOTS / "desktop-dark.png")
+    screenshot(dark, "desktop-dark")
 
     phone = new_context(viewport=PHONE, is_mobile=True, storage_state=state).new_page()
     phone.goto(url)
-    phone.screenshot(path=SCREENSHOTS / "phone.png")
+    screenshot(phone, "phone")
     phone.get_by_role("button", name="Conversations").click()
     expect(phone.get_by_role("complementary", name="Conversations")).to_be_visible()
-    phone.wait_for_timeout(300)  # the drawer's slide-in
-    phone.screenshot(path=SCREENSHOTS / "phone-sidebar.png")
+    screenshot(phone, "phone-sidebar")
     for name in ("desktop-light", "desktop-dark", "phone", "phone-sidebar", "empty-state"):
         assert (SCREENSHOTS / f"{name}.png").stat().st_size > 10_000
