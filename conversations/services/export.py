@@ -196,8 +196,9 @@ class _Walk:
 
         def messages_of(conversation_id: UUID) -> Iterator[Record]:
             nonlocal pending
-            # Messages of a conversation created after the first query started sort before
-            # the one asked for, never in it: they are skipped, not misfiled.
+            # The two queries see the database a moment apart: messages whose conversation the
+            # second no longer has (deleted meanwhile) sort before the next one and are
+            # skipped, never filed under the wrong conversation.
             while pending is not None and pending[1] <= conversation_id:
                 row, pending = pending, next(messages, None)
                 if row[1] == conversation_id:
