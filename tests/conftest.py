@@ -85,3 +85,9 @@ def alice_async(alice) -> AsyncClient:
     client = AsyncClient()
     client.force_login(alice)
     return client
+
+
+def pytest_collection_modifyitems(config, items):
+    """Browser tests last: Playwright's sync API keeps an event loop running in this thread
+    for the rest of the session, which async tests and fixtures after it cannot share."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)
