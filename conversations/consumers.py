@@ -66,6 +66,9 @@ class SyncConsumer(AsyncWebsocketConsumer):
         if event["session_key"] == self.scope["session"].session_key:
             await self.close(code=LOGGED_OUT)
 
+    async def sync_suspended(self, event: dict[str, str]) -> None:
+        await self.close(code=LOGGED_OUT)
+
     async def _push(self, *, title_changed: bool) -> None:
         frame = await render_frame(
             self.user, self.shown, after_seq=self.last_seq, title_changed=title_changed

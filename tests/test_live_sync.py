@@ -207,3 +207,32 @@ async def test_logging_out_closes_that_sessions_sockets_only(alice_async, alice_
     assert closed["type"] == "websocket.close" and closed["code"] == 4401
     assert await other_device.receive_nothing(timeout=0.3)
     await other_device.disconnect()
+
+
+async def test_suspending_an_account_closes_its_sockets_on_every_device(
+    alice, alice_async, alice_second_device, bob
+):
+    from asgiref.sync import sync_to_async
+    from django.contrib.auth import get_user_model
+
+    from conversations.services.moderation import set_users_suspended
+
+    moderator = await get_user_model().objects.acreate(
+        username="mod", email="mod@example.com", is_staff=True, is_superuser=True
+    )
+    sockets = [(await open_tab(client))[0] for client in (alice_async, alice_second_device)]
+    bobs_client = AsyncClient()
+    await bobs_client.aforce_login(bob)
+    bobs_socket, _ = await open_tab(bobs_client)
+
+    await sync_to_async(set_users_suspended)(
+        users=get_user_model().objects.filter(pk=alice.pk),
+        suspended=True,
+        actor=moderator,
+        reason="spam",
+    )
+    for socket in sockets:
+        closed = await socket.receive_output(timeout=WAIT)
+        assert closed["type"] == "websocket.close" and closed["code"] == 4401
+    assert await bobs_socket.receive_nothing(timeout=0.3)
+    await bobs_socket.disconnect()

@@ -17,6 +17,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from conversations.models import Conversation, Message, ModerationAction
+from conversations.services import sync
 
 Kind = ModerationAction.Kind
 
@@ -117,6 +118,9 @@ def set_users_suspended(
             is_active=not suspended
         )
         _record(actor, kind, reason, [(f"user {u.pk} ({u.email})", {"user": u}) for u in changing])
+        if suspended:
+            for user in changing:
+                sync.close_user_sockets(user.pk)
     return len(changing)
 
 

@@ -49,6 +49,11 @@ def close_sockets_on_logout(sender, request, user, **kwargs) -> None:
         _send(user.pk, {"type": "sync.logout", "session_key": session_key})
 
 
+def close_user_sockets(user_id: object) -> None:
+    """A suspended account: every one of its open pages stops syncing, on every device."""
+    _after_commit(user_id, {"type": "sync.suspended"})
+
+
 def _after_commit(user_id: object, event: dict[str, str]) -> None:
     # A rolled-back write must not reach other tabs, and a tab that fetches at once must
     # find the rows: send only once the transaction has committed.
