@@ -27,9 +27,9 @@ from conversations.selectors import (
 )
 from conversations.services import export, moderation, relay
 from conversations.services.generation import launch_generation, request_stop
-from conversations.services.hub import get_hub
 from conversations.services.ratelimit import RateLimited
 from conversations.services.sending import (
+    RetryRefused,
     create_conversation,
     delete_conversation,
     rename_conversation,
@@ -171,18 +171,17 @@ async def message_retry(
 ) -> HttpResponse:
     user = await request.auser()
     message = await amessage_for(user, conversation_id, message_id)
-    if message.role != Message.Role.ASSISTANT or message.is_live:
-        return HttpResponse("Only a finished answer can be retried.", status=409)
     try:
-        reply = await sync_to_async(retry_reply)(message=message)
+        result = await sync_to_async(retry_reply)(message=message)
     except RateLimited as exc:
         return _rate_limited(exc)
     except moderation.SendRefused as exc:
         return _refused(exc)
-    except ValueError:
-        return HttpResponse("Only the last answer can be retried.", status=409)
-    if reply.is_live and get_hub().get(str(reply.pk)) is None:
-        launch_generation(reply)
+    except RetryRefused as exc:
+        return HttpResponse(str(exc), status=409)
+    if result.created:
+        launch_generation(result.reply)
+    reply = result.reply
     if not request.htmx:
         return redirect("conversation_detail", conversation_id)
     old = await Message.objects.select_related("conversation").aget(pk=message.pk)

@@ -127,3 +127,27 @@ async def test_answer_whose_generator_died_ends_as_interrupted(
     assert events[-1]["event"] == "done"
     assert "Interrupted" in events[-1]["data"]
     assert get_hub().get(str(answer.pk)) is None  # the mirror was let go
+
+
+async def test_mirror_is_let_go_when_its_last_reader_leaves(
+    alice_async, conversation, redis_client, redis_settings
+):
+    await Message.objects.acreate(conversation=conversation, seq=1, role="user", content="hi")
+    answer = await Message.objects.acreate(
+        conversation=conversation, seq=2, role="assistant", status="streaming"
+    )
+    await redis_client.xadd(redis_relay.stream_key(str(answer.pk)), {"o": 0, "t": "Hi"})
+    url = f"/c/{conversation.pk}/m/{answer.pk}/stream"
+    # Two tabs follow the answer; closing a tab cancels its request (as the ASGI server does).
+    tabs = [asyncio.ensure_future(read_events(await alice_async.get(url))) for _ in range(2)]
+    await asyncio.sleep(0.2)
+    relay = redis_relay.get_relay(get_hub())
+    assert relay.readers[str(answer.pk)] == 2
+
+    tabs[0].cancel()
+    await asyncio.sleep(0.05)
+    assert get_hub().get(str(answer.pk)) is not None  # one reader is still there
+    tabs[1].cancel()
+    await asyncio.sleep(0.05)
+    assert get_hub().get(str(answer.pk)) is None
+    assert str(answer.pk) not in relay.followed

@@ -121,6 +121,8 @@ async def test_double_retry_makes_one_new_answer(alice_async, conversation, prov
     url = f"/c/{conversation.pk}/m/{failed.pk}/retry"
     await asyncio.gather(alice_async.post(url), alice_async.post(url))
     assert await conversation.messages.acount() == 3
+    await wait_until_final((await conversation.messages.alatest("seq")).pk)
+    assert len(provider.calls) == 2  # one generation for the retry, whoever clicked second
 
 
 async def test_regenerate_replaces_the_answer_in_the_models_context(

@@ -8,7 +8,7 @@ import html
 import pytest
 
 from conversations.models import Message
-from tests.fakes import Delta, Hang, ScriptedProvider, Sleep, words
+from tests.fakes import Delta, Hang, Sleep, words
 from tests.streams import read_events, send_data, wait_until_final
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -188,11 +188,6 @@ async def test_checkpoints_save_partial_text_while_streaming(alice_async, conver
     assert final.content == "partial rest"
 
 
-def test_scripted_provider_is_not_a_real_network_call():
-    fake = ScriptedProvider([words("x")])
-    assert fake.name == "fake"
-
-
 async def test_first_message_names_the_conversation_on_the_page(alice_async, alice, provider):
     from conversations.models import Conversation
 
@@ -205,3 +200,32 @@ async def test_first_message_names_the_conversation_on_the_page(alice_async, ali
     assert "hx-swap-oob" not in second.content.decode()
     await conversation.arefresh_from_db()
     assert conversation.title == "Plan a trip to Lisbon"
+
+
+async def test_hidden_live_answer_streams_no_text(alice_async, conversation, provider):
+    provider.scripts = [[Delta("something a moderator hid"), Sleep(0.5), Delta(" and more")]]
+    await post_message(alice_async, conversation)
+    assistant = await Message.objects.aget(conversation=conversation, role="assistant")
+    await Message.objects.filter(pk=assistant.pk).aupdate(hidden=True)
+    events = await read_events(
+        await alice_async.get(f"/c/{conversation.pk}/m/{assistant.pk}/stream")
+    )
+    assert [e["event"] for e in events] == ["done"]
+    assert "moderator hid" not in events[0]["data"]
+    assert "Hidden by a moderator" in events[0]["data"]
+
+
+async def test_deleting_a_conversation_stops_its_answers(alice_async, conversation, provider):
+    provider.scripts = [[Delta("Started"), Sleep(5), Delta(" NEVER SENT")]]
+    await post_message(alice_async, conversation)
+    assistant = await Message.objects.aget(conversation=conversation, role="assistant")
+    stream = await alice_async.get(f"/c/{conversation.pk}/m/{assistant.pk}/stream")
+    reader = asyncio.ensure_future(read_events(stream))
+    await asyncio.sleep(0.1)
+
+    response = await alice_async.post(f"/c/{conversation.pk}/delete")
+    assert response.status_code == 302
+    events = await asyncio.wait_for(reader, 3)
+    assert events[-1] == {"event": "done", "id": "0", "data": ""}  # the bubble goes away
+    assert provider.closed == 1 and provider.yielded == 1  # the model was hung up on
+    assert not await Message.objects.filter(pk=assistant.pk).aexists()

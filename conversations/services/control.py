@@ -10,7 +10,9 @@ import asyncio
 import contextvars
 import logging
 
+from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.db import transaction
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +30,17 @@ def ensure_listening() -> None:
         _listeners[loop] = loop.create_task(
             _listen(), name="chat-control-listener", context=contextvars.Context()
         )
+
+
+def stop_after_commit(message_ids: list[str]) -> None:
+    """From sync code: stop these answers once the current transaction commits."""
+
+    def stop_all() -> None:
+        for message_id in message_ids:
+            async_to_sync(broadcast_stop)(message_id)
+
+    if message_ids:
+        transaction.on_commit(stop_all)
 
 
 async def broadcast_stop(message_id: str) -> None:

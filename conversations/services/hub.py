@@ -18,6 +18,8 @@ from django.conf import settings
 
 log = logging.getLogger(__name__)
 
+FRAME_HOOK_TIMEOUT = 1.0  # seconds
+
 
 @dataclass(eq=False)
 class LiveStream:
@@ -123,7 +125,9 @@ class StreamHub:
                 stream.wake()
             if self.on_frame is not None:
                 try:
-                    await self.on_frame(list(dirty))
+                    # Bounded: a stalled hook (Redis) must cost a frame, not freeze the ticker.
+                    async with asyncio.timeout(FRAME_HOOK_TIMEOUT):
+                        await self.on_frame(list(dirty))
                 except Exception:
                     log.exception("frame hook failed")
 

@@ -25,6 +25,7 @@ EXPIRE_AFTER_END = 120  # seconds a finished answer's stream stays readable
 EXPIRE_WHILE_LIVE = 3600  # a crashed generator's stream does not stay forever
 MAX_ENTRIES = 20_000
 BLOCK_MS = 100
+SOCKET_TIMEOUT = 2.0  # seconds
 END = "end"
 
 
@@ -46,6 +47,7 @@ class RedisRelay:
         self.blocking = redis.from_url(settings.REDIS_URL, decode_responses=True, max_connections=1)
         self.published: dict[str, int] = {}  # message id -> offset already in Redis
         self.followed: dict[str, tuple[LiveStream, str]] = {}  # id -> (mirror, last entry id)
+        self.readers: dict[str, int] = {}  # id -> SSE readers attached to its mirror
         self._reader: asyncio.Task | None = None
 
     # -- publishing (the generating process) -------------------------------------------
@@ -84,12 +86,14 @@ class RedisRelay:
         The key may not exist yet (no token so far): XREAD picks it up once it does.
         """
         mirrored = self.hub.get(message_id)
+        if mirrored is None:
+            entries = await self.commands.xrange(stream_key(message_id))
+            mirrored = self.hub.get(message_id)  # another reader may have won the race
         if mirrored is not None:
+            if mirrored.task is None:
+                self.readers[message_id] = self.readers.get(message_id, 0) + 1
             return mirrored
-        entries = await self.commands.xrange(stream_key(message_id))
-        mirrored = self.hub.get(message_id)  # another reader may have won the race
-        if mirrored is not None:
-            return mirrored
+        self.readers[message_id] = 1
         mirror = self.hub.open(message_id)
         last_id = "0-0"
         for entry_id, fields in entries:
@@ -100,8 +104,14 @@ class RedisRelay:
         self._ensure_reader()
         return mirror
 
-    def forget(self, message_id: str) -> None:
-        """Stop following an answer whose generator died (it will never send an end)."""
+    def release(self, message_id: str) -> None:
+        """A reader left; the last one lets go of the mirror (a reader who comes back
+        later starts a new one from the Redis Stream, which still holds the whole answer)."""
+        remaining = self.readers.get(message_id, 1) - 1
+        if remaining > 0:
+            self.readers[message_id] = remaining
+            return
+        self.readers.pop(message_id, None)
         followed = self.followed.pop(message_id, None)
         if followed is not None:
             self.hub.close(followed[0])

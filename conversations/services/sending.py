@@ -5,13 +5,15 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
 from conversations.models import Conversation, Message
 from conversations.providers import get_provider
-from conversations.services import moderation, sync
+from conversations.services import control, moderation, sync
 from conversations.services.ratelimit import check_send_allowed
 
 TITLE_CHARS = 60
@@ -25,7 +27,17 @@ class SendResult:
     created: bool  # False when the client_id was seen before (an idempotent repeat)
 
 
-def create_conversation(*, owner, title: str = "") -> Conversation:
+@dataclass
+class RetryResult:
+    reply: Message
+    created: bool  # False when another click (in any process) already made this answer
+
+
+class RetryRefused(Exception):
+    """Only the conversation's last answer, once it is finished, can be retried."""
+
+
+def create_conversation(*, owner: AbstractBaseUser, title: str = "") -> Conversation:
     provider = get_provider()
     conversation = Conversation.objects.create(
         owner=owner, title=title.strip(), provider=provider.name, model=provider.model
@@ -43,7 +55,14 @@ def rename_conversation(*, conversation: Conversation, title: str) -> Conversati
 
 def delete_conversation(*, conversation: Conversation) -> None:
     with transaction.atomic():
-        sync.announce_conversation(conversation, change="deleted")  # sent once committed
+        live = list(
+            conversation.messages.filter(status__in=Message.LIVE_STATUSES).values_list(
+                "pk", flat=True
+            )
+        )
+        # Both sent once committed: other tabs drop it, and its answers stop costing money.
+        sync.announce_conversation(conversation, change="deleted")
+        control.stop_after_commit([str(pk) for pk in live])
         conversation.delete()
 
 
@@ -59,14 +78,16 @@ def send_message(
     if existing is not None:
         return existing
     moderation.ensure_can_send(conversation)
-    check_send_allowed(user_id=conversation.owner_id)
     provider = get_provider()
-    for _attempt in range(SEQ_ATTEMPTS):
+    for attempt in range(SEQ_ATTEMPTS):
         try:
             with transaction.atomic():
-                # Serializes concurrent sends to one conversation on PostgreSQL; on SQLite the
-                # IMMEDIATE transaction already does. The unique constraint is the backstop.
-                Conversation.objects.select_for_update().filter(pk=conversation.pk).first()
+                # Row locks serialize a user's sends (so the limit on live answers holds) and
+                # a conversation's seq values, on PostgreSQL; on SQLite the IMMEDIATE
+                # transaction already does. The unique constraint is the backstop.
+                _lock_sender(conversation)
+                if attempt == 0:
+                    check_send_allowed(user_id=conversation.owner_id)
                 seq = _next_seq(conversation)
                 user_message = Message.objects.create(
                     conversation=conversation,
@@ -95,21 +116,23 @@ def send_message(
     raise IntegrityError(f"could not allocate a seq in conversation {conversation.pk}")
 
 
-def retry_reply(*, message: Message) -> Message:
+def retry_reply(*, message: Message) -> RetryResult:
     """A new assistant answer to the same user message, with the next `seq`.
 
     Only the conversation's last message can be retried or regenerated, so a double click
     returns the answer the first click made instead of a second one.
     """
+    if message.role != Message.Role.ASSISTANT or message.is_live:
+        raise RetryRefused("Only a finished answer can be retried.")
     conversation = message.conversation
     provider = get_provider()
     with transaction.atomic():
-        Conversation.objects.select_for_update().filter(pk=conversation.pk).first()
+        _lock_sender(conversation)
         last = conversation.messages.order_by("-seq").first()
         if last is not None and last.pk != message.pk:
             if last.role == Message.Role.ASSISTANT and last.reply_to_id == message.reply_to_id:
-                return last
-            raise ValueError("only the last answer can be retried")
+                return RetryResult(last, created=False)
+            raise RetryRefused("Only the last answer can be retried.")
         moderation.ensure_can_send(conversation)
         check_send_allowed(user_id=conversation.owner_id)
         reply = Message.objects.create(
@@ -123,7 +146,13 @@ def retry_reply(*, message: Message) -> Message:
         )
         _touch(conversation)
         sync.announce_messages(conversation)
-    return reply
+    return RetryResult(reply, created=True)
+
+
+def _lock_sender(conversation: Conversation) -> None:
+    """Lock the owner's row, then the conversation's: the same order on every path."""
+    get_user_model().objects.select_for_update().filter(pk=conversation.owner_id).first()
+    Conversation.objects.select_for_update().filter(pk=conversation.pk).first()
 
 
 def _existing_send(conversation: Conversation, client_id: uuid.UUID) -> SendResult | None:
