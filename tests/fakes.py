@@ -40,7 +40,6 @@ class ScriptedProvider:
     name: str = "fake"
     label: str = "fake"
     model: str = "fake-model"
-    retries_requests: bool = False
     calls: list[list[ChatTurn]] = field(default_factory=list)
     closed: int = 0  # streams whose upstream was closed (finished, failed or cancelled)
     yielded: int = 0

@@ -509,3 +509,20 @@ def test_a_broken_gzip_file_is_a_clear_error(alice, tmp_path):
 
     with pytest.raises(CommandError, match="could not read"):
         call_command("import_conversations", str(path), stdout=io.StringIO())
+
+
+def test_an_answer_exported_mid_stream_imports_as_interrupted_with_retry(alice, tmp_path):
+    conversation = str(uuid.uuid4())
+    path = write_lines(
+        tmp_path,
+        [
+            HEADER,
+            conversation_line(conversation),
+            message_line(conversation, 1),
+            message_line(conversation, 2, role="assistant", status="streaming", content="half"),
+        ],
+    )
+    run_import(path)
+    answer = Message.objects.get(conversation_id=conversation, seq=2)
+    # Nothing generates it here: it must not spin, nor count as a live answer of alice's.
+    assert (answer.status, answer.content) == ("interrupted", "half")

@@ -289,13 +289,13 @@ async def test_connection_dropped_mid_stream_is_a_retryable_error(server, make_p
     assert caught.value.user_message == "The connection to the model broke off."
 
 
-async def test_unreachable_server_is_a_retryable_error(make_provider):
+async def test_unreachable_server_is_not_retried_again_after_the_sdks_retries(make_provider):
     nobody = f"http://127.0.0.1:{free_port()}/v1"
 
     with pytest.raises(ProviderError) as caught:
         await collect(make_provider(base_url=nobody))
 
-    assert caught.value.retryable
+    assert not caught.value.retryable  # the SDK's own retries were spent already
     assert caught.value.user_message == "Could not reach the model server."
 
 

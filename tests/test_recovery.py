@@ -56,3 +56,29 @@ def test_interrupted_answer_renders_with_retry(alice_client, conversation):
     assert "Interrupted" in page
     assert 'class="btn btn-small retry"' in page
     assert "sse-connect" not in page  # nothing left spinning
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_sweep_keeps_an_answer_still_waiting_for_its_first_token(
+    alice_async, conversation, provider, settings
+):
+    """A cold model can take longer than the stale threshold to start: not dead, just slow."""
+    import asyncio
+
+    from asgiref.sync import sync_to_async
+
+    from conversations.services.hub import get_hub
+    from conversations.services.recovery import sweep
+    from tests.fakes import Delta, Sleep
+    from tests.streams import send_data, wait_until_final
+
+    settings.CHAT = {**settings.CHAT, "STALE_STREAM_SECONDS": 0.3, "FIRST_TOKEN_TIMEOUT": 5}
+    provider.scripts = [[Sleep(0.8), Delta("finally")]]
+    await alice_async.post(f"/c/{conversation.pk}/messages", send_data("hi"))
+    answer = await Message.objects.aget(conversation=conversation, role="assistant")
+    for _ in range(3):  # the janitor's rounds while the model is silent
+        await asyncio.sleep(0.25)
+        local = [s.message_id for s in get_hub().streams.values() if s.task is not None]
+        await sync_to_async(sweep)(generating_here=local)
+    final = await wait_until_final(answer.pk)
+    assert (final.status, final.content) == ("complete", "finally")

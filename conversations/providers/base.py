@@ -52,8 +52,6 @@ class Provider(Protocol):
     name: str
     label: str  # shown in the UI
     model: str
-    # True when the provider's own client already retries failed requests (the openai SDK).
-    retries_requests: bool
 
     def stream(self, turns: list[ChatTurn], result: StreamResult) -> AsyncIterator[str]:
         """Yield text deltas. Cancellation (aclose) must stop the upstream request."""

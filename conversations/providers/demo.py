@@ -72,7 +72,6 @@ def tokenize(text: str) -> list[str]:
 class DemoProvider:
     name = "demo"
     label = "demo"
-    retries_requests = False
 
     def __init__(
         self, *, model: str = "demo", token_interval: float = 0.03, echo: bool | None = None

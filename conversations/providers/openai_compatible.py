@@ -11,8 +11,6 @@ from conversations.providers.base import ChatTurn, ProviderError, StreamResult
 
 class OpenAICompatibleProvider:
     name = "openai"
-    # The SDK retries connection errors, 408/409/429/5xx with backoff and Retry-After.
-    retries_requests = True
 
     def __init__(
         self,
@@ -45,11 +43,12 @@ class OpenAICompatibleProvider:
         except openai.APIStatusError as exc:
             raise self._redacted(_status_error(exc)) from exc
         except openai.APIConnectionError as exc:
-            # The SDK already retried; ours may try again before the first token.
+            # Not retryable: the SDK already retried it (connection errors, 408/409/429/5xx,
+            # with backoff and Retry-After). Ours retries only what the SDK cannot: a stream
+            # that broke before its first token.
             raise ProviderError(
                 f"connection failed: {type(exc).__name__}",
                 user_message="Could not reach the model server.",
-                retryable=True,
             ) from exc
         try:
             async for chunk in response:

@@ -27,7 +27,6 @@ def answer_length(prompt: str) -> int:
 class PacedProvider:
     name = "paced"
     label = "paced (benchmark)"
-    retries_requests = False
 
     def __init__(self, *, model: str = "paced", token_interval: float = 0.02) -> None:
         self.model = model or "paced"

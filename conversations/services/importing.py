@@ -221,6 +221,9 @@ def _write(block: _Block, owners: _Owners) -> tuple[bool, int, int]:
         fields = dict(message)
         if fields["reply_to_id"] not in known:
             fields["reply_to_id"] = None  # answers a message this file does not carry
+        if fields["status"] in Message.LIVE_STATUSES:
+            # It was streaming when exported; nothing generates it here. Offer a retry.
+            fields["status"] = Message.Status.INTERRUPTED
         timestamps.append((fields.pop("created_at"), fields.pop("updated_at")))
         new.append(Message(**fields))
 

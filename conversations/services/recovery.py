@@ -13,6 +13,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from conversations.models import Message
+from conversations.services.hub import get_hub
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,22 @@ async def _sweep_forever() -> None:
     interval = max(5.0, settings.CHAT["STALE_STREAM_SECONDS"] / 3)
     while True:
         await asyncio.sleep(interval)
+        alive = [s.message_id for s in get_hub().streams.values() if s.task is not None]
         try:
-            await sync_to_async(interrupt_stale)()
+            await sync_to_async(sweep)(generating_here=alive)
         except Exception:
             log.exception("stale stream sweep failed")
+
+
+def sweep(*, generating_here: list[str]) -> int:
+    """One round of the janitor.
+
+    First a heartbeat for the answers this process generates: before their first token (a
+    cold model, retries) nothing else writes them, and other processes' janitors must not
+    take them for dead. Then the answers nobody has touched for STALE_STREAM_SECONDS.
+    """
+    if generating_here:
+        Message.objects.filter(pk__in=generating_here, status__in=Message.LIVE_STATUSES).update(
+            updated_at=timezone.now()
+        )
+    return interrupt_stale()
