@@ -55,7 +55,7 @@ def transcript(
     before_seq: int | None = None,
     after_seq: int | None = None,
     limit: int = 50,
-):
+) -> tuple[list[Message], bool]:
     """The last `limit` messages (between the seqs given), in seq order, and whether more exist."""
     qs = conversation.messages.all()
     if before_seq is not None:

@@ -5,7 +5,8 @@
 (function () {
   "use strict";
 
-  const MAX_CHARS = 10000;
+  // The server's limit, from the textarea's maxlength (one number, in the form).
+  function maxChars(box) { return parseInt(box.getAttribute("maxlength") || "10000", 10); }
   const NEAR_BOTTOM_PX = 96;
 
   function transcript() { return document.getElementById("transcript"); }
@@ -120,9 +121,10 @@
     if (!form || form.id !== "composer") return;
     const content = String(evt.detail.parameters.get ? evt.detail.parameters.get("content") : evt.detail.parameters.content || "").trim();
     if (!content) { evt.preventDefault(); showComposerError("Type a message first."); return; }
-    if (content.length > MAX_CHARS) {
+    const limit = maxChars(form.querySelector("textarea"));
+    if (content.length > limit) {
       evt.preventDefault();
-      showComposerError("Messages can be at most " + MAX_CHARS + " characters (this one has " + content.length + ").");
+      showComposerError("Messages can be at most " + limit + " characters (this one has " + content.length + ").");
       return;
     }
     const clientId = newClientId();

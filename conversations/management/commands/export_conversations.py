@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 from argparse import ArgumentTypeError
@@ -75,7 +76,8 @@ class Command(BaseCommand):
                 for chunk in chunks:
                     stream.write(chunk)
         except BaseException:
-            os.unlink(partial)
+            with contextlib.suppress(OSError):  # never hide the error that got us here
+                os.unlink(partial)
             raise
         os.replace(partial, path)
 
