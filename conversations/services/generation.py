@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from conversations.models import Message
@@ -88,6 +89,8 @@ async def generate_reply(*, message_id: str, stream: LiveStream) -> None:
     outcome = Outcome(status=Message.Status.ERROR)
     result = StreamResult()
     checkpoint = _Checkpointer(message_id, stream, chat["CHECKPOINT_SECONDS"])
+    watchdog = _idle_watchdog(checkpoint.loop)
+    watchdog.watch(message_id, checkpoint)
     try:
         turns, log_ids = await _load_context(message_id)
         provider = get_provider()
@@ -96,10 +99,13 @@ async def generate_reply(*, message_id: str, stream: LiveStream) -> None:
             async with aclosing(_deltas_with_retries(provider, turns, result, log_ids)) as deltas:
                 async for delta in deltas:
                     stream.append(delta)
-                    await checkpoint.maybe()
+                    checkpoint.maybe()
         outcome = Outcome(status=Message.Status.COMPLETE)
     except asyncio.CancelledError:
-        if stream.stop_requested:
+        if watchdog.cut(message_id):
+            asyncio.current_task().uncancel()
+            outcome = _failure(IDLE_MESSAGE, log_ids, "timeout")
+        elif stream.stop_requested:
             outcome = Outcome(status=Message.Status.STOPPED)
             log.info("generation stopped", extra=log_ids)
         else:  # the server is shutting down: recovery offers a retry
@@ -114,6 +120,8 @@ async def generate_reply(*, message_id: str, stream: LiveStream) -> None:
         outcome = _failure(exc.user_message, log_ids, f"provider error: {exc}")
     except Exception:
         outcome = _failure("Something went wrong while answering.", log_ids, "crashed", exc=True)
+    finally:
+        watchdog.unwatch(message_id)
     await _finish(message_id, stream, outcome, result)
 
 
@@ -140,16 +148,12 @@ async def _deltas_with_retries(
                 error, retry_after = exc, exc.retry_after
             else:
                 yield first
+                # No timer per delta: the idle watchdog cuts a silent upstream (see there).
                 while True:
                     try:
-                        async with asyncio.timeout(chat["IDLE_TIMEOUT"]):
-                            delta = await anext(deltas)
+                        delta = await anext(deltas)
                     except StopAsyncIteration:
                         return
-                    except TimeoutError:
-                        raise GenerationTimeout(
-                            "The model stopped sending in the middle of the answer."
-                        ) from None
                     except ProviderError as exc:
                         exc.retryable = False  # text was streamed: keep it, do not retry
                         raise
@@ -185,7 +189,12 @@ def _failure(
 
 
 class _Checkpointer:
-    """Writes the partial text every few seconds: a crash loses at most that window."""
+    """Saves the partial text every few seconds: a crash loses at most that window.
+
+    The token loop never waits for the database: a due checkpoint goes to the process's
+    checkpoint writer (bench/: awaiting each write in the loop stalled every stream of the
+    process behind one slow commit).
+    """
 
     def __init__(self, message_id: str, stream: LiveStream, interval: float) -> None:
         self.message_id = message_id
@@ -195,16 +204,130 @@ class _Checkpointer:
         self.last_time = self.loop.time()
         self.last_length = 0
         self.writes = 0
+        self.deltas = 0  # and when the last came: the idle watchdog reads both
+        self.last_delta = self.last_time
 
-    async def maybe(self) -> None:
+    def maybe(self) -> None:
+        """Called once per delta."""
         now = self.loop.time()
+        self.deltas += 1
+        self.last_delta = now
         if now - self.last_time < self.interval or self.stream.length == self.last_length:
             return
         self.last_time, self.last_length = now, self.stream.length
         self.writes += 1
-        await Message.objects.filter(pk=self.message_id, status=Message.Status.STREAMING).aupdate(
-            content=self.stream.text, updated_at=timezone.now()
-        )
+        _checkpoint_writer(self.loop).submit(self.message_id, self.stream)
+
+
+IDLE_MESSAGE = "The model stopped sending in the middle of the answer."
+
+
+class _IdleWatchdog:
+    """One per event loop: cancels answers whose upstream went silent after its first delta.
+
+    It replaces an asyncio.timeout around every delta, one timer per token per stream: the
+    hottest line of the process at 300 streams (bench/). It looks a few times per
+    IDLE_TIMEOUT, so the cut comes late by at most 1 s (or a quarter of it), never early.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.watched: dict[str, tuple[asyncio.Task, _Checkpointer]] = {}
+        self.fired: set[str] = set()
+        self.task: asyncio.Task | None = None
+
+    def watch(self, message_id: str, progress: _Checkpointer) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.watched[message_id] = (task, progress)
+        if self.task is None or self.task.done():
+            self.task = self.loop.create_task(
+                self._watch(), name="idle-watchdog", context=contextvars.Context()
+            )
+
+    def unwatch(self, message_id: str) -> None:
+        self.watched.pop(message_id, None)
+        self.fired.discard(message_id)
+
+    def cut(self, message_id: str) -> bool:
+        """True when the watchdog (not a stop, not a shutdown) cancelled this answer."""
+        return message_id in self.fired
+
+    async def _watch(self) -> None:
+        while self.watched:
+            idle = settings.CHAT["IDLE_TIMEOUT"]
+            await asyncio.sleep(min(1.0, idle / 4))
+            now = self.loop.time()
+            for message_id, (task, progress) in list(self.watched.items()):
+                silent = progress.deltas and now - progress.last_delta >= idle
+                if silent and message_id not in self.fired:
+                    self.fired.add(message_id)
+                    task.cancel()
+
+
+_idle_watchdogs: dict[asyncio.AbstractEventLoop, _IdleWatchdog] = {}
+
+
+def _idle_watchdog(loop: asyncio.AbstractEventLoop) -> _IdleWatchdog:
+    watchdog = _idle_watchdogs.get(loop)
+    if watchdog is None:
+        for old_loop in [old for old in _idle_watchdogs if old.is_closed()]:
+            del _idle_watchdogs[old_loop]
+        watchdog = _idle_watchdogs[loop] = _IdleWatchdog(loop)
+    return watchdog
+
+
+class _CheckpointWriter:
+    """One per event loop: writes every due checkpoint in one transaction, one batch at a time.
+
+    What comes due while a batch is being written waits for the next one, so a slow database
+    makes batches bigger, never the token loop slower, and a process commits (and fsyncs)
+    once per batch instead of once per answer. Each answer still gets one row write per
+    checkpoint.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.due: dict[str, LiveStream] = {}
+        self.task: asyncio.Task | None = None
+
+    def submit(self, message_id: str, stream: LiveStream) -> None:
+        self.due[message_id] = stream
+        if self.task is None or self.task.done():
+            self.task = self.loop.create_task(
+                self._write_due(), name="checkpoint-writer", context=contextvars.Context()
+            )
+
+    async def _write_due(self) -> None:
+        while self.due:
+            batch, self.due = self.due, {}
+            texts = {message_id: stream.text for message_id, stream in batch.items()}
+            try:
+                await sync_to_async(_write_checkpoints)(texts)
+            except Exception:
+                log.exception("checkpoint write failed", extra={"messages": len(texts)})
+
+
+_checkpoint_writers: dict[asyncio.AbstractEventLoop, _CheckpointWriter] = {}
+
+
+def _checkpoint_writer(loop: asyncio.AbstractEventLoop) -> _CheckpointWriter:
+    writer = _checkpoint_writers.get(loop)
+    if writer is None:
+        for old_loop in [old for old in _checkpoint_writers if old.is_closed()]:
+            del _checkpoint_writers[old_loop]
+        writer = _checkpoint_writers[loop] = _CheckpointWriter(loop)
+    return writer
+
+
+def _write_checkpoints(texts: dict[str, str]) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        for message_id, text in texts.items():
+            # Only while streaming: the final write may already have landed.
+            Message.objects.filter(pk=message_id, status=Message.Status.STREAMING).update(
+                content=text, updated_at=now
+            )
 
 
 async def _finish(
