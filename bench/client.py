@@ -273,6 +273,9 @@ class Target:
         self.stream_port = config.get("stream_port") or self.post_port
         self.csrf = config["csrf"]
         self.pool = Pool(self.host, self.post_port)
+        # Sends waiting for their response at once: past the server's start rate the ramp
+        # slows down instead of queueing thousands of POSTs (and measuring only the queue).
+        self.sending = asyncio.Semaphore(config.get("posts_in_flight", 1_000_000))
 
     def headers(self, session: str) -> dict[str, str]:
         return {"Cookie": f"sessionid={session}; csrftoken={self.csrf}"}
@@ -296,7 +299,9 @@ class Target:
         try:
             async with asyncio.timeout(max(0.1, deadline - time.monotonic())):
                 raw = request_bytes("POST", path, host=self.host, headers=headers, body=form)
-                response = await self.pool.fetch(raw)
+                async with self.sending:
+                    stream.t_post = time.monotonic()  # time to first token counts from here
+                    response = await self.pool.fetch(raw)
                 match = _SSE_CONNECT.search(response.body)
                 if response.status != 200 or match is None:
                     stream.error = f"POST {response.status}"
@@ -410,7 +415,7 @@ async def mode_streams(config: dict, target: Target, sampler: Sampler) -> dict:
     await asyncio.sleep(1.0)
     idle = sampler.sample()
     start = time.monotonic() + 0.2
-    deadline = start + ramp + tokens * interval + config.get("grace", 8.0)
+    deadline = start + ramp + tokens * interval + config.get("grace", 8.0 + ramp / 2)
     streams = [Stream(tokens=tokens) for _ in range(n)]
 
     async def one(i: int) -> None:
@@ -525,11 +530,16 @@ async def mode_starts(config: dict, target: Target, sampler: Sampler) -> dict:
         ttft = np.array([s.t_first - s.t_post for s in ok]) if ok else np.array([math.inf])
         window = sampler.window(start, end)
         last_first = max((s.t_first for s in ok), default=end)
+        kinds: dict[str, int] = {}
+        for s in streams:
+            if s.error:
+                kinds[s.error] = kinds.get(s.error, 0) + 1
         step = {
             "rate": rate,
             "sent": count,
             "ok": len(ok),
             "errors": count - len(ok),
+            "error_kinds": kinds,
             "achieved_per_s": len(ok) / max(1e-6, last_first - start),
             "ttft_p50": float(np.percentile(ttft, 50)),
             "ttft_p99": float(np.percentile(ttft, 99)) if len(ok) == count else math.inf,

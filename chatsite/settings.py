@@ -110,7 +110,7 @@ if env("DATABASE_URL"):
     if env("DATABASE_POOL", "1") == "1":
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
             "min_size": 2,
-            "max_size": env_int("DATABASE_POOL_SIZE", 10),
+            "max_size": env_int("DATABASE_POOL_SIZE", 20),
             "timeout": 10,
         }
     # Lets parallel test runs on one server use separate test databases.
