@@ -167,3 +167,30 @@ async def test_resend_of_a_failed_send_reuses_the_client_id_and_never_duplicates
     again = await send(alice_async, conversation, "Are you there?", client_id)
     assert first.pk == again.pk
     assert await conversation.messages.acount() == 2
+
+
+async def test_stop_during_the_final_write_leaves_nothing_spinning(
+    alice_async, conversation, provider
+):
+    import time
+
+    from asgiref.sync import sync_to_async
+
+    from conversations.services.generation import stop_local
+    from conversations.services.hub import get_hub
+
+    provider.scripts = [[Delta("All of it"), Sleep(0.1)]]
+    assistant = await send(alice_async, conversation)
+    await wait_for_text(assistant.pk, "All of it")
+    # Keep the database worker busy, so the final write waits while Stop is pressed.
+    blocker = asyncio.ensure_future(sync_to_async(time.sleep)(0.6))
+    await asyncio.sleep(0.3)
+    stream = get_hub().get(str(assistant.pk))
+    assert stream is not None and stream.finishing
+
+    assert stop_local(str(assistant.pk))
+    await blocker
+    final = await wait_until_final(assistant.pk)
+    assert (final.status, final.content) == ("complete", "All of it")
+    await asyncio.sleep(0.05)
+    assert get_hub().get(str(assistant.pk)) is None  # closed: no reader waits forever

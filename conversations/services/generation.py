@@ -72,6 +72,8 @@ def stop_local(message_id: str) -> bool:
         return False
     if stream is None or stream.task is None or stream.task.done():
         return False
+    if stream.finishing:  # the final write is under way: the answer is ending anyway
+        return True
     stream.stop_requested = True
     stream.task.cancel()
     return True
@@ -333,28 +335,40 @@ def _write_checkpoints(texts: dict[str, str]) -> None:
 async def _finish(
     message_id: str, stream: LiveStream, outcome: Outcome, result: StreamResult
 ) -> None:
-    """The one final write, then wake every reader so it renders the final state."""
+    """The one final write, then wake every reader so it renders the final state.
+
+    A stop that arrives now has nothing left to stop (stop_local sees `finishing`), and
+    whatever happens, the stream is closed: no reader is left waiting on it.
+    """
+    stream.finishing = True
     usage = result.usage
-    try:
-        await Message.objects.filter(pk=message_id, status=Message.Status.STREAMING).aupdate(
-            content=stream.text,
-            status=outcome.status,
-            error=outcome.error,
-            error_id=outcome.error_id,
-            finish_reason=usage.finish_reason or outcome.status,
-            prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens,
-            updated_at=timezone.now(),
-        )
-    except Exception:
-        log.exception("final write failed", extra={"message_id": message_id})
     hub = get_hub()
-    relay = redis_relay.get_relay(hub)
     try:
-        if relay is not None:
-            await relay.publish_end(stream, outcome.status)
-    except Exception:
-        log.exception("relay end failed", extra={"message_id": message_id})
+        try:
+            written = await Message.objects.filter(
+                pk=message_id, status=Message.Status.STREAMING
+            ).aupdate(
+                content=stream.text,
+                status=outcome.status,
+                error=outcome.error,
+                error_id=outcome.error_id,
+                finish_reason=usage.finish_reason or outcome.status,
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+                updated_at=timezone.now(),
+            )
+            if not written:  # deleted, or swept as stale: say so rather than pass silently
+                log.warning(
+                    "final write found no streaming answer", extra={"message_id": message_id}
+                )
+        except Exception:
+            log.exception("final write failed", extra={"message_id": message_id})
+        relay = redis_relay.get_relay(hub)
+        try:
+            if relay is not None:
+                await relay.publish_end(stream, outcome.status)
+        except Exception:
+            log.exception("relay end failed", extra={"message_id": message_id})
     finally:
         hub.close(stream)
 

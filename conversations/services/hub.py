@@ -29,6 +29,7 @@ class LiveStream:
     length: int = 0
     finished: bool = False
     stop_requested: bool = False
+    finishing: bool = False  # the generator is writing the final state
     task: asyncio.Task | None = None
     _waiters: list[asyncio.Future] = field(default_factory=list)
     _on_dirty: Callable[[LiveStream], None] | None = None
