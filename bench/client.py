@@ -214,6 +214,10 @@ def request_bytes(method: str, path: str, *, host: str, headers: dict[str, str],
 @dataclass
 class Stream:
     tokens: int
+    # If set: the answer is sized when it is sent, to end then (at `interval` per token),
+    # so all of a step's answers end together however fast the server starts them.
+    end_at: float = 0.0
+    interval: float = 0.0
     t_post: float = 0.0
     t_first: float = 0.0
     t_done: float = 0.0
@@ -260,6 +264,10 @@ class Stream:
             self.next_token = last + 1
         elif kind == b"done":
             self.done, self.t_done = True, now
+            if not self.events:  # finished before we connected: all of it arrives at once
+                self.t_first = now
+                if self.first_token is not None and not self.first_token.done():
+                    self.first_token.set_result(None)
         elif kind == b"error":
             self.error = self.error or "error event"
 
@@ -285,9 +293,6 @@ class Target:
     ) -> None:
         """POST a message, then follow its SSE stream to `done` (or only to the first token)."""
         stream.t_post = time.monotonic()
-        form = urlencode(
-            {"content": f"Benchmark, tokens={stream.tokens}", "client_id": str(uuid.uuid4())}
-        ).encode()
         headers = {
             **self.headers(slot["session"]),
             "X-CSRFToken": self.csrf,
@@ -298,9 +303,18 @@ class Target:
         conn: HttpConnection | None = None
         try:
             async with asyncio.timeout(max(0.1, deadline - time.monotonic())):
-                raw = request_bytes("POST", path, host=self.host, headers=headers, body=form)
                 async with self.sending:
                     stream.t_post = time.monotonic()  # time to first token counts from here
+                    if stream.end_at:
+                        left = (stream.end_at - stream.t_post) / stream.interval
+                        stream.tokens = max(stream.tokens, math.ceil(left))
+                    form = urlencode(
+                        {
+                            "content": f"Benchmark, tokens={stream.tokens}",
+                            "client_id": str(uuid.uuid4()),
+                        }
+                    ).encode()
+                    raw = request_bytes("POST", path, host=self.host, headers=headers, body=form)
                     response = await self.pool.fetch(raw)
                 match = _SSE_CONNECT.search(response.body)
                 if response.status != 200 or match is None:
@@ -407,16 +421,19 @@ async def warm_up(target: Target, slots: list[dict], count: int) -> None:
 
 
 async def mode_streams(config: dict, target: Target, sampler: Sampler) -> dict:
-    n, interval = config["streams"], config["interval"]
+    n, interval, plateau = config["streams"], config["interval"], config["plateau"]
     ramp = n / config["ramp_rate"]
-    tokens = math.ceil((ramp + config["plateau"]) / interval) + 1
     slots = config["slots"]
     await warm_up(target, slots, config.get("warmup", 5))
     await asyncio.sleep(1.0)
     idle = sampler.sample()
     start = time.monotonic() + 0.2
-    deadline = start + ramp + tokens * interval + config.get("grace", 8.0 + ramp / 2)
-    streams = [Stream(tokens=tokens) for _ in range(n)]
+    # Every answer ends at start + ramp + plateau; one sent late (the server could not start
+    # them that fast) still lasts `plateau`, so the step stays bounded and the overlap shrinks.
+    end_at = start + ramp + plateau
+    deadline = end_at + ramp / 2 + plateau + config.get("grace", 8.0)
+    minimum = math.ceil(plateau / interval)
+    streams = [Stream(tokens=minimum, end_at=end_at, interval=interval) for _ in range(n)]
 
     async def one(i: int) -> None:
         await asyncio.sleep(max(0.0, start + i * ramp / n - time.monotonic()))
@@ -429,7 +446,7 @@ async def mode_streams(config: dict, target: Target, sampler: Sampler) -> dict:
     result.update(window)
     result.update(
         streams=n,
-        tokens_per_answer=tokens,
+        tokens_per_answer=round(sum(s.tokens for s in streams) / n),
         ramp_s=ramp,
         wall_s=end - start,
         server_rss_idle=idle[2],

@@ -48,10 +48,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--no-bare", action="store_true", help="skip the bare ASGI baseline")
     parser.add_argument("--posts-in-flight", type=int, default=32, help="ramp back-pressure")
     parser.add_argument("--interval", type=float, default=0.02, help="seconds per token (50/s)")
-    parser.add_argument("--plateau", type=float, default=6.0, help="seconds all N are open")
-    parser.add_argument("--ramp-rate", type=float, default=50.0, help="stream starts per s")
+    parser.add_argument("--plateau", type=float, default=5.0, help="seconds all N are open")
+    parser.add_argument("--ramp-rate", type=float, default=60.0, help="stream starts per s")
     parser.add_argument(
-        "--start-rates", default="25,50,100,150,200,250,300,400,500,600", help="sends per s"
+        "--bare-ramp-rate", type=float, default=120.0, help="the same for the bare server"
+    )
+    parser.add_argument(
+        "--start-rates", default="10,20,30,40,50,60,80,100,150,200", help="sends per s"
     )
     parser.add_argument("--start-seconds", type=float, default=4.0)
     parser.add_argument("--relay-streams", type=int, default=1000)
@@ -73,7 +76,8 @@ def parse_args() -> argparse.Namespace:
         args.steps = "100,500"
         args.plateau = 3.0
         args.ramp_rate = 100.0
-        args.start_rates = "50,100,200,300"
+        args.bare_ramp_rate = 200.0
+        args.start_rates = "20,40,60"
         args.start_seconds = 2.0
         args.relay_streams = 200
         if args.modes == parser.get_default("modes"):
@@ -292,7 +296,7 @@ def stream_step(args, seed, work, server_kind, target, n, env) -> dict:
             "streams": n,
             "interval": args.interval,
             "plateau": args.plateau,
-            "ramp_rate": args.ramp_rate,
+            "ramp_rate": args.ramp_rate if target == "app" else args.bare_ramp_rate,
             "posts_in_flight": args.posts_in_flight,
         }
         budget = 1.5 * n / args.ramp_rate + args.plateau + 60
