@@ -219,6 +219,7 @@ class Stream:
     end_at: float = 0.0
     interval: float = 0.0
     t_post: float = 0.0
+    t_posted: float = 0.0  # the POST's response: the answer's upstream has just started
     t_first: float = 0.0
     t_done: float = 0.0
     message_id: str = ""
@@ -316,6 +317,7 @@ class Target:
                     ).encode()
                     raw = request_bytes("POST", path, host=self.host, headers=headers, body=form)
                     response = await self.pool.fetch(raw)
+                stream.t_posted = time.monotonic()
                 match = _SSE_CONNECT.search(response.body)
                 if response.status != 200 or match is None:
                     stream.error = f"POST {response.status}"
@@ -474,6 +476,7 @@ def stream_figures(streams: list[Stream], *, interval: float, started: float) ->
     if plateau_end - plateau_start < 1.0:  # no real plateau (overload): take every token
         plateau_start, plateau_end = -math.inf, math.inf
     late_parts: list[np.ndarray] = []
+    clock_parts: list[np.ndarray] = []  # against the upstream's own clock (from the POST)
     due_in_plateau = 0
     finite = math.isfinite(plateau_start)
     for s in ok:
@@ -492,8 +495,10 @@ def stream_figures(streams: list[Stream], *, interval: float, started: float) ->
         index = np.repeat(first - starts, counts) + np.arange(int(counts.sum()))
         mask = (index >= lo) & (index <= hi)
         late_parts.append(np.maximum(0.0, arrival[mask] - s.t_first - index[mask] * interval))
+        clock_parts.append(np.maximum(0.0, arrival[mask] - s.t_posted - index[mask] * interval))
     late = np.concatenate(late_parts) if late_parts else np.array([math.inf])
-    on_time = int((late <= ON_TIME_SECONDS).sum())
+    clock = np.concatenate(clock_parts) if clock_parts else np.array([math.inf])
+    on_time = int((clock <= ON_TIME_SECONDS).sum())
     return {
         "delivered": received / expected if expected else 0.0,
         "on_time": on_time / due_in_plateau if due_in_plateau else 0.0,
@@ -502,6 +507,9 @@ def stream_figures(streams: list[Stream], *, interval: float, started: float) ->
         "late_p50": float(np.percentile(late, 50)),
         "late_p99": float(np.percentile(late, 99)),
         "late_max": float(late.max()),
+        "clock_p50": float(np.percentile(clock, 50)),
+        "clock_p99": float(np.percentile(clock, 99)),
+        "clock_max": float(clock.max()),
         "events_per_token": events / received if received else 0.0,
         "errors": sum(errors.values()),
         "error_kinds": errors,
@@ -509,7 +517,7 @@ def stream_figures(streams: list[Stream], *, interval: float, started: float) ->
         "plateau_s": (plateau_end - plateau_start) if finite else 0.0,
         "plateau_start_t": plateau_start if finite else started,
         "plateau_end_t": plateau_end if finite else time.monotonic(),
-        "late_hist": _histogram(late),
+        "late_hist": _histogram(clock),
     }
 
 
