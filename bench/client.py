@@ -174,29 +174,36 @@ class HttpConnection(asyncio.Protocol):
 class Pool:
     """Keep-alive connections for short requests, as a browser reuses its connection."""
 
+    IDLE_SECONDS = 4.0  # servers close idle keep-alive connections (uvicorn after 5 s)
+
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port = host, port
-        self.idle: list[HttpConnection] = []
+        self.idle: list[tuple[HttpConnection, float]] = []
 
     async def fetch(self, raw: bytes) -> Response:
-        for _attempt in range(2):
-            reused = bool(self.idle)
-            conn = self.idle.pop() if reused else await HttpConnection.open(self.host, self.port)
-            if not conn.usable:
-                continue
+        now = time.monotonic()
+        conn = None
+        while self.idle and conn is None:
+            candidate, since = self.idle.pop()
+            if candidate.usable and now - since < self.IDLE_SECONDS:
+                conn = candidate
+            else:
+                candidate.close()
+        if conn is not None:
             try:
-                response = await conn.request(raw)
+                return self._keep(conn, await conn.request(raw))
             except ConnectionError:
-                if reused:
-                    continue  # the server closed an idle connection: retry once, fresh
-                raise
-            if conn.usable:
-                self.idle.append(conn)
-            return response
-        raise ConnectionError("no usable connection")
+                pass  # closed by the server as we sent: once more on a fresh connection
+        conn = await HttpConnection.open(self.host, self.port)
+        return self._keep(conn, await conn.request(raw))
+
+    def _keep(self, conn: HttpConnection, response: Response) -> Response:
+        if conn.usable:
+            self.idle.append((conn, time.monotonic()))
+        return response
 
     def close(self) -> None:
-        for conn in self.idle:
+        for conn, _ in self.idle:
             conn.close()
 
 

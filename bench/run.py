@@ -176,6 +176,17 @@ def servers(specs: list[tuple[str, str, dict[str, str], str]], log_dir: Path, re
             server.stop()
 
 
+def client_config(mode: str, seed: dict, started: list[Server], **extra) -> dict:
+    """What the load client needs: where to send (the first server), whom to watch, as whom."""
+    return {
+        "mode": mode,
+        "post_port": started[0].port,
+        "server_pids": [server.proc.pid for server in started],
+        "csrf": seed["csrf"],
+        **extra,
+    }
+
+
 def run_client(config: dict, work: Path, name: str, timeout: float) -> dict:
     config_path, out_path = work / f"{name}.config.json", work / f"{name}.result.json"
     config_path.write_text(json.dumps(config))
@@ -286,19 +297,18 @@ def stream_step(args, seed, work, server_kind, target, n, env) -> dict:
     if target == "app":
         reset_live(args)
     load_before = os.getloadavg()
-    with servers([(server_kind, app, env, name)], work, ready) as (server,):
-        config = {
-            "mode": "streams",
-            "post_port": server.port,
-            "server_pids": [server.proc.pid],
-            "csrf": seed["csrf"],
-            "slots": seed["slots"],
-            "streams": n,
-            "interval": args.interval,
-            "plateau": args.plateau,
-            "ramp_rate": args.ramp_rate if target == "app" else args.bare_ramp_rate,
-            "posts_in_flight": args.posts_in_flight,
-        }
+    with servers([(server_kind, app, env, name)], work, ready) as started:
+        config = client_config(
+            "streams",
+            seed,
+            started,
+            slots=seed["slots"],
+            streams=n,
+            interval=args.interval,
+            plateau=args.plateau,
+            ramp_rate=args.ramp_rate if target == "app" else args.bare_ramp_rate,
+            posts_in_flight=args.posts_in_flight,
+        )
         budget = 1.5 * n / args.ramp_rate + args.plateau + 60
         result = run_client(config, work, name, timeout=budget + 30)
     ids = result.pop("message_ids", [])
@@ -315,20 +325,19 @@ def relay_step(args, seed, work, env) -> dict:
     name = f"relay-{kind}-{n}"
     reset_live(args)
     specs = [(kind, "chatsite.asgi:application", env, f"{name}-{side}") for side in ("gen", "rel")]
-    with servers(specs, work, "/healthz") as (generator, relayer):
-        config = {
-            "mode": "streams",
-            "post_port": generator.port,
-            "stream_port": relayer.port,
-            "server_pids": [generator.proc.pid, relayer.proc.pid],
-            "csrf": seed["csrf"],
-            "slots": seed["slots"],
-            "streams": n,
-            "interval": args.interval,
-            "plateau": args.plateau,
-            "ramp_rate": args.ramp_rate,
-            "posts_in_flight": args.posts_in_flight,
-        }
+    with servers(specs, work, "/healthz") as started:  # POST to the first, stream from the second
+        config = client_config(
+            "streams",
+            seed,
+            started,
+            stream_port=started[1].port,
+            slots=seed["slots"],
+            streams=n,
+            interval=args.interval,
+            plateau=args.plateau,
+            ramp_rate=args.ramp_rate,
+            posts_in_flight=args.posts_in_flight,
+        )
         result = run_client(
             config, work, name, timeout=1.5 * n / args.ramp_rate + args.plateau + 90
         )
@@ -341,16 +350,15 @@ def relay_step(args, seed, work, env) -> dict:
 def starts_run(args, seed, work, kind, env) -> dict:
     reset_live(args)
     name = f"starts-{kind}"
-    with servers([(kind, "chatsite.asgi:application", env, name)], work, "/healthz") as (server,):
-        config = {
-            "mode": "starts",
-            "post_port": server.port,
-            "server_pids": [server.proc.pid],
-            "csrf": seed["csrf"],
-            "slots": seed["slots"],
-            "rates": [float(r) for r in args.start_rates.split(",")],
-            "duration": args.start_seconds,
-        }
+    with servers([(kind, "chatsite.asgi:application", env, name)], work, "/healthz") as started:
+        config = client_config(
+            "starts",
+            seed,
+            started,
+            slots=seed["slots"],
+            rates=[float(r) for r in args.start_rates.split(",")],
+            duration=args.start_seconds,
+        )
         rates = len(config["rates"])
         result = run_client(config, work, name, timeout=rates * (args.start_seconds + 15) + 30)
     steps = result["steps"]
@@ -379,15 +387,8 @@ def starts_run(args, seed, work, kind, env) -> dict:
 
 def pages_run(args, seed, work, kind, env) -> dict:
     name = f"pages-{kind}"
-    with servers([(kind, "chatsite.asgi:application", env, name)], work, "/healthz") as (server,):
-        config = {
-            "mode": "pages",
-            "post_port": server.port,
-            "server_pids": [server.proc.pid],
-            "csrf": seed["csrf"],
-            "heavy": seed["heavy"],
-            "repeat": 30,
-        }
+    with servers([(kind, "chatsite.asgi:application", env, name)], work, "/healthz") as started:
+        config = client_config("pages", seed, started, heavy=seed["heavy"], repeat=30)
         result = run_client(config, work, name, timeout=120)
     for page, figures in result["pages"].items():
         print(

@@ -271,12 +271,7 @@ _idle_watchdogs: dict[asyncio.AbstractEventLoop, _IdleWatchdog] = {}
 
 
 def _idle_watchdog(loop: asyncio.AbstractEventLoop) -> _IdleWatchdog:
-    watchdog = _idle_watchdogs.get(loop)
-    if watchdog is None:
-        for old_loop in [old for old in _idle_watchdogs if old.is_closed()]:
-            del _idle_watchdogs[old_loop]
-        watchdog = _idle_watchdogs[loop] = _IdleWatchdog(loop)
-    return watchdog
+    return _one_per_loop(_idle_watchdogs, loop, _IdleWatchdog)
 
 
 class _CheckpointWriter:
@@ -314,12 +309,17 @@ _checkpoint_writers: dict[asyncio.AbstractEventLoop, _CheckpointWriter] = {}
 
 
 def _checkpoint_writer(loop: asyncio.AbstractEventLoop) -> _CheckpointWriter:
-    writer = _checkpoint_writers.get(loop)
-    if writer is None:
-        for old_loop in [old for old in _checkpoint_writers if old.is_closed()]:
-            del _checkpoint_writers[old_loop]
-        writer = _checkpoint_writers[loop] = _CheckpointWriter(loop)
-    return writer
+    return _one_per_loop(_checkpoint_writers, loop, _CheckpointWriter)
+
+
+def _one_per_loop[T](registry: dict[asyncio.AbstractEventLoop, T], loop, factory) -> T:
+    """The loop's instance (tests run a loop each; a server runs one); closed loops' go."""
+    instance = registry.get(loop)
+    if instance is None:
+        for old_loop in [old for old in registry if old.is_closed()]:
+            del registry[old_loop]
+        instance = registry[loop] = factory(loop)
+    return instance
 
 
 def _write_checkpoints(texts: dict[str, str]) -> None:
