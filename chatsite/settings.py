@@ -139,7 +139,12 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": REDIS_PREFIX},
+            "CONFIG": {
+                # channels-redis blocks 5 s per receive; redis-py 8 gives up reading after
+                # 5 s by default, so every idle receive failed. Read longer than it blocks.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 15}],
+                "prefix": REDIS_PREFIX,
+            },
         }
     }
     CACHES = {

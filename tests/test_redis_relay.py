@@ -151,3 +151,46 @@ async def test_mirror_is_let_go_when_its_last_reader_leaves(
     await asyncio.sleep(0.05)
     assert get_hub().get(str(answer.pk)) is None
     assert str(answer.pk) not in relay.followed
+
+
+async def test_a_thousand_answers_ending_together_all_get_their_end_marker(
+    redis_client, redis_settings
+):
+    """A burst larger than any connection pool: every end marker is written, after its text."""
+    hub = get_hub()
+    relay = redis_relay.get_relay(hub)
+    streams = [hub.open(f"burst-{n}") for n in range(1000)]
+    for stream in streams:
+        relay.track(stream)
+        stream.append("last words")
+
+    await asyncio.gather(*(relay.publish_end(stream, "complete") for stream in streams))
+
+    for stream in streams[::97]:
+        entries = await redis_client.xrange(redis_relay.stream_key(stream.message_id))
+        assert [fields for _, fields in entries] == [
+            {"o": "0", "t": "last words"},
+            {"end": "complete"},
+        ]
+    pipe = redis_client.pipeline(transaction=False)
+    for stream in streams:
+        pipe.xrevrange(redis_relay.stream_key(stream.message_id), count=1)
+    ended = await pipe.execute()
+    assert all(entries[0][1] == {"end": "complete"} for entries in ended)
+    assert relay.published == {}
+
+
+async def test_the_channel_layer_waits_quietly_past_its_blocking_read(redis_settings):
+    """An idle listener (stop requests, live sync) must not fail every few seconds."""
+    from channels.layers import channel_layers
+
+    layer = channel_layers.make_backend("default")
+    channel = await layer.new_channel("idle.")
+    blocking = layer.brpop_timeout
+    try:
+        with pytest.raises(TimeoutError) as waited:
+            async with asyncio.timeout(blocking + 1.5):
+                await layer.receive(channel)
+        assert type(waited.value) is TimeoutError  # asyncio's, not a Redis read timeout
+    finally:
+        await layer.flush()

@@ -26,6 +26,7 @@ EXPIRE_WHILE_LIVE = 3600  # a crashed generator's stream does not stay forever
 MAX_ENTRIES = 20_000
 BLOCK_MS = 100
 SOCKET_TIMEOUT = 2.0  # seconds
+COMMAND_CONNECTIONS = 4
 END = "end"
 
 
@@ -42,10 +43,22 @@ class RedisRelay:
 
     def __init__(self, hub: StreamHub) -> None:
         self.hub = hub
-        # Two connections at most: one for the blocking XREAD, one for writes and XRANGE.
-        self.commands = redis.from_url(settings.REDIS_URL, decode_responses=True)
+        # A small bounded pool for writes and XRANGE (a burst waits for a connection rather
+        # than failing with MaxConnectionsError), and one connection for the blocking XREAD.
+        self.commands = redis.Redis(
+            connection_pool=redis.BlockingConnectionPool.from_url(
+                settings.REDIS_URL,
+                decode_responses=True,
+                max_connections=COMMAND_CONNECTIONS,
+                timeout=SOCKET_TIMEOUT,
+                socket_timeout=SOCKET_TIMEOUT,
+            )
+        )
         self.blocking = redis.from_url(settings.REDIS_URL, decode_responses=True, max_connections=1)
         self.published: dict[str, int] = {}  # message id -> offset already in Redis
+        # End markers not yet written, each with the future its publisher awaits.
+        self._ending: list[tuple[LiveStream, str, asyncio.Future[None]]] = []
+        self._write_lock = asyncio.Lock()
         self.followed: dict[str, tuple[LiveStream, str]] = {}  # id -> (mirror, last entry id)
         self.readers: dict[str, int] = {}  # id -> SSE readers attached to its mirror
         self._reader: asyncio.Task | None = None
@@ -56,28 +69,54 @@ class RedisRelay:
 
     async def publish(self, streams: list[LiveStream]) -> None:
         """Append what each stream gained since the last frame: one round trip per frame."""
-        pipe = self.commands.pipeline(transaction=False)
-        queued = False
-        for stream in streams:
-            offset = self.published.get(stream.message_id)
-            if offset is None or stream.length <= offset:
-                continue
-            key = stream_key(stream.message_id)
-            pipe.xadd(key, {"o": offset, "t": stream.read_from(offset)}, maxlen=MAX_ENTRIES)
-            pipe.expire(key, EXPIRE_WHILE_LIVE)
-            self.published[stream.message_id] = stream.length
-            queued = True
-        if queued:
-            await pipe.execute()
+        await self._write(streams)
 
     async def publish_end(self, stream: LiveStream, status: str) -> None:
-        await self.publish([stream])
-        self.published.pop(stream.message_id, None)
+        """Its last text and the end marker; returns once both are in Redis."""
+        written = self.hub.loop.create_future()
+        self._ending.append((stream, status, written))
+        await self._write([])
+        await written  # perhaps by a writer that held the lock before this one
+
+    async def _write(self, streams: list[LiveStream]) -> None:
+        """One writer at a time, each taking everything queued so far (a group commit):
+        a thousand answers ending together cost a few round trips, not a thousand."""
+        async with self._write_lock:
+            ending, self._ending = self._ending, []
+            pipe = self.commands.pipeline(transaction=False)
+            queued = False
+            for stream in [*streams, *(stream for stream, _, _ in ending)]:
+                queued |= self._queue_text(pipe, stream)
+            for stream, status, _ in ending:
+                self.published.pop(stream.message_id, None)
+                key = stream_key(stream.message_id)
+                pipe.xadd(key, {END: status}, maxlen=MAX_ENTRIES)
+                pipe.expire(key, EXPIRE_AFTER_END)
+                queued = True
+            try:
+                if queued:
+                    await pipe.execute()
+            except asyncio.CancelledError:  # a frame hook ran out of time: the next writer
+                self._ending[:0] = ending  # takes these (their publishers wait on the lock)
+                raise
+            except Exception as error:
+                for _, _, written in ending:
+                    written.set_exception(error)
+                if streams:
+                    raise
+            else:
+                for _, _, written in ending:
+                    written.set_result(None)
+
+    def _queue_text(self, pipe: redis.client.Pipeline, stream: LiveStream) -> bool:
+        offset = self.published.get(stream.message_id)
+        if offset is None or stream.length <= offset:
+            return False
         key = stream_key(stream.message_id)
-        pipe = self.commands.pipeline(transaction=False)
-        pipe.xadd(key, {END: status}, maxlen=MAX_ENTRIES)
-        pipe.expire(key, EXPIRE_AFTER_END)
-        await pipe.execute()
+        pipe.xadd(key, {"o": offset, "t": stream.read_from(offset)}, maxlen=MAX_ENTRIES)
+        pipe.expire(key, EXPIRE_WHILE_LIVE)
+        self.published[stream.message_id] = stream.length
+        return True
 
     # -- following (any other process) -------------------------------------------------
     async def follow(self, message_id: str) -> LiveStream:
