@@ -18,26 +18,30 @@ from conversations.models import Message
 from conversations.services import recovery, redis_relay, sse
 from conversations.services.hub import LiveStream, get_hub
 
+RETRY_MS = 1000  # the browser's reconnect delay
+
 
 def render_message(message: Message) -> str:
     return render_to_string("conversations/detail.html#message", {"message": message})
 
 
-async def final_event(message_id: str) -> str:
+@sync_to_async
+def final_event(message_id: str) -> str:
+    """The saved answer, rendered: one trip to a thread, whose connection is let go after."""
     try:
-        message = await Message.objects.select_related("conversation").aget(pk=message_id)
-    except Message.DoesNotExist:  # its conversation was deleted: the bubble goes away
-        return sse.frame("done", "", event_id=0)
-    html = await sync_to_async(render_message)(message)
-    event = "error" if message.status == Message.Status.ERROR else "done"
-    return sse.frame(event, html, event_id=len(message.content))
+        try:
+            message = Message.objects.select_related("conversation").get(pk=message_id)
+        except Message.DoesNotExist:  # its conversation was deleted: the bubble goes away
+            return sse.frame("done", "", event_id=0)
+        event = "error" if message.status == Message.Status.ERROR else "done"
+        return sse.frame(event, render_message(message), event_id=len(message.content))
+    finally:
+        release_connections()
 
 
 async def stream_events(message: Message, *, last_event_id: str | None) -> AsyncIterator[str]:
     message_id = str(message.pk)
-    resuming = last_event_id is not None
-    offset = _parse_offset(last_event_id)
-    yield sse.retry_hint(1000)
+    yield sse.retry_hint(RETRY_MS)
 
     if not message.is_live or message.hidden:  # a moderator hid it: not a single token
         yield await final_event(message_id)
@@ -54,21 +58,28 @@ async def stream_events(message: Message, *, last_event_id: str | None) -> Async
         yield await final_event(message_id)
         return
 
+    await sync_to_async(release_connections)()  # the request's thread: its connection
     try:
-        async for event in _follow(stream, message_id, offset=offset, resuming=resuming):
+        async for event in _follow(stream, last_event_id=last_event_id):
             yield event
     finally:
         if relay is not None and stream.task is None:
             relay.release(message_id)  # a mirror nobody reads is let go
 
 
-async def _follow(
-    stream: LiveStream, message_id: str, *, offset: int, resuming: bool
-) -> AsyncIterator[str]:
-    if not resuming and stream.length:
+async def live_events(stream: LiveStream, *, last_event_id: str | None) -> AsyncIterator[str]:
+    """The events of an answer this process generates, from the reader's offset to the end."""
+    yield sse.retry_hint(RETRY_MS)
+    async for event in _follow(stream, last_event_id=last_event_id):
+        yield event
+
+
+async def _follow(stream: LiveStream, *, last_event_id: str | None) -> AsyncIterator[str]:
+    message_id = stream.message_id
+    offset = _parse_offset(last_event_id)
+    if last_event_id is None and stream.length:
         offset = stream.length
         yield sse.text_frame("snapshot", stream.read_from(0), event_id=offset)
-    await sync_to_async(release_connections)()  # the request's thread: its connection
     while True:
         await stream.wait(offset, settings.CHAT["HEARTBEAT_SECONDS"])
         if stream.length > offset:

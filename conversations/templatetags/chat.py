@@ -1,9 +1,14 @@
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django import template
+from django.urls import reverse
 from django.utils.safestring import SafeString
 
+from conversations.models import Message
 from conversations.rendering import render_markdown
+from conversations.services import stream_access
 
 register = template.Library()
 
@@ -12,3 +17,11 @@ register = template.Library()
 def markdown(text: str) -> SafeString:
     """Model output through the one sanitizing renderer."""
     return render_markdown(text or "")
+
+
+@register.simple_tag(takes_context=True)
+def stream_url(context: template.Context, message: Message) -> str:
+    """The live answer's SSE URL, signed for this request's session when it has one."""
+    url = reverse("message_stream", args=[message.conversation_id, message.id])
+    token = stream_access.token_for_request(context.get("request"), str(message.id))
+    return f"{url}?{urlencode({'t': token})}" if token else url

@@ -1,0 +1,208 @@
+"""Signed stream URLs: a live answer is followed without the request cycle, by its owner only."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import re
+import time
+from unittest import mock
+
+import pytest
+from django.conf import settings
+from django.core import signing
+
+from chatsite.asgi import http_application
+from conversations.live_streams import serve_live_streams
+from conversations.models import Message
+from conversations.services import stream_access
+from tests.fakes import words
+from tests.streams import parse_block, send_data, wait_until_final
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class DjangoSpy:
+    """The full request cycle, counting the requests that reach it."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+
+    async def __call__(self, scope, receive, send) -> None:
+        self.paths.append(scope["path"])
+        await http_application(scope, receive, send)
+
+
+@pytest.fixture
+def django_spy() -> DjangoSpy:
+    return DjangoSpy()
+
+
+@pytest.fixture
+def app(django_spy):
+    return serve_live_streams(django_spy)
+
+
+async def get(app, url: str, *, cookie: str = "", headers=(), leave_after: float | None = None):
+    """One GET through the ASGI app: (status, headers, events); `leave_after` closes the tab."""
+    path, _, query = url.partition("?")
+    raw_headers = [(b"host", b"testserver"), *headers]
+    if cookie:
+        raw_headers.append((b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode()))
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+        "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "",
+        "query_string": query.encode(), "headers": raw_headers,
+        "client": ("127.0.0.1", 50000), "server": ("testserver", 80),
+    }  # fmt: skip
+    messages: list[dict] = []
+    left = asyncio.Event()
+    done = asyncio.Event()
+
+    body_sent = False
+
+    async def receive() -> dict:
+        nonlocal body_sent
+        if not body_sent:
+            body_sent = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        if leave_after is None:
+            await done.wait()
+        else:
+            await asyncio.sleep(leave_after)
+            left.set()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        messages.append(message)
+        if message["type"] == "http.response.body" and not message.get("more_body"):
+            done.set()
+
+    await asyncio.wait_for(app(scope, receive, send), 10)
+    start = messages[0]
+    body = b"".join(m.get("body", b"") for m in messages[1:]).decode()
+    events = [e for e in (parse_block(block) for block in body.split("\n\n")) if e]
+    headers = {name.lower(): value for name, value in start["headers"]}
+    return start["status"], headers, events
+
+
+def text_of(events) -> str:
+    return "".join(html.unescape(e["data"]) for e in events if e["event"] in ("snapshot", "token"))
+
+
+async def send_and_get_stream_url(client, conversation) -> tuple[str, Message]:
+    response = await client.post(
+        f"/c/{conversation.pk}/messages", send_data("hi"), headers={"HX-Request": "true"}
+    )
+    url = html.unescape(re.search(r'sse-connect="([^"]+)"', response.content.decode())[1])
+    answer = await Message.objects.aget(conversation=conversation, role="assistant")
+    return url, answer
+
+
+def session_of(client) -> str:
+    return client.cookies[settings.SESSION_COOKIE_NAME].value
+
+
+async def test_the_owner_follows_a_live_answer_without_the_request_cycle(
+    app, django_spy, alice_async, conversation, provider
+):
+    provider.scripts = [words("streamed straight from the hub", pause=0.02)]
+    url, answer = await send_and_get_stream_url(alice_async, conversation)
+    assert "?t=" in url
+
+    status, headers, events = await get(app, url, cookie=session_of(alice_async))
+
+    assert status == 200
+    assert headers[b"content-type"].startswith(b"text/event-stream")
+    assert headers[b"cache-control"] == b"no-cache" and headers[b"x-accel-buffering"] == b"no"
+    assert text_of(events) == "streamed straight from the hub"
+    assert events[-1]["event"] == "done" and "<p>streamed straight" in events[-1]["data"]
+    assert django_spy.paths == []  # no middleware, no session or user lookup
+    saved = await Message.objects.aget(pk=answer.pk)
+    assert saved.status == "complete" and saved.content == "streamed straight from the hub"
+
+
+async def test_resume_with_last_event_id_continues_exactly(
+    app, alice_async, conversation, provider
+):
+    provider.scripts = [words("abc def ghi jkl mno", pause=0.05)]
+    url, _ = await send_and_get_stream_url(alice_async, conversation)
+    cookie = session_of(alice_async)
+    _, _, first = await get(app, url, cookie=cookie, leave_after=0.12)
+    last_id = next(e["id"] for e in reversed(first) if e["event"] in ("snapshot", "token"))
+
+    _, _, rest = await get(app, url, cookie=cookie, headers=[(b"last-event-id", last_id.encode())])
+
+    assert first[-1]["event"] != "done"  # the first tab really left mid-answer
+    assert text_of(first) + text_of(rest) == "abc def ghi jkl mno"
+    assert rest[-1]["event"] == "done"
+
+
+async def test_a_reader_who_leaves_does_not_stop_the_answer(
+    app, alice_async, conversation, provider
+):
+    provider.scripts = [words("kept even when nobody watches", pause=0.03)]
+    url, answer = await send_and_get_stream_url(alice_async, conversation)
+    await get(app, url, cookie=session_of(alice_async), leave_after=0.05)
+    saved = await wait_until_final(answer.pk)
+    assert saved.status == "complete" and saved.content == "kept even when nobody watches"
+
+
+async def test_someone_elses_session_with_the_owners_url_gets_a_404(
+    app, django_spy, alice_async, bob, conversation, provider
+):
+    provider.scripts = [words("for alice only", pause=0.05)]
+    url, _ = await send_and_get_stream_url(alice_async, conversation)
+    bob_client = type(alice_async)()
+    await bob_client.aforce_login(bob)
+
+    status, _, events = await get(app, url, cookie=session_of(bob_client))
+
+    assert status == 404 and events == []
+    assert len(django_spy.paths) == 1  # the token did not fit: Django checked, and refused
+
+
+async def test_the_url_without_a_session_goes_to_the_login_page(
+    app, alice_async, conversation, provider
+):
+    provider.scripts = [words("for alice only", pause=0.05)]
+    url, _ = await send_and_get_stream_url(alice_async, conversation)
+    status, headers, _ = await get(app, url)
+    assert status == 302 and b"/accounts/login/" in headers[b"location"]
+
+
+@pytest.mark.parametrize("spoil", ["tampered", "expired", "other message"])
+async def test_a_bad_token_falls_back_to_the_full_checks(
+    app, django_spy, alice_async, conversation, provider, spoil
+):
+    """The owner still gets the answer, through Django's view."""
+    provider.scripts = [words("still readable", pause=0.02)]
+    url, answer = await send_and_get_stream_url(alice_async, conversation)
+    cookie = session_of(alice_async)
+    path = url.split("?")[0]
+    if spoil == "tampered":
+        url = url[:-2] + ("AA" if not url.endswith("AA") else "BB")
+    elif spoil == "other message":
+        url = f"{path}?t={stream_access.stream_token('x' * 36, cookie)}"
+    else:
+        an_hour_ago = time.time() - stream_access.MAX_AGE - 1
+        with mock.patch.object(signing.time, "time", return_value=an_hour_ago):
+            url = f"{path}?t={stream_access.stream_token(str(answer.pk), cookie)}"
+
+    status, _, events = await get(app, url, cookie=cookie)
+
+    assert status == 200 and text_of(events).endswith("readable")
+    assert django_spy.paths == [path]
+
+
+async def test_a_finished_answer_is_answered_by_django_with_its_final_state(
+    app, django_spy, alice_async, conversation, provider
+):
+    provider.scripts = [words("all done", pause=0.01)]
+    url, answer = await send_and_get_stream_url(alice_async, conversation)
+    await wait_until_final(answer.pk)
+
+    status, _, events = await get(app, url, cookie=session_of(alice_async))
+
+    assert status == 200 and [e["event"] for e in events] == ["done"]
+    assert len(django_spy.paths) == 1
