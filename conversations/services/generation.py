@@ -56,7 +56,7 @@ def launch_generation(message: Message) -> LiveStream:
         relay.track(stream)
         hub.on_frame = relay.publish
     stream.task = hub.loop.create_task(
-        generate_reply(message_id=str(message.pk), stream=stream),
+        generate_reply(message, stream=stream),
         name=f"generate-{message.pk}",
         # A fresh context: the request's (and its sync-thread executor) ends before we do.
         context=contextvars.Context(),
@@ -85,7 +85,8 @@ async def request_stop(message: Message) -> None:
         await control.broadcast_stop(str(message.pk))
 
 
-async def generate_reply(*, message_id: str, stream: LiveStream) -> None:
+async def generate_reply(message: Message, *, stream: LiveStream) -> None:
+    message_id = str(message.pk)
     chat = settings.CHAT
     log_ids: dict[str, str] = {"message_id": message_id}
     outcome = Outcome(status=Message.Status.ERROR)
@@ -94,7 +95,7 @@ async def generate_reply(*, message_id: str, stream: LiveStream) -> None:
     watchdog = _idle_watchdog(checkpoint.loop)
     watchdog.watch(message_id, checkpoint)
     try:
-        turns, log_ids = await _load_context(message_id)
+        turns, log_ids = await _load_context(message)
         provider = get_provider()
         async with asyncio.timeout(chat["TOTAL_TIMEOUT"]):
             # aclosing: a stop closes the provider's stream at once, cancelling the request.
@@ -374,12 +375,14 @@ async def _finish(
 
 
 @sync_to_async
-def _load_context(message_id: str) -> tuple[list[ChatTurn], dict[str, str]]:
-    """The turns sent to the model: system prompt, then visible history before this answer."""
-    message = Message.objects.select_related("conversation", "reply_to").get(pk=message_id)
+def _load_context(message: Message) -> tuple[list[ChatTurn], dict[str, str]]:
+    """The turns sent to the model: system prompt, then visible history before this answer.
+
+    `message` comes from the send, with its conversation and question already loaded.
+    """
     conversation = message.conversation
     log_ids = {
-        "message_id": message_id,
+        "message_id": str(message.pk),
         "conversation_id": str(conversation.pk),
         "user_id": str(conversation.owner_id),
     }

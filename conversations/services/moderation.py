@@ -48,10 +48,11 @@ class SendRefused(Exception):
     """The user may not add messages here; `str(exc)` says why, for the user."""
 
 
-def ensure_can_send(conversation: Conversation) -> None:
+def ensure_can_send(conversation: Conversation, *, owner_active: bool) -> None:
+    """`owner_active` as read under the sender's row lock: a suspension cannot slip past."""
     if conversation.hidden:
         raise SendRefused(CONVERSATION_HIDDEN)
-    if not get_user_model().objects.filter(pk=conversation.owner_id, is_active=True).exists():
+    if not owner_active:
         raise SendRefused(SUSPENDED)
 
 

@@ -77,15 +77,12 @@ def send_message(
     existing = _existing_send(conversation, client_id)
     if existing is not None:
         return existing
-    moderation.ensure_can_send(conversation)
     provider = get_provider()
     for attempt in range(SEQ_ATTEMPTS):
         try:
             with transaction.atomic():
-                # Row locks serialize a user's sends (so the limit on live answers holds) and
-                # a conversation's seq values, on PostgreSQL; on SQLite the IMMEDIATE
-                # transaction already does. The unique constraint is the backstop.
-                _lock_sender(conversation)
+                owner_active = _lock_sender(conversation)
+                moderation.ensure_can_send(conversation, owner_active=owner_active)
                 if attempt == 0:
                     check_send_allowed(user_id=conversation.owner_id)
                 seq = _next_seq(conversation)
@@ -127,13 +124,13 @@ def retry_reply(*, message: Message) -> RetryResult:
     conversation = message.conversation
     provider = get_provider()
     with transaction.atomic():
-        _lock_sender(conversation)
+        owner_active = _lock_sender(conversation)
         last = conversation.messages.order_by("-seq").first()
         if last is not None and last.pk != message.pk:
             if last.role == Message.Role.ASSISTANT and last.reply_to_id == message.reply_to_id:
                 return RetryResult(last, created=False)
             raise RetryRefused("Only the last answer can be retried.")
-        moderation.ensure_can_send(conversation)
+        moderation.ensure_can_send(conversation, owner_active=owner_active)
         check_send_allowed(user_id=conversation.owner_id)
         reply = Message.objects.create(
             conversation=conversation,
@@ -149,10 +146,15 @@ def retry_reply(*, message: Message) -> RetryResult:
     return RetryResult(reply, created=True)
 
 
-def _lock_sender(conversation: Conversation) -> None:
-    """Lock the owner's row, then the conversation's: the same order on every path."""
-    get_user_model().objects.select_for_update().filter(pk=conversation.owner_id).first()
-    Conversation.objects.select_for_update().filter(pk=conversation.pk).first()
+def _lock_sender(conversation: Conversation) -> bool:
+    """Lock the owner's row; whether the owner is active, as read under the lock.
+
+    Every path that adds messages takes this lock, so a user's sends go one at a time (the
+    limit on live answers holds) and so do each conversation's seq values, on PostgreSQL;
+    on SQLite the IMMEDIATE transaction already does. The unique constraint is the backstop.
+    """
+    owner = get_user_model().objects.select_for_update().filter(pk=conversation.owner_id)
+    return bool(owner.values_list("is_active", flat=True).first())
 
 
 def _existing_send(conversation: Conversation, client_id: uuid.UUID) -> SendResult | None:
