@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from uuid import UUID
 
-from asgiref.sync import sync_to_async
+from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
@@ -27,7 +27,7 @@ from conversations.selectors import (
     transcript,
 )
 from conversations.services import export, moderation, relay
-from conversations.services.generation import launch_generation, request_stop
+from conversations.services.generation import request_stop, start_generation
 from conversations.services.ratelimit import RateLimited
 from conversations.services.sending import (
     RetryRefused,
@@ -108,14 +108,13 @@ def conversation_delete(request: HttpRequest, conversation_id: UUID) -> HttpResp
 
 @login_required
 @require_POST
-async def message_send(request: HttpRequest, conversation_id: UUID) -> HttpResponse:
-    user = await request.auser()
-    conversation = await sync_to_async(conversation_for)(user, conversation_id)
+def message_send(request: HttpRequest, conversation_id: UUID) -> HttpResponse:
+    conversation = conversation_for(request.user, conversation_id)
     form = MessageForm(request.POST)
     if not form.is_valid():
-        return await _composer_error(request, conversation, form)
+        return _composer_error(request, conversation, form)
     try:
-        result = await sync_to_async(send_message)(
+        result = send_message(
             conversation=conversation,
             content=form.cleaned_data["content"],
             client_id=form.cleaned_data["client_id"],
@@ -125,7 +124,7 @@ async def message_send(request: HttpRequest, conversation_id: UUID) -> HttpRespo
     except moderation.SendRefused as exc:
         return _refused(exc)
     if result.created and result.assistant_message is not None:
-        launch_generation(result.assistant_message)
+        start_generation(result.assistant_message)
     if not request.htmx:
         return redirect("conversation_detail", conversation.pk)
     messages = [m for m in (result.user_message, result.assistant_message) if m is not None]
@@ -135,7 +134,7 @@ async def message_send(request: HttpRequest, conversation_id: UUID) -> HttpRespo
         # The first message names the conversation: update the page's title in place.
         "title_changed": result.created and result.user_message.seq == 1,
     }
-    return await sync_to_async(render)(request, f"{DETAIL}#message_list", context)
+    return render(request, f"{DETAIL}#message_list", context)
 
 
 @login_required
@@ -154,13 +153,10 @@ async def message_stream(
 
 @login_required
 @require_POST
-async def message_stop(
-    request: HttpRequest, conversation_id: UUID, message_id: UUID
-) -> HttpResponse:
-    user = await request.auser()
-    message = await amessage_for(user, conversation_id, message_id)
+def message_stop(request: HttpRequest, conversation_id: UUID, message_id: UUID) -> HttpResponse:
+    message = message_for(request.user, conversation_id, message_id)
     if message.is_live:
-        await request_stop(message)
+        async_to_sync(request_stop)(message)
     if request.htmx:
         return HttpResponse(status=204)
     return redirect("conversation_detail", conversation_id)
@@ -168,13 +164,10 @@ async def message_stop(
 
 @login_required
 @require_POST
-async def message_retry(
-    request: HttpRequest, conversation_id: UUID, message_id: UUID
-) -> HttpResponse:
-    user = await request.auser()
-    message = await amessage_for(user, conversation_id, message_id)
+def message_retry(request: HttpRequest, conversation_id: UUID, message_id: UUID) -> HttpResponse:
+    message = message_for(request.user, conversation_id, message_id)
     try:
-        result = await sync_to_async(retry_reply)(message=message)
+        result = retry_reply(message=message)
     except RateLimited as exc:
         return _rate_limited(exc)
     except moderation.SendRefused as exc:
@@ -182,15 +175,14 @@ async def message_retry(
     except RetryRefused as exc:
         return HttpResponse(str(exc), status=409)
     if result.created:
-        launch_generation(result.reply)
-    reply = result.reply
+        start_generation(result.reply)
     if not request.htmx:
         return redirect("conversation_detail", conversation_id)
-    old = await Message.objects.select_related("conversation").aget(pk=message.pk)
-    return await sync_to_async(render)(
+    old = Message.objects.select_related("conversation").get(pk=message.pk)
+    return render(
         request,
         f"{DETAIL}#retry_result",
-        {"conversation": old.conversation, "old": old, "messages": [reply]},
+        {"conversation": old.conversation, "old": old, "messages": [result.reply]},
     )
 
 
@@ -266,18 +258,17 @@ def _conversation_page(request: HttpRequest):
     return conversation_page(request.user, request.GET.get("page"))
 
 
-async def _composer_error(
+def _composer_error(
     request: HttpRequest, conversation: Conversation, form: MessageForm
 ) -> HttpResponse:
     """422 with the form and its errors; the typed text stays in the box."""
     context = {"conversation": conversation, "form": form}
     if request.htmx:
-        response = await sync_to_async(render)(request, f"{DETAIL}#composer", context, status=422)
+        response = render(request, f"{DETAIL}#composer", context, status=422)
         return reswap(retarget(response, "#composer"), "outerHTML")
-    messages, has_earlier = await sync_to_async(transcript)(conversation)
-    page = await sync_to_async(_conversation_page)(request)
-    context.update(messages=messages, has_earlier=has_earlier, page=page)
-    return await sync_to_async(render)(request, DETAIL, context, status=422)
+    messages, has_earlier = transcript(conversation)
+    context.update(messages=messages, has_earlier=has_earlier, page=_conversation_page(request))
+    return render(request, DETAIL, context, status=422)
 
 
 def _rate_limited(exc: RateLimited) -> HttpResponse:

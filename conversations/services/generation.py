@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass
 
-from asgiref.sync import sync_to_async
+from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -62,6 +62,15 @@ def launch_generation(message: Message) -> LiveStream:
         context=contextvars.Context(),
     )
     return stream
+
+
+def start_generation(message: Message) -> None:
+    """From a request's thread (sync views): the task belongs to the server's event loop."""
+    async_to_sync(_launch)(message)
+
+
+async def _launch(message: Message) -> None:
+    launch_generation(message)
 
 
 def stop_local(message_id: str) -> bool:
