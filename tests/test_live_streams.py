@@ -16,6 +16,7 @@ from chatsite.asgi import http_application
 from conversations.live_streams import serve_live_streams
 from conversations.models import Message
 from conversations.services import stream_access
+from conversations.services.hub import get_hub
 from tests.fakes import words
 from tests.streams import parse_block, send_data, wait_until_final
 
@@ -200,9 +201,27 @@ async def test_a_finished_answer_is_answered_by_django_with_its_final_state(
 ):
     provider.scripts = [words("all done", pause=0.01)]
     url, answer = await send_and_get_stream_url(alice_async, conversation)
-    await wait_until_final(answer.pk)
+    live = get_hub().get(str(answer.pk))
+    if live is not None:
+        await live.task  # the final write done, and the stream closed
 
     status, _, events = await get(app, url, cookie=session_of(alice_async))
 
     assert status == 200 and [e["event"] for e in events] == ["done"]
     assert len(django_spy.paths) == 1
+
+
+async def test_a_live_answer_hidden_by_a_moderator_streams_no_text_after_a_reload(
+    app, alice_async, conversation, provider
+):
+    provider.scripts = [words("something a moderator hid", pause=0.05)]
+    _, answer = await send_and_get_stream_url(alice_async, conversation)
+    await Message.objects.filter(pk=answer.pk).aupdate(hidden=True)
+
+    page = (await alice_async.get(f"/c/{conversation.pk}/")).content.decode()
+    url = html.unescape(re.search(rf'id="msg-{answer.pk}"[^>]*sse-connect="([^"]+)"', page)[1])
+    status, _, events = await get(app, url, cookie=session_of(alice_async))
+
+    assert "?t=" not in url
+    assert status == 200 and text_of(events) == ""
+    assert "Hidden by a moderator" in events[-1]["data"]

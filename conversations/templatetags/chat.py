@@ -21,7 +21,12 @@ def markdown(text: str) -> SafeString:
 
 @register.simple_tag(takes_context=True)
 def stream_url(context: template.Context, message: Message) -> str:
-    """The live answer's SSE URL, signed for this request's session when it has one."""
+    """The live answer's SSE URL, signed for this request's session when it has one.
+
+    A hidden answer gets no token: only the full path, which streams it no text.
+    """
     url = reverse("message_stream", args=[message.conversation_id, message.id])
+    if message.hidden or message.conversation.hidden:
+        return url
     token = stream_access.token_for_request(context.get("request"), str(message.id))
     return f"{url}?{urlencode({'t': token})}" if token else url
