@@ -8,9 +8,11 @@ elsewhere, as htmx out-of-band swaps. Authentication and ownership are checked a
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from uuid import UUID
 
+from autobahn.exception import Disconnected  # Daphne's; uvicorn raises an OSError
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -21,6 +23,8 @@ from django.template.loader import render_to_string
 from conversations.context_processors import provider
 from conversations.selectors import conversation_for, conversation_page, transcript
 from conversations.services import sync
+
+log = logging.getLogger(__name__)
 
 # A private close code: htmx's ws extension reconnects only after abnormal closes (1006...).
 LOGGED_OUT = 4401
@@ -76,7 +80,10 @@ class SyncConsumer(AsyncWebsocketConsumer):
         if frame.gone:
             self.shown = None
         self.last_seq = frame.last_seq
-        await self.send(text_data=frame.html)
+        try:
+            await self.send(text_data=frame.html)
+        except (Disconnected, OSError):  # the page left while its frame was rendered
+            log.debug("sync frame for a closed socket dropped")
 
 
 @dataclass

@@ -236,3 +236,18 @@ async def test_suspending_an_account_closes_its_sockets_on_every_device(
         assert closed["type"] == "websocket.close" and closed["code"] == 4401
     assert await bobs_socket.receive_nothing(timeout=0.3)
     await bobs_socket.disconnect()
+
+
+async def test_a_page_that_left_while_its_frame_was_rendered_is_let_go(alice, conversation):
+    """A navigation closes the socket mid-render: no traceback in the server's log."""
+    from autobahn.exception import Disconnected
+
+    from conversations.consumers import SyncConsumer
+
+    async def closed(message: dict) -> None:
+        raise Disconnected("Attempt to send on a closed protocol")
+
+    consumer = SyncConsumer()
+    consumer.user, consumer.shown, consumer.base_send = alice, conversation.pk, closed
+    await consumer._push(title_changed=False)
+    assert consumer.last_seq == 0
