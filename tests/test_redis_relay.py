@@ -52,6 +52,22 @@ async def test_generating_process_publishes_each_frame_and_an_end_marker(
     assert 0 < await redis_client.ttl(redis_relay.stream_key(str(assistant.pk))) <= 120
 
 
+async def test_a_live_answers_stream_expires_even_if_its_generator_dies(
+    redis_client, redis_settings
+):
+    """The expiry is set with the first entry (not renewed every frame)."""
+    hub = get_hub()
+    relay = redis_relay.get_relay(hub)
+    stream = hub.open("dies-midway")
+    relay.track(stream)
+    for word in ("first", " second", " third"):
+        stream.append(word)
+        await relay.publish([stream])
+    key = redis_relay.stream_key("dies-midway")
+    assert await redis_client.xlen(key) == 3
+    assert redis_relay.EXPIRE_AFTER_END < await redis_client.ttl(key) <= 3600
+
+
 async def test_other_process_relays_an_answer_it_does_not_generate(
     alice_async, conversation, redis_client, redis_settings
 ):

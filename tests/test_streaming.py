@@ -6,6 +6,7 @@ import asyncio
 import html
 
 import pytest
+from asgiref.sync import sync_to_async
 
 from conversations.models import Message
 from tests.fakes import Delta, Hang, Sleep, words
@@ -186,6 +187,27 @@ async def test_checkpoints_save_partial_text_while_streaming(alice_async, conver
     assert midway.content.startswith("partial")
     final = await wait_until_final(assistant.pk)
     assert final.content == "partial rest"
+
+
+async def test_a_checkpoint_batch_never_overwrites_a_finished_answer(conversation):
+    """Checkpoints are written in one statement per batch; an answer whose final write
+    landed first keeps its final text."""
+    from conversations.services.generation import _write_checkpoints
+
+    live = [
+        await Message.objects.acreate(
+            conversation=conversation, seq=seq, role="assistant", status="streaming"
+        )
+        for seq in (1, 2)
+    ]
+    done = await Message.objects.acreate(
+        conversation=conversation, seq=3, role="assistant", status="complete", content="final"
+    )
+    texts = {str(m.pk): f"partial {m.seq}" for m in [*live, done]}
+    await sync_to_async(_write_checkpoints)(texts)
+
+    saved = {m.seq: m.content async for m in Message.objects.filter(conversation=conversation)}
+    assert saved == {1: "partial 1", 2: "partial 2", 3: "final"}
 
 
 async def test_first_message_names_the_conversation_on_the_page(alice_async, alice, provider):

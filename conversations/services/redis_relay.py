@@ -114,7 +114,8 @@ class RedisRelay:
             return False
         key = stream_key(stream.message_id)
         pipe.xadd(key, {"o": offset, "t": stream.read_from(offset)}, maxlen=MAX_ENTRIES)
-        pipe.expire(key, EXPIRE_WHILE_LIVE)
+        if offset == 0:  # the key was just made: once, not every frame (half the commands)
+            pipe.expire(key, EXPIRE_WHILE_LIVE)
         self.published[stream.message_id] = stream.length
         return True
 
