@@ -63,6 +63,7 @@ async def test_a_live_answers_stream_expires_even_if_its_generator_dies(
     for word in ("first", " second", " third"):
         stream.append(word)
         await relay.publish([stream])
+        await relay.flush()
     key = redis_relay.stream_key("dies-midway")
     assert await redis_client.xlen(key) == 3
     assert redis_relay.EXPIRE_AFTER_END < await redis_client.ttl(key) <= 3600
@@ -210,3 +211,39 @@ async def test_the_channel_layer_waits_quietly_past_its_blocking_read(redis_sett
         assert type(waited.value) is TimeoutError  # asyncio's, not a Redis read timeout
     finally:
         await layer.flush()
+
+
+async def test_text_whose_write_failed_is_sent_again_without_a_gap(
+    redis_client, redis_settings, monkeypatch
+):
+    from redis.exceptions import ConnectionError as RedisDown
+
+    hub = get_hub()
+    relay = redis_relay.get_relay(hub)
+    stream = hub.open("flaky-redis")
+    relay.track(stream)
+    real_pipeline = relay.commands.pipeline
+    failures = [RedisDown("Redis went away")]
+
+    def flaky_pipeline(**options):
+        pipe = real_pipeline(**options)
+        if failures:
+            error = failures.pop()
+
+            async def fail() -> None:
+                raise error
+
+            pipe.execute = fail
+        return pipe
+
+    monkeypatch.setattr(relay.commands, "pipeline", flaky_pipeline)
+    stream.append("lost?")
+    await relay.publish([stream])
+    with pytest.raises(RedisDown):
+        await relay.flush()
+    stream.append(" No.")
+    await relay.publish([stream])
+    await relay.flush()
+
+    entries = await redis_client.xrange(redis_relay.stream_key("flaky-redis"))
+    assert [fields for _, fields in entries] == [{"o": "0", "t": "lost? No."}]

@@ -56,9 +56,13 @@ class RedisRelay:
         )
         self.blocking = redis.from_url(settings.REDIS_URL, decode_responses=True, max_connections=1)
         self.published: dict[str, int] = {}  # message id -> offset already in Redis
-        # End markers not yet written, each with the future its publisher awaits.
-        self._ending: list[tuple[LiveStream, str, asyncio.Future[None]]] = []
-        self._write_lock = asyncio.Lock()
+        # What the writer task has to write next: streams that grew, and end markers, each
+        # with the future its publisher awaits.
+        self._grown: set[LiveStream] = set()
+        self._ending: list[tuple[LiveStream, str]] = []
+        self._waiting: list[asyncio.Future[None]] = []  # resolved once the next round is in
+        self._work = asyncio.Event()
+        self._writer: asyncio.Task | None = None
         self.followed: dict[str, tuple[LiveStream, str]] = {}  # id -> (mirror, last entry id)
         self.readers: dict[str, int] = {}  # id -> SSE readers attached to its mirror
         self._reader: asyncio.Task | None = None
@@ -68,56 +72,90 @@ class RedisRelay:
         self.published[stream.message_id] = 0
 
     async def publish(self, streams: list[LiveStream]) -> None:
-        """Append what each stream gained since the last frame: one round trip per frame."""
-        await self._write(streams)
+        """Hand what grew this frame to the writer; the ticker never waits for Redis."""
+        self._grown.update(streams)
+        self._wake_writer()
 
     async def publish_end(self, stream: LiveStream, status: str) -> None:
         """Its last text and the end marker; returns once both are in Redis."""
-        written = self.hub.loop.create_future()
-        self._ending.append((stream, status, written))
-        await self._write([])
-        await written  # perhaps by a writer that held the lock before this one
+        self._ending.append((stream, status))
+        await self.flush()
 
-    async def _write(self, streams: list[LiveStream]) -> None:
-        """One writer at a time, each taking everything queued so far (a group commit):
-        a thousand answers ending together cost a few round trips, not a thousand."""
-        async with self._write_lock:
+    async def flush(self) -> None:
+        """Return once everything handed to the writer so far is in Redis (or raise why not)."""
+        written = self.hub.loop.create_future()
+        self._waiting.append(written)
+        self._wake_writer()
+        await written
+
+    def _wake_writer(self) -> None:
+        self._work.set()
+        if self._writer is None or self._writer.done():
+            self._writer = self.hub.loop.create_task(
+                self._write_forever(), name="redis-relay-writer", context=contextvars.Context()
+            )
+
+    async def _write_forever(self) -> None:
+        """The process's one writer: each round writes everything queued since the last in
+        one pipeline (a group commit), so a thousand answers ending together, or a frame
+        in which a thousand grew, cost a round trip, and publishers never queue on a lock."""
+        while True:
+            await self._work.wait()
+            self._work.clear()
+            grown, self._grown = self._grown, set()
             ending, self._ending = self._ending, []
-            pipe = self.commands.pipeline(transaction=False)
-            queued = False
-            for stream in [*streams, *(stream for stream, _, _ in ending)]:
-                queued |= self._queue_text(pipe, stream)
-            for stream, status, _ in ending:
-                self.published.pop(stream.message_id, None)
-                key = stream_key(stream.message_id)
-                pipe.xadd(key, {END: status}, maxlen=MAX_ENTRIES)
-                pipe.expire(key, EXPIRE_AFTER_END)
-                queued = True
+            waiting, self._waiting = self._waiting, []
             try:
-                if queued:
-                    await pipe.execute()
-            except asyncio.CancelledError:  # a frame hook ran out of time: the next writer
-                self._ending[:0] = ending  # takes these (their publishers wait on the lock)
+                await self._write(grown, ending)
+            except asyncio.CancelledError:  # the server is stopping
+                for written in waiting:
+                    written.cancel()
                 raise
             except Exception as error:
-                for _, _, written in ending:
+                log.exception("redis relay write failed", extra={"answers": len(grown)})
+                for written in waiting:
                     written.set_exception(error)
-                if streams:
-                    raise
             else:
-                for _, _, written in ending:
+                for written in waiting:
                     written.set_result(None)
 
-    def _queue_text(self, pipe: redis.client.Pipeline, stream: LiveStream) -> bool:
+    async def _write(self, grown: set[LiveStream], ending: list[tuple[LiveStream, str]]) -> None:
+        pipe = self.commands.pipeline(transaction=False)
+        sent: dict[str, int] = {}  # message id -> offset before this write
+        for stream in [*grown, *(stream for stream, _ in ending)]:
+            self._queue_text(pipe, stream, sent)
+        for stream, status in ending:
+            key = stream_key(stream.message_id)
+            pipe.xadd(key, {END: status}, maxlen=MAX_ENTRIES)
+            pipe.expire(key, EXPIRE_AFTER_END)
+        if not len(pipe):
+            return
+        try:
+            async with asyncio.timeout(SOCKET_TIMEOUT * 2):
+                await pipe.execute()
+        except BaseException:
+            # Send that text again next time: a follower skips what it already has, but
+            # could not bridge a gap.
+            for message_id, offset in sent.items():
+                if message_id in self.published:
+                    self.published[message_id] = offset
+            raise
+        finally:
+            for stream, _ in ending:
+                self.published.pop(stream.message_id, None)
+
+    def _queue_text(
+        self, pipe: redis.client.Pipeline, stream: LiveStream, sent: dict[str, int]
+    ) -> None:
         offset = self.published.get(stream.message_id)
         if offset is None or stream.length <= offset:
-            return False
+            return
         key = stream_key(stream.message_id)
         pipe.xadd(key, {"o": offset, "t": stream.read_from(offset)}, maxlen=MAX_ENTRIES)
         if offset == 0:  # the key was just made: once, not every frame (half the commands)
             pipe.expire(key, EXPIRE_WHILE_LIVE)
+        sent.setdefault(stream.message_id, offset)
         self.published[stream.message_id] = stream.length
-        return True
 
     # -- following (any other process) -------------------------------------------------
     async def follow(self, message_id: str) -> LiveStream:
