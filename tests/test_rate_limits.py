@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import os
+import threading
 import uuid
 
 import pytest
@@ -79,13 +81,7 @@ async def test_with_redis_the_counter_is_shared_by_every_process(
     alice_async, conversation, provider, settings
 ):
     prefix = f"rl-test-{uuid.uuid4().hex[:8]}"
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": os.environ["REDIS_URL"],
-            "KEY_PREFIX": prefix,
-        }
-    }
+    settings.CACHES = {"default": {**production_cache(), "KEY_PREFIX": prefix}}
     settings.CHAT = {**settings.CHAT, "MESSAGES_PER_MINUTE": 1}
     assert (await post(alice_async, conversation)).status_code == 200
     client = redis.from_url(os.environ["REDIS_URL"])
@@ -95,3 +91,37 @@ async def test_with_redis_the_counter_is_shared_by_every_process(
     finally:
         await client.aclose()
     assert (await post(alice_async, conversation)).status_code == 429
+
+
+def production_cache() -> dict:
+    """The cache as chatsite/settings.py builds it from REDIS_URL (tests use a local one)."""
+    project = importlib.import_module("chatsite.settings")
+    assert project.CACHES["default"]["LOCATION"] == os.environ["REDIS_URL"]
+    return project.CACHES["default"]
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="REDIS_URL is not set")
+def test_requests_in_their_own_threads_share_one_redis_pool(settings):
+    """Under ASGI every request has its own thread, so its own cache object: they must not
+    each open a new Redis connection."""
+    from django.core.cache import caches
+
+    settings.CACHES = {"default": {**production_cache(), "KEY_PREFIX": "pool-test"}}
+    pools = set()
+
+    def one_request() -> None:
+        cache = caches["default"]
+        cache.add("hits", 0)
+        cache.incr("hits")
+        pools.add(id(cache._cache._get_connection_pool(write=True)))
+
+    threads = [threading.Thread(target=one_request) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(pools) == 1
+    assert caches["default"].get("hits") == 20
+    caches["default"].delete("hits")
