@@ -106,8 +106,13 @@ async def generate_reply(message: Message, *, stream: LiveStream) -> None:
         turns, log_ids = await _load_context(message)
         provider = get_provider()
         async with asyncio.timeout(chat["TOTAL_TIMEOUT"]):
+            first, deltas = await _start_with_retries(provider, turns, result, log_ids)
             # aclosing: a stop closes the provider's stream at once, cancelling the request.
-            async with aclosing(_deltas_with_retries(provider, turns, result, log_ids)) as deltas:
+            async with aclosing(deltas):
+                stream.append(first)
+                checkpoint.maybe()
+                # The hot loop: no generator in between, no timer per delta (the idle
+                # watchdog cuts a silent upstream).
                 async for delta in deltas:
                     stream.append(delta)
                     checkpoint.maybe()
@@ -136,47 +141,38 @@ async def generate_reply(message: Message, *, stream: LiveStream) -> None:
     await _finish(message_id, stream, outcome, result)
 
 
-async def _deltas_with_retries(
+async def _start_with_retries(
     provider, turns: list[ChatTurn], result: StreamResult, log_ids: dict[str, str]
-) -> AsyncIterator[str]:
-    """The provider's deltas, retrying failures that happen before the first token."""
+) -> tuple[str, AsyncIterator[str]]:
+    """The provider's first delta and the rest of its stream, retrying failures (and a first
+    token that does not come) before anything was streamed; after it, errors are final."""
     chat = settings.CHAT
     attempts = max(1, chat["RETRY_ATTEMPTS"])
-    for attempt in range(attempts):
+    attempt = 0
+    while True:
         deltas = provider.stream(turns, result)
         try:
-            try:
-                async with asyncio.timeout(chat["FIRST_TOKEN_TIMEOUT"]):
-                    first = await anext(deltas)
-            except StopAsyncIteration:
-                return
-            except TimeoutError:
-                error: Exception = GenerationTimeout("The model did not start answering in time.")
-                retry_after = None
-            except ProviderError as exc:
-                if not exc.retryable:
-                    raise
-                error, retry_after = exc, exc.retry_after
-            else:
-                yield first
-                # No timer per delta: the idle watchdog cuts a silent upstream (see there).
-                while True:
-                    try:
-                        delta = await anext(deltas)
-                    except StopAsyncIteration:
-                        return
-                    except ProviderError as exc:
-                        exc.retryable = False  # text was streamed: keep it, do not retry
-                        raise
-                    yield delta
-        finally:
+            async with asyncio.timeout(chat["FIRST_TOKEN_TIMEOUT"]):
+                return await anext(deltas, ""), deltas
+        except TimeoutError:
+            error: Exception = GenerationTimeout("The model did not start answering in time.")
+            retry_after = None
+        except ProviderError as exc:
+            if not exc.retryable:
+                await deltas.aclose()
+                raise
+            error, retry_after = exc, exc.retry_after
+        except BaseException:  # a stop, or a bug: the request is closed either way
             await deltas.aclose()
-        if attempt + 1 >= attempts:
+            raise
+        await deltas.aclose()
+        attempt += 1
+        if attempt >= attempts:
             raise error
-        delay = backoff_delay(attempt, retry_after=retry_after)
+        delay = backoff_delay(attempt - 1, retry_after=retry_after)
         log.warning(
             "provider failed before the first token; retrying",
-            extra={**log_ids, "attempt": attempt + 1, "delay": round(delay, 2), "err": str(error)},
+            extra={**log_ids, "attempt": attempt, "delay": round(delay, 2), "err": str(error)},
         )
         await asyncio.sleep(delay)
 
