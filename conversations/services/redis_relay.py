@@ -1,8 +1,9 @@
 """Tokens across server processes: a Redis Stream per in-flight answer.
 
-The generating process appends each frame's new text (one pipelined XADD per dirty stream
-per frame, from the hub's ticker) and an end marker after the final database write; the
-stream expires a little later (the database keeps the final text). A process asked to
+The generating process appends each frame's new text and, after the final database write,
+an end marker: the hub's ticker hands the streams that grew to one writer task per process,
+which writes everything queued since its last round in one pipeline (an XADD per stream).
+The stream expires a little later (the database keeps the final text). A process asked to
 relay an answer it does not generate mirrors that stream into a local LiveStream, so its
 SSE readers use the same code path as local ones. One reader task per process follows
 every mirrored key with a single XREAD BLOCK on one connection.
