@@ -75,7 +75,11 @@ class SyncConsumer(AsyncWebsocketConsumer):
 
     async def _push(self, *, title_changed: bool) -> None:
         frame = await render_frame(
-            self.user, self.shown, after_seq=self.last_seq, title_changed=title_changed
+            self.user,
+            self.shown,
+            after_seq=self.last_seq,
+            title_changed=title_changed,
+            session_key=self.scope["session"].session_key,
         )
         if frame.gone:
             self.shown = None
@@ -95,10 +99,20 @@ class Frame:
 
 @database_sync_to_async
 def render_frame(
-    user: AbstractBaseUser, shown: UUID | None, *, after_seq: int, title_changed: bool
+    user: AbstractBaseUser,
+    shown: UUID | None,
+    *,
+    after_seq: int,
+    title_changed: bool,
+    session_key: str | None = None,
 ) -> Frame:
-    """The sidebar, and what the page showing `shown` lacks after `after_seq`."""
-    context: dict[str, object] = {"page": conversation_page(user), **provider(None)}
+    """The sidebar, and what the page showing `shown` lacks after `after_seq`; live answers'
+    stream URLs signed for the socket's session (`session_key`)."""
+    context: dict[str, object] = {
+        "page": conversation_page(user),
+        "session_key": session_key,
+        **provider(None),
+    }
     last_seq = after_seq
     conversation = None
     if shown is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from urllib.parse import unquote
 
 import pytest
 from channels.testing import WebsocketCommunicator
@@ -12,6 +13,7 @@ from django.test import AsyncClient
 
 from chatsite.asgi import application
 from conversations.models import Conversation, Message
+from conversations.services import stream_access
 from tests.fakes import words
 from tests.streams import send_data, wait_until_final
 
@@ -81,8 +83,11 @@ async def test_message_sent_in_one_tab_appears_with_its_streaming_answer_in_the_
     assert message_ids(frame) == [str(user_message.pk), str(answer.pk)]
     assert 'hx-swap-oob="beforeend:#transcript"' in frame
     assert "Hello from tab one" in frame
-    # The answer streams in that tab over its own SSE connection, not over this socket.
-    assert f'sse-connect="/c/{conversation.pk}/m/{answer.pk}/stream"' in frame
+    # The answer streams in that tab over its own SSE connection, not over this socket,
+    # through a URL signed for that tab's session (so the fast path serves it).
+    url = re.search(rf'sse-connect="/c/{conversation.pk}/m/{answer.pk}/stream\?t=([^"]+)"', frame)
+    other_session = alice_second_device.cookies["sessionid"].value
+    assert stream_access.valid(str(answer.pk), other_session, unquote(url[1]))
     # The first message named the conversation: the other tab's title and sidebar follow.
     assert 'id="chat-title" hx-swap-oob="true"' in frame
     assert "Hello from tab one</span>" in frame
@@ -241,6 +246,7 @@ async def test_suspending_an_account_closes_its_sockets_on_every_device(
 async def test_a_page_that_left_while_its_frame_was_rendered_is_let_go(alice, conversation):
     """A navigation closes the socket mid-render: no traceback in the server's log."""
     from autobahn.exception import Disconnected
+    from django.contrib.sessions.backends.db import SessionStore
 
     from conversations.consumers import SyncConsumer
 
@@ -249,5 +255,6 @@ async def test_a_page_that_left_while_its_frame_was_rendered_is_let_go(alice, co
 
     consumer = SyncConsumer()
     consumer.user, consumer.shown, consumer.base_send = alice, conversation.pk, closed
+    consumer.scope = {"session": SessionStore()}
     await consumer._push(title_changed=False)
     assert consumer.last_seq == 0

@@ -9,11 +9,12 @@ A token is worthless without the session cookie it was made for, and expires.
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from django.conf import settings
 from django.core import signing
-from django.http import HttpRequest
 from django.http.cookie import parse_cookie
+from django.template import Context
 
 MAX_AGE = 3600  # seconds; later, a stream falls back to the full request cycle
 SALT = "conversations.stream"
@@ -30,11 +31,12 @@ def stream_token(message_id: str, session_key: str) -> str:
     return signed.removeprefix(f"{message_id}{signing.Signer().sep}")
 
 
-def token_for_request(request: HttpRequest | None, message_id: str) -> str:
-    """The token for this request's session, or "" when it has none (then no token)."""
+def session_key_of(context: Context | dict[str, Any]) -> str:
+    """The session a template is rendered for: the request's, or the live-sync socket's."""
+    request = context.get("request")
     session = getattr(request, "session", None)
-    session_key = session.session_key if session is not None else None
-    return stream_token(message_id, session_key) if session_key else ""
+    key = session.session_key if session is not None else context.get("session_key")
+    return key or ""
 
 
 def valid(message_id: str, session_key: str, token: str) -> bool:

@@ -28,5 +28,7 @@ def stream_url(context: template.Context, message: Message) -> str:
     url = reverse("message_stream", args=[message.conversation_id, message.id])
     if message.hidden or message.conversation.hidden:
         return url
-    token = stream_access.token_for_request(context.get("request"), str(message.id))
-    return f"{url}?{urlencode({'t': token})}" if token else url
+    session_key = stream_access.session_key_of(context)
+    if not session_key:
+        return url
+    return f"{url}?{urlencode({'t': stream_access.stream_token(str(message.id), session_key)})}"
