@@ -99,9 +99,11 @@ async def generate_reply(message: Message, *, stream: LiveStream) -> None:
     log_ids: dict[str, str] = {"message_id": message_id}
     outcome = Outcome(status=Message.Status.ERROR)
     result = StreamResult()
-    checkpoint = _Checkpointer(message_id, stream, chat["CHECKPOINT_SECONDS"])
-    watchdog = _idle_watchdog(checkpoint.loop)
-    watchdog.watch(message_id, checkpoint)
+    loop = asyncio.get_running_loop()
+    checkpoints = _checkpoint_writer(loop)
+    checkpoints.add(message_id, stream)
+    watchdog = _idle_watchdog(loop)
+    watchdog.watch(message_id, stream)
     try:
         turns, log_ids = await _load_context(message)
         provider = get_provider()
@@ -110,12 +112,10 @@ async def generate_reply(message: Message, *, stream: LiveStream) -> None:
             # aclosing: a stop closes the provider's stream at once, cancelling the request.
             async with aclosing(deltas):
                 stream.append(first)
-                checkpoint.maybe()
-                # The hot loop: no generator in between, no timer per delta (the idle
-                # watchdog cuts a silent upstream).
+                # The hot loop: nothing else per delta. The idle watchdog and the checkpoint
+                # writer look at the stream now and then, for every answer of the process.
                 async for delta in deltas:
                     stream.append(delta)
-                    checkpoint.maybe()
         outcome = Outcome(status=Message.Status.COMPLETE)
     except asyncio.CancelledError:
         if watchdog.cut(message_id):
@@ -138,6 +138,7 @@ async def generate_reply(message: Message, *, stream: LiveStream) -> None:
         outcome = _failure("Something went wrong while answering.", log_ids, "crashed", exc=True)
     finally:
         watchdog.unwatch(message_id)
+        checkpoints.remove(message_id)
     await _finish(message_id, stream, outcome, result)
 
 
@@ -195,59 +196,36 @@ def _failure(
     return Outcome(status=Message.Status.ERROR, error=user_message, error_id=error_id)
 
 
-class _Checkpointer:
-    """Saves the partial text every few seconds: a crash loses at most that window.
-
-    The token loop never waits for the database: a due checkpoint goes to the process's
-    checkpoint writer (bench/: awaiting each write in the loop stalled every stream of the
-    process behind one slow commit).
-    """
-
-    def __init__(self, message_id: str, stream: LiveStream, interval: float) -> None:
-        self.message_id = message_id
-        self.stream = stream
-        self.interval = interval
-        self.loop = asyncio.get_running_loop()
-        self.last_time = self.loop.time()
-        self.last_length = 0
-        self.writes = 0
-        self.deltas = 0  # and when the last came: the idle watchdog reads both
-        self.last_delta = self.last_time
-
-    def maybe(self) -> None:
-        """Called once per delta."""
-        now = self.loop.time()
-        self.deltas += 1
-        self.last_delta = now
-        if now - self.last_time < self.interval or self.stream.length == self.last_length:
-            return
-        self.last_time, self.last_length = now, self.stream.length
-        self.writes += 1
-        _checkpoint_writer(self.loop).submit(self.message_id, self.stream)
-
-
 IDLE_MESSAGE = "The model stopped sending in the middle of the answer."
 CHECKPOINT_BATCH = 500  # answers per UPDATE statement
+
+
+@dataclass
+class _Watched:
+    task: asyncio.Task
+    stream: LiveStream
+    length: int  # as last seen
+    since: float  # when that length was first seen (no earlier than the text grew to it)
 
 
 class _IdleWatchdog:
     """One per event loop: cancels answers whose upstream went silent after its first delta.
 
     It replaces an asyncio.timeout around every delta, one timer per token per stream: the
-    hottest line of the process at 300 streams (bench/). It looks a few times per
-    IDLE_TIMEOUT, so the cut comes late by at most 1 s (or a quarter of it), never early.
+    hottest line of the process at 300 streams (bench/). It looks at every answer's length a
+    few times per IDLE_TIMEOUT, so the cut comes late by at most two looks, never early.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.watched: dict[str, tuple[asyncio.Task, _Checkpointer]] = {}
+        self.watched: dict[str, _Watched] = {}
         self.fired: set[str] = set()
         self.task: asyncio.Task | None = None
 
-    def watch(self, message_id: str, progress: _Checkpointer) -> None:
+    def watch(self, message_id: str, stream: LiveStream) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self.watched[message_id] = (task, progress)
+        self.watched[message_id] = _Watched(task, stream, length=0, since=self.loop.time())
         if self.task is None or self.task.done():
             self.task = self.loop.create_task(
                 self._watch(), name="idle-watchdog", context=contextvars.Context()
@@ -266,11 +244,15 @@ class _IdleWatchdog:
             idle = settings.CHAT["IDLE_TIMEOUT"]
             await asyncio.sleep(min(1.0, idle / 4))
             now = self.loop.time()
-            for message_id, (task, progress) in list(self.watched.items()):
-                silent = progress.deltas and now - progress.last_delta >= idle
+            for message_id, watched in list(self.watched.items()):
+                if watched.stream.length != watched.length:
+                    watched.length, watched.since = watched.stream.length, now
+                    continue
+                # Silence before the first delta is the first-token timeout's business.
+                silent = watched.length and now - watched.since >= idle
                 if silent and message_id not in self.fired:
                     self.fired.add(message_id)
-                    task.cancel()
+                    watched.task.cancel()
 
 
 _idle_watchdogs: dict[asyncio.AbstractEventLoop, _IdleWatchdog] = {}
@@ -281,34 +263,45 @@ def _idle_watchdog(loop: asyncio.AbstractEventLoop) -> _IdleWatchdog:
 
 
 class _CheckpointWriter:
-    """One per event loop: writes every due checkpoint in one statement, one batch at a time.
+    """One per event loop: every CHECKPOINT_SECONDS, the text of each answer that grew since
+    its last checkpoint, all in one statement. A crash loses at most that window.
 
-    What comes due while a batch is being written waits for the next one, so a slow database
-    makes batches bigger, never the token loop slower, and a process commits (and fsyncs)
-    once per batch instead of once per answer. Each answer still gets one row write per
-    checkpoint.
+    Nothing happens per delta, and the token loop never waits for the database (bench/:
+    awaiting each write in the loop stalled every stream of the process behind one slow
+    commit); a slow database only spaces the batches out.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.due: dict[str, LiveStream] = {}
+        self.streams: dict[str, LiveStream] = {}
+        self.written: dict[str, int] = {}  # message id -> length in its last checkpoint
         self.task: asyncio.Task | None = None
 
-    def submit(self, message_id: str, stream: LiveStream) -> None:
-        self.due[message_id] = stream
+    def add(self, message_id: str, stream: LiveStream) -> None:
+        self.streams[message_id] = stream
+        self.written[message_id] = 0
         if self.task is None or self.task.done():
             self.task = self.loop.create_task(
-                self._write_due(), name="checkpoint-writer", context=contextvars.Context()
+                self._write_forever(), name="checkpoint-writer", context=contextvars.Context()
             )
 
-    async def _write_due(self) -> None:
-        while self.due:
-            batch, self.due = self.due, {}
-            texts = {message_id: stream.text for message_id, stream in batch.items()}
-            try:
-                await sync_to_async(_write_checkpoints)(texts)
-            except Exception:
-                log.exception("checkpoint write failed", extra={"messages": len(texts)})
+    def remove(self, message_id: str) -> None:
+        self.streams.pop(message_id, None)
+        self.written.pop(message_id, None)
+
+    async def _write_forever(self) -> None:
+        while self.streams:
+            await asyncio.sleep(settings.CHAT["CHECKPOINT_SECONDS"])
+            texts = {}
+            for message_id, stream in list(self.streams.items()):
+                if stream.length > self.written.get(message_id, stream.length):
+                    self.written[message_id] = stream.length
+                    texts[message_id] = stream.text
+            if texts:
+                try:
+                    await sync_to_async(_write_checkpoints)(texts)
+                except Exception:
+                    log.exception("checkpoint write failed", extra={"messages": len(texts)})
 
 
 _checkpoint_writers: dict[asyncio.AbstractEventLoop, _CheckpointWriter] = {}
