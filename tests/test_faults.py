@@ -120,6 +120,18 @@ async def test_hang_mid_stream_times_out_and_keeps_the_text(
     assert final.error == "The model stopped sending in the middle of the answer."
 
 
+async def test_a_slow_first_token_is_not_taken_for_an_idle_stream(
+    alice_async, conversation, provider, settings
+):
+    """Before the first delta only the first-token timeout counts, however short the idle
+    timeout is."""
+    settings.CHAT = {**settings.CHAT, "IDLE_TIMEOUT": 0.1, "FIRST_TOKEN_TIMEOUT": 2}
+    provider.scripts = [[Sleep(0.5), Delta("worth"), Delta(" the wait")]]
+    assistant = await send(alice_async, conversation)
+    final = await wait_until_final(assistant.pk)
+    assert (final.status, final.content) == (Message.Status.COMPLETE, "worth the wait")
+
+
 async def test_total_timeout_cuts_off_a_slow_trickle(alice_async, conversation, provider, settings):
     settings.CHAT = {**settings.CHAT, "TOTAL_TIMEOUT": 0.4}
     provider.scripts = [words("a b c d e f g h i j k l m n o p", pause=0.05)]
