@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
 
-from conversations.services import relay, stream_access
+from conversations.services import relay, sse, stream_access
 from conversations.services.hub import LiveStream, get_hub
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,8 @@ async def _serve(stream: LiveStream, scope: Scope, receive: Receive, send: Send)
 
     async def pump() -> None:
         await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
+        hint = sse.retry_hint(relay.RETRY_MS).encode()
+        await send({"type": "http.response.body", "body": hint, "more_body": True})
         async for event in events:
             await send({"type": "http.response.body", "body": event.encode(), "more_body": True})
         await send({"type": "http.response.body", "body": b""})

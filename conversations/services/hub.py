@@ -60,18 +60,20 @@ class LiveStream:
         self.finished = True
         self.wake()
 
-    async def wait(self, offset: int, timeout: float) -> None:
-        """Return once there is text past `offset`, the stream finished, or `timeout` passed."""
+    async def wait(self, offset: int) -> None:
+        """Return once there is text past `offset`, the stream finished, or the hub's
+        heartbeat came by (then the reader sends a keep-alive comment).
+
+        No timer per wait: at 1,000 streams that was a timer armed and cancelled per event.
+        """
         if self.finished or self.length > offset:
             return
         waiter = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         try:
-            await asyncio.wait_for(waiter, timeout)
-        except TimeoutError:
-            pass
+            await waiter
         finally:
-            if waiter in self._waiters:
+            if waiter in self._waiters:  # the reader left (a wake empties the list)
                 self._waiters.remove(waiter)
 
     def wake(self) -> None:
@@ -92,6 +94,9 @@ class StreamHub:
         self._has_dirty = asyncio.Event()
         self._ticker = self.loop.create_task(
             self._tick_forever(), name="stream-hub-ticker", context=contextvars.Context()
+        )
+        self._heartbeat = self.loop.create_task(
+            self._beat_forever(), name="stream-hub-heartbeat", context=contextvars.Context()
         )
         self.ticks = 0  # frames that woke at least one stream (for benchmarks)
         # Called once per frame with the streams that grew (the Redis relay publishes them).
@@ -131,6 +136,14 @@ class StreamHub:
                         await self.on_frame(list(dirty))
                 except Exception:
                     log.exception("frame hook failed")
+
+    async def _beat_forever(self) -> None:
+        """Every HEARTBEAT_SECONDS, wake every waiting reader: quiet streams send a comment
+        (proxies keep them open), and mirrors check that their answer is still alive."""
+        while True:
+            await asyncio.sleep(settings.CHAT["HEARTBEAT_SECONDS"])
+            for stream in list(self.streams.values()):
+                stream.wake()
 
 
 _hubs: dict[asyncio.AbstractEventLoop, StreamHub] = {}

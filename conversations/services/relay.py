@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from asgiref.sync import sync_to_async
-from django.conf import settings
 from django.db import connections
 from django.template.loader import render_to_string
 
@@ -60,7 +59,7 @@ async def stream_events(message: Message, *, last_event_id: str | None) -> Async
 
     await sync_to_async(release_connections)()  # the request's thread: its connection
     try:
-        async for event in _follow(stream, last_event_id=last_event_id):
+        async for event in live_events(stream, last_event_id=last_event_id):
             yield event
     finally:
         if relay is not None and stream.task is None:
@@ -68,20 +67,14 @@ async def stream_events(message: Message, *, last_event_id: str | None) -> Async
 
 
 async def live_events(stream: LiveStream, *, last_event_id: str | None) -> AsyncIterator[str]:
-    """The events of an answer this process generates, from the reader's offset to the end."""
-    yield sse.retry_hint(RETRY_MS)
-    async for event in _follow(stream, last_event_id=last_event_id):
-        yield event
-
-
-async def _follow(stream: LiveStream, *, last_event_id: str | None) -> AsyncIterator[str]:
+    """A live answer's events from the reader's offset to the end (after the retry hint)."""
     message_id = stream.message_id
     offset = _parse_offset(last_event_id)
     if last_event_id is None and stream.length:
         offset = stream.length
         yield sse.text_frame("snapshot", stream.read_from(0), event_id=offset)
     while True:
-        await stream.wait(offset, settings.CHAT["HEARTBEAT_SECONDS"])
+        await stream.wait(offset)
         if stream.length > offset:
             text = stream.read_from(offset)
             offset += len(text)
