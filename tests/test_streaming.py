@@ -206,8 +206,14 @@ async def test_a_checkpoint_batch_never_overwrites_a_finished_answer(conversatio
     texts = {str(m.pk): f"partial {m.seq}" for m in [*live, done]}
     await sync_to_async(_write_checkpoints)(texts)
 
-    saved = {m.seq: m.content async for m in Message.objects.filter(conversation=conversation)}
-    assert saved == {1: "partial 1", 2: "partial 2", 3: "final"}
+    saved = {m.seq: m async for m in Message.objects.filter(conversation=conversation)}
+    assert {seq: m.content for seq, m in saved.items()} == {
+        1: "partial 1",
+        2: "partial 2",
+        3: "final",
+    }
+    assert saved[1].updated_at > live[0].updated_at  # the recovery sweep reads this
+    assert saved[3].updated_at == done.updated_at
 
 
 async def test_first_message_names_the_conversation_on_the_page(alice_async, alice, provider):

@@ -15,9 +15,11 @@ import secrets
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass
+from uuid import UUID
 
 from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
+from django.db import connection, transaction
 from django.utils import timezone
 
 from conversations.models import Message
@@ -197,7 +199,6 @@ def _failure(
 
 
 IDLE_MESSAGE = "The model stopped sending in the middle of the answer."
-CHECKPOINT_BATCH = 500  # answers per UPDATE statement
 
 
 @dataclass
@@ -322,13 +323,29 @@ def _one_per_loop[T](registry: dict[asyncio.AbstractEventLoop, T], loop, factory
 
 
 def _write_checkpoints(texts: dict[str, str]) -> None:
-    """One UPDATE for the whole batch, only for answers still streaming (a final write may
-    already have landed)."""
-    now = timezone.now()
-    messages = [Message(pk=pk, content=text, updated_at=now) for pk, text in texts.items()]
-    Message.objects.filter(status=Message.Status.STREAMING).bulk_update(
-        messages, ["content", "updated_at"], batch_size=CHECKPOINT_BATCH
+    """One round of checkpoints in one transaction: the same UPDATE for every answer, sent
+    with executemany (psycopg pipelines it), and only while the answer is still streaming
+    (its final write may already have landed).
+
+    Not the ORM's bulk_update: its CASE per row cost 0.3 ms of CPU per answer (150 ms for
+    500, holding the GIL while the event loop waited), executemany 0.02 ms (bench/).
+    """
+    fields = {name: Message._meta.get_field(name) for name in ("content", "updated_at", "status")}
+    column = {name: connection.ops.quote_name(field.column) for name, field in fields.items()}
+    pk = Message._meta.pk
+    sql = (
+        f"UPDATE {connection.ops.quote_name(Message._meta.db_table)}"
+        f" SET {column['content']} = %s, {column['updated_at']} = %s"
+        f" WHERE {connection.ops.quote_name(pk.column)} = %s AND {column['status']} = %s"
     )
+    now = fields["updated_at"].get_db_prep_value(timezone.now(), connection)
+    streaming = fields["status"].get_db_prep_value(Message.Status.STREAMING, connection)
+    rows = [
+        (text, now, pk.get_db_prep_value(UUID(message_id), connection), streaming)
+        for message_id, text in texts.items()
+    ]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
 
 
 async def _finish(
