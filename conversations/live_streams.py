@@ -28,10 +28,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 STREAM_PATH = re.compile(r"^/c/[0-9a-f-]{36}/m/(?P<message_id>[0-9a-f-]{36})/stream$")
 HEADERS = [
-    (b"content-type", b"text/event-stream; charset=utf-8"),
-    (b"cache-control", b"no-cache"),
-    (b"x-accel-buffering", b"no"),
-    (b"x-content-type-options", b"nosniff"),
+    (b"content-type", f"{sse.CONTENT_TYPE}; charset=utf-8".encode()),
+    *((name.lower().encode(), value.encode()) for name, value in sse.HEADERS.items()),
+    (b"x-content-type-options", b"nosniff"),  # Django's SecurityMiddleware adds it there
 ]
 
 

@@ -26,7 +26,7 @@ from conversations.selectors import (
     message_for,
     transcript,
 )
-from conversations.services import export, moderation, relay
+from conversations.services import export, moderation, relay, sse
 from conversations.services.generation import request_stop, start_generation
 from conversations.services.ratelimit import RateLimited
 from conversations.services.sending import (
@@ -145,10 +145,7 @@ async def message_stream(
     user = await request.auser()
     message = await amessage_for(user, conversation_id, message_id)
     events = relay.stream_events(message, last_event_id=request.headers.get("Last-Event-ID"))
-    response = StreamingHttpResponse(events, content_type="text/event-stream")
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"
-    return response
+    return StreamingHttpResponse(events, content_type=sse.CONTENT_TYPE, headers=sse.HEADERS)
 
 
 @login_required

@@ -1,8 +1,12 @@
-"""The one SSE frame builder."""
+"""The one SSE frame builder, and the headers every SSE response carries."""
 
 from __future__ import annotations
 
 from django.utils.html import escape
+
+CONTENT_TYPE = "text/event-stream"
+# Proxies must neither cache nor buffer a stream (nginx reads X-Accel-Buffering).
+HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 def frame(event: str, data: str, *, event_id: int | None = None) -> str:
