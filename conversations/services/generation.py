@@ -265,7 +265,7 @@ def _idle_watchdog(loop: asyncio.AbstractEventLoop) -> _IdleWatchdog:
 
 class _CheckpointWriter:
     """One per event loop: every CHECKPOINT_SECONDS, the text of each answer that grew since
-    its last checkpoint, all in one statement. A crash loses at most that window.
+    its last checkpoint, all in one transaction. A crash loses at most that window.
 
     Nothing happens per delta, and the token loop never waits for the database (bench/:
     awaiting each write in the loop stalled every stream of the process behind one slow
@@ -295,7 +295,7 @@ class _CheckpointWriter:
             await asyncio.sleep(settings.CHAT["CHECKPOINT_SECONDS"])
             texts = {}
             for message_id, stream in list(self.streams.items()):
-                if stream.length > self.written.get(message_id, stream.length):
+                if stream.length > self.written[message_id]:
                     self.written[message_id] = stream.length
                     texts[message_id] = stream.text
             if texts:
