@@ -71,6 +71,9 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
     parser.add_argument("--label", default="", help="a note stored with the results")
+    parser.add_argument(
+        "--profile", action="store_true", help="record each server with py-spy (folded stacks)"
+    )
     args = parser.parse_args()
     if args.quick:
         args.steps = "100,500"
@@ -123,8 +126,12 @@ def server_command(kind: str, app: str, port: int) -> list[str]:
 
 
 class Server:
+    profile = False  # --profile: py-spy records each server while it runs
+
     def __init__(self, kind: str, app: str, env: dict[str, str], log_dir: Path, name: str):
         self.kind, self.port = kind, free_port()
+        self.profile_path = log_dir / f"{name}.folded"
+        self.profiler: subprocess.Popen | None = None
         self.log = open(log_dir / f"{name}.log", "ab")  # noqa: SIM115 (closed in stop)
         self.proc = subprocess.Popen(
             server_command(kind, app, self.port),
@@ -145,13 +152,25 @@ class Server:
             try:
                 with urllib.request.urlopen(f"http://{HOST}:{self.port}{path}", timeout=5) as r:
                     if r.status == 200:
+                        self._start_profiler()
                         return
             except OSError:
                 pass
             time.sleep(0.2)
         raise SystemExit(f"{self.kind} not ready after {timeout}s: see {self.log.name}")
 
+    def _start_profiler(self) -> None:
+        if self.profile:
+            self.profiler = subprocess.Popen(
+                [str(BIN / "py-spy"), "record", "--pid", str(self.proc.pid), "--format", "raw",
+                 "--rate", "200", "--nonblocking", "--gil", "-o", str(self.profile_path)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=pinned(CLIENT_CPU),
+            )  # fmt: skip
+
     def stop(self) -> None:
+        if self.profiler is not None:
+            self.profiler.send_signal(signal.SIGINT)
+            self.profiler.wait(30)
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:
@@ -506,6 +525,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f"bench-{stamp}-", dir=out))
     env = app_env(args)
+    Server.profile = args.profile
     machine = {
         "cpus": os.cpu_count(),
         "loadavg_start": os.getloadavg(),

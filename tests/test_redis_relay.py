@@ -39,14 +39,14 @@ async def redis_client(redis_settings):
 async def test_generating_process_publishes_each_frame_and_an_end_marker(
     alice_async, conversation, provider, redis_client, redis_settings
 ):
-    provider.scripts = [words("relay me across processes", pause=0.03)]
+    provider.scripts = [words("relay 🚀 me — across «processes»", pause=0.03)]
     await alice_async.post(f"/c/{conversation.pk}/messages", send_data("hi"))
     assistant = await Message.objects.aget(conversation=conversation, role="assistant")
     await wait_until_final(assistant.pk)
 
     entries = await redis_client.xrange(redis_relay.stream_key(str(assistant.pk)))
     texts = [fields["t"] for _, fields in entries if "t" in fields]
-    assert "".join(texts) == "relay me across processes"
+    assert "".join(texts) == "relay 🚀 me — across «processes»"
     assert len(texts) > 1  # frame by frame, not all at the end
     assert entries[-1][1] == {"end": "complete"}
     assert 0 < await redis_client.ttl(redis_relay.stream_key(str(assistant.pk))) <= 120
@@ -222,21 +222,15 @@ async def test_text_whose_write_failed_is_sent_again_without_a_gap(
     relay = redis_relay.get_relay(hub)
     stream = hub.open("flaky-redis")
     relay.track(stream)
-    real_pipeline = relay.commands.pipeline
+    real_evalsha = relay.commands.evalsha
     failures = [RedisDown("Redis went away")]
 
-    def flaky_pipeline(**options):
-        pipe = real_pipeline(**options)
+    async def flaky_evalsha(*args, **kwargs):
         if failures:
-            error = failures.pop()
+            raise failures.pop()
+        return await real_evalsha(*args, **kwargs)
 
-            async def fail() -> None:
-                raise error
-
-            pipe.execute = fail
-        return pipe
-
-    monkeypatch.setattr(relay.commands, "pipeline", flaky_pipeline)
+    monkeypatch.setattr(relay.commands, "evalsha", flaky_evalsha)
     stream.append("lost?")
     await relay.publish([stream])
     with pytest.raises(RedisDown):
