@@ -91,6 +91,18 @@ def parse_args() -> argparse.Namespace:
 # -- processes ---------------------------------------------------------------------------
 
 
+def python_speed() -> float:
+    """ms for a fixed pure-Python loop, best of 5: hosts differ (the same code ran 1.6x slower
+    on one day's host than the day before's), so runs compare only beside this figure."""
+    best = math.inf
+    for _ in range(5):
+        started, total = time.process_time(), 0
+        for i in range(2_000_000):
+            total += i
+        best = min(best, time.process_time() - started)
+    return round(1000 * best, 1)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((HOST, 0))
@@ -530,10 +542,15 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "loadavg_start": os.getloadavg(),
         "python": sys.version.split()[0],
+        "python_loop_ms": python_speed(),
         "redis": not args.no_redis,
         "label": args.label,
     }
-    print(f"bench: load average {machine['loadavg_start']}, logs in {work}", flush=True)
+    print(
+        f"bench: load average {machine['loadavg_start']}, Python loop "
+        f"{machine['python_loop_ms']} ms (host speed), logs in {work}",
+        flush=True,
+    )
     slots = max([*steps, args.relay_streams if "relay" in modes else 0, 100])
     seed = prepare_database(args, env, work, slots)
     print(f"bench: seeded {len(seed['slots'])} users and conversations", flush=True)
