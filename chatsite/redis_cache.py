@@ -25,3 +25,13 @@ class SharedRedisCache(RedisCache):
             if client is None:  # redis-py's pools are thread-safe: one serves every thread
                 client = _clients[key] = self._class(self._servers, **self._options)
             return client
+
+    def incr_expiring(self, key: str, *, timeout: int) -> int:
+        """Add one to a counter that expires `timeout` s after its first hit, in one round
+        trip (Django's add + incr takes three: SET NX, EXISTS, INCRBY)."""
+        key = self.make_and_validate_key(key)
+        pipe = self._cache.get_client(key, write=True).pipeline(transaction=False)
+        pipe.set(key, 0, ex=timeout, nx=True)  # the window starts with its first hit
+        pipe.incr(key)
+        _, count = pipe.execute()
+        return count

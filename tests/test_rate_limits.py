@@ -1,4 +1,4 @@
-"""Rate limits: a 429 says when to try again, stores nothing, and repeats are not counted."""
+"""Rate limits: a 429 says when to try again, stores nothing, and a repeat is never refused."""
 
 from __future__ import annotations
 
@@ -88,6 +88,8 @@ async def test_with_redis_the_counter_is_shared_by_every_process(
     try:
         keys = await client.keys(f"{prefix}:*rl:send:{conversation.owner_id}:*")
         assert len(keys) == 1  # in Redis, where every server process counts
+        assert await client.get(keys[0]) == b"1"
+        assert 0 < await client.ttl(keys[0]) <= 65  # the window's counter goes away
     finally:
         await client.aclose()
     assert (await post(alice_async, conversation)).status_code == 429

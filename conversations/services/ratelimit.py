@@ -6,8 +6,9 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import DEFAULT_CACHE_ALIAS, cache, caches
 
+from chatsite.redis_cache import SharedRedisCache
 from conversations.models import Message
 
 
@@ -42,16 +43,22 @@ def _hit_window(*, key: str, limit: int, window: int, what: str) -> None:
     """Fixed window counter: one atomic increment per hit."""
     now = int(time.time())
     bucket = now - now % window
-    bucket_key = f"{key}:{bucket}"
-    cache.add(bucket_key, 0, timeout=window + 5)
-    try:
-        count = cache.incr(bucket_key)
-    except ValueError:  # expired between add and incr
-        cache.set(bucket_key, 1, timeout=window + 5)
-        count = 1
+    count = _count_hit(f"{key}:{bucket}", timeout=window + 5)
     if count > limit:
         retry_after = max(1, bucket + window - now)
         raise RateLimited(
             f"Limit of {limit} {what} reached. Try again in {retry_after} s.",
             retry_after=retry_after,
         )
+
+
+def _count_hit(key: str, *, timeout: int) -> int:
+    backend = caches[DEFAULT_CACHE_ALIAS]
+    if isinstance(backend, SharedRedisCache):
+        return backend.incr_expiring(key, timeout=timeout)  # one round trip, not three
+    cache.add(key, 0, timeout=timeout)
+    try:
+        return cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, timeout=timeout)
+        return 1

@@ -14,7 +14,7 @@ from django.utils import timezone
 from conversations.models import Conversation, Message
 from conversations.providers import get_provider
 from conversations.services import control, moderation, sync
-from conversations.services.ratelimit import check_send_allowed
+from conversations.services.ratelimit import RateLimited, check_send_allowed
 
 TITLE_CHARS = 60
 SEQ_ATTEMPTS = 5
@@ -71,12 +71,11 @@ def send_message(
 ) -> SendResult:
     """Store the user's message and an assistant placeholder with the next two `seq` values.
 
-    Idempotent on `client_id`: a repeat returns the messages of the first send.
+    Idempotent on `client_id`: a repeat returns the messages of the first send, even where a
+    new send would be refused. The unique client_id finds repeats, so a first send (nearly
+    every one) pays no lookup; a repeat counts as a hit against the rate limit.
     """
     client_id = client_id or uuid.uuid4()
-    existing = _existing_send(conversation, client_id)
-    if existing is not None:
-        return existing
     provider = get_provider()
     for attempt in range(SEQ_ATTEMPTS):
         try:
@@ -86,14 +85,14 @@ def send_message(
                 if attempt == 0:
                     check_send_allowed(user_id=conversation.owner_id)
                 seq = _next_seq(conversation)
-                user_message = Message.objects.create(
+                user_message = Message(
                     conversation=conversation,
                     seq=seq,
                     role=Message.Role.USER,
                     content=content,
                     client_id=client_id,
                 )
-                assistant = Message.objects.create(
+                assistant = Message(
                     conversation=conversation,
                     seq=seq + 1,
                     role=Message.Role.ASSISTANT,
@@ -102,13 +101,16 @@ def send_message(
                     provider=provider.name,
                     model=provider.model,
                 )
+                Message.objects.bulk_create([user_message, assistant])  # one INSERT
                 _touch(conversation, first_text=content)
                 sync.announce_messages(conversation)
             return SendResult(user_message, assistant, created=True)
-        except IntegrityError:
+        except (IntegrityError, moderation.SendRefused, RateLimited) as refusal:
             existing = _existing_send(conversation, client_id)
             if existing is not None:
-                return existing  # the same send raced itself (double submit)
+                return existing  # a repeat (or the same send racing itself: a double submit)
+            if not isinstance(refusal, IntegrityError):
+                raise
             # else: another send took our seq; try again with a fresh one
     raise IntegrityError(f"could not allocate a seq in conversation {conversation.pk}")
 
