@@ -494,6 +494,8 @@ def stream_figures(streams: list[Stream], *, interval: float, started: float) ->
         if hi < lo:
             continue
         due_in_plateau += hi - lo + 1
+        if not s.events:  # all of it came in the final frame: none delivered as a token
+            continue
         arr = np.array(s.events, dtype=np.float64)
         first = arr[:, 1].astype(np.int64)
         counts = arr[:, 2].astype(np.int64) - first + 1

@@ -225,3 +225,107 @@ async def test_a_live_answer_hidden_by_a_moderator_streams_no_text_after_a_reloa
     assert "?t=" not in url
     assert status == 200 and text_of(events) == ""
     assert "Hidden by a moderator" in events[-1]["data"]
+
+
+@pytest.fixture
+async def relay_redis(settings):
+    """The Redis relay on, as in production; this process plays the one that does NOT
+    generate the answer (the test writes the generator's Redis entries by hand)."""
+    import os
+
+    import redis.asyncio as redis
+
+    if not os.environ.get("REDIS_URL"):
+        pytest.skip("REDIS_URL is not set")
+    settings.REDIS_URL = os.environ["REDIS_URL"]
+    settings.REDIS_PREFIX = f"test-ls-{os.getpid()}"
+    client = redis.from_url(settings.REDIS_URL, decode_responses=True)
+    yield client
+    await client.aclose()
+
+
+async def live_answer_elsewhere(conversation) -> Message:
+    await Message.objects.acreate(conversation=conversation, seq=1, role="user", content="hi")
+    return await Message.objects.acreate(
+        conversation=conversation, seq=2, role="assistant", status="streaming"
+    )
+
+
+def signed_url(conversation, answer, client) -> str:
+    token = stream_access.stream_token(str(answer.pk), session_of(client))
+    return f"/c/{conversation.pk}/m/{answer.pk}/stream?t={token}"
+
+
+@pytest.mark.redis
+async def test_an_answer_generated_by_another_process_is_relayed_without_the_request_cycle(
+    app, django_spy, alice_async, conversation, relay_redis
+):
+    from conversations.services import redis_relay
+
+    answer = await live_answer_elsewhere(conversation)
+    key = redis_relay.stream_key(str(answer.pk))
+    await relay_redis.xadd(key, {"o": 0, "t": "Hello"})
+
+    async def generate_elsewhere() -> None:
+        await asyncio.sleep(0.2)
+        await relay_redis.xadd(key, {"o": 5, "t": " from elsewhere"})
+        await Message.objects.filter(pk=answer.pk).aupdate(
+            status="complete", content="Hello from elsewhere"
+        )
+        await relay_redis.xadd(key, {"end": "complete"})
+
+    generator = asyncio.ensure_future(generate_elsewhere())
+    status, _, events = await get(
+        app, signed_url(conversation, answer, alice_async), cookie=session_of(alice_async)
+    )
+    await generator
+
+    assert status == 200 and text_of(events) == "Hello from elsewhere"
+    assert events[-1]["event"] == "done"
+    assert django_spy.paths == []
+    assert get_hub().get(str(answer.pk)) is None  # the mirror went with its reader
+
+
+@pytest.mark.redis
+async def test_a_relayed_answer_before_its_first_token_waits_for_it(
+    app, django_spy, alice_async, conversation, relay_redis
+):
+    from conversations.services import redis_relay
+
+    answer = await live_answer_elsewhere(conversation)
+    key = redis_relay.stream_key(str(answer.pk))
+
+    async def generate_elsewhere() -> None:
+        await asyncio.sleep(0.3)
+        await relay_redis.xadd(key, {"o": 0, "t": "late start"})
+        await Message.objects.filter(pk=answer.pk).aupdate(status="complete", content="late start")
+        await relay_redis.xadd(key, {"end": "complete"})
+
+    generator = asyncio.ensure_future(generate_elsewhere())
+    status, _, events = await get(
+        app, signed_url(conversation, answer, alice_async), cookie=session_of(alice_async)
+    )
+    await generator
+
+    assert status == 200
+    assert text_of(events) == "late start" and events[-1]["event"] == "done"
+    assert django_spy.paths == []
+
+
+@pytest.mark.redis
+async def test_a_relayed_answer_long_over_is_answered_by_django_at_once(
+    app, django_spy, alice_async, conversation, relay_redis
+):
+    """Its Redis entries expired; the tab was asleep. No waiting for a heartbeat."""
+    answer = await live_answer_elsewhere(conversation)
+    await Message.objects.filter(pk=answer.pk).aupdate(status="complete", content="old news")
+
+    started = time.monotonic()
+    status, _, events = await get(
+        app, signed_url(conversation, answer, alice_async), cookie=session_of(alice_async)
+    )
+
+    assert status == 200
+    assert [e["event"] for e in events] == ["done"] and "old news" in events[-1]["data"]
+    assert len(django_spy.paths) == 1
+    assert time.monotonic() - started < settings.CHAT["HEARTBEAT_SECONDS"]

@@ -79,7 +79,7 @@ async def live_events(stream: LiveStream, *, last_event_id: str | None) -> Async
             text = stream.read_from(offset)
             offset += len(text)
             yield sse.text_frame("token", text, event_id=offset)
-        elif stream.finished or (stream.task is None and not await _still_live(message_id)):
+        elif stream.finished or (stream.task is None and not await still_live(message_id)):
             # Finished, or a mirror whose generator died (now marked interrupted).
             yield await final_event(message_id)
             return
@@ -100,7 +100,7 @@ def release_connections() -> None:
 
 
 @sync_to_async
-def _still_live(message_id: str) -> bool:
+def still_live(message_id: str) -> bool:
     """For a mirror: does the database still say its answer is being generated?"""
     try:
         message = Message.objects.get(pk=message_id)
