@@ -55,3 +55,41 @@ def parse_block(block: str) -> dict[str, str] | None:
         "id": fields.get("id", [""])[0],
         "data": "\n".join(fields.get("data", [])),
     }
+
+
+class OtherProcess:
+    """Plays another server process that generates answers: its own hub and Redis relay,
+    publishing as the real one does (each answer's stream and the shared `frames`)."""
+
+    def __init__(self) -> None:
+        from conversations.services.hub import StreamHub
+        from conversations.services.redis_relay import RedisRelay
+
+        self.hub = StreamHub(tick_seconds=0.01)
+        self.relay = RedisRelay(self.hub)
+        self.streams: dict[str, object] = {}
+
+    def _stream(self, message_id: object):
+        key = str(message_id)
+        if key not in self.streams:
+            stream = self.streams[key] = self.hub.open(key)
+            self.relay.track(stream)
+        return self.streams[key]
+
+    async def say(self, message_id: object, text: str) -> None:
+        stream = self._stream(message_id)
+        stream.append(text)
+        await self.relay.publish([stream])
+        await self.relay.flush()
+
+    async def end(self, message_id: object, status: str = "complete") -> None:
+        await self.relay.publish_end(self._stream(message_id), status)
+
+    async def close(self) -> None:
+        tasks = [self.hub._ticker, self.hub._heartbeat, self.relay._writer]
+        for task in tasks:
+            if task is not None:
+                task.cancel()
+        await asyncio.gather(*(t for t in tasks if t is not None), return_exceptions=True)
+        await self.relay.commands.aclose()
+        await self.relay.blocking.aclose()

@@ -18,7 +18,7 @@ from conversations.models import Message
 from conversations.services import stream_access
 from conversations.services.hub import get_hub
 from tests.fakes import words
-from tests.streams import parse_block, send_data, wait_until_final
+from tests.streams import OtherProcess, parse_block, send_data, wait_until_final
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -228,20 +228,18 @@ async def test_a_live_answer_hidden_by_a_moderator_streams_no_text_after_a_reloa
 
 
 @pytest.fixture
-async def relay_redis(settings):
-    """The Redis relay on, as in production; this process plays the one that does NOT
-    generate the answer (the test writes the generator's Redis entries by hand)."""
+async def elsewhere(settings):
+    """The Redis relay on, as in production; this process serves the stream of an answer
+    that another process generates."""
     import os
-
-    import redis.asyncio as redis
 
     if not os.environ.get("REDIS_URL"):
         pytest.skip("REDIS_URL is not set")
     settings.REDIS_URL = os.environ["REDIS_URL"]
     settings.REDIS_PREFIX = f"test-ls-{os.getpid()}"
-    client = redis.from_url(settings.REDIS_URL, decode_responses=True)
-    yield client
-    await client.aclose()
+    other = OtherProcess()
+    yield other
+    await other.close()
 
 
 async def live_answer_elsewhere(conversation) -> Message:
@@ -258,21 +256,18 @@ def signed_url(conversation, answer, client) -> str:
 
 @pytest.mark.redis
 async def test_an_answer_generated_by_another_process_is_relayed_without_the_request_cycle(
-    app, django_spy, alice_async, conversation, relay_redis
+    app, django_spy, alice_async, conversation, elsewhere
 ):
-    from conversations.services import redis_relay
-
     answer = await live_answer_elsewhere(conversation)
-    key = redis_relay.stream_key(str(answer.pk))
-    await relay_redis.xadd(key, {"o": 0, "t": "Hello"})
+    await elsewhere.say(answer.pk, "Hello")
 
     async def generate_elsewhere() -> None:
         await asyncio.sleep(0.2)
-        await relay_redis.xadd(key, {"o": 5, "t": " from elsewhere"})
+        await elsewhere.say(answer.pk, " from elsewhere")
         await Message.objects.filter(pk=answer.pk).aupdate(
             status="complete", content="Hello from elsewhere"
         )
-        await relay_redis.xadd(key, {"end": "complete"})
+        await elsewhere.end(answer.pk)
 
     generator = asyncio.ensure_future(generate_elsewhere())
     status, _, events = await get(
@@ -288,18 +283,15 @@ async def test_an_answer_generated_by_another_process_is_relayed_without_the_req
 
 @pytest.mark.redis
 async def test_a_relayed_answer_before_its_first_token_waits_for_it(
-    app, django_spy, alice_async, conversation, relay_redis
+    app, django_spy, alice_async, conversation, elsewhere
 ):
-    from conversations.services import redis_relay
-
     answer = await live_answer_elsewhere(conversation)
-    key = redis_relay.stream_key(str(answer.pk))
 
     async def generate_elsewhere() -> None:
         await asyncio.sleep(0.3)
-        await relay_redis.xadd(key, {"o": 0, "t": "late start"})
+        await elsewhere.say(answer.pk, "late start")
         await Message.objects.filter(pk=answer.pk).aupdate(status="complete", content="late start")
-        await relay_redis.xadd(key, {"end": "complete"})
+        await elsewhere.end(answer.pk)
 
     generator = asyncio.ensure_future(generate_elsewhere())
     status, _, events = await get(
@@ -314,7 +306,7 @@ async def test_a_relayed_answer_before_its_first_token_waits_for_it(
 
 @pytest.mark.redis
 async def test_a_relayed_answer_long_over_is_answered_by_django_at_once(
-    app, django_spy, alice_async, conversation, relay_redis
+    app, django_spy, alice_async, conversation, elsewhere
 ):
     """Its Redis entries expired; the tab was asleep. No waiting for a heartbeat."""
     answer = await live_answer_elsewhere(conversation)

@@ -13,7 +13,7 @@ from conversations.models import Message
 from conversations.services import redis_relay
 from conversations.services.hub import get_hub
 from tests.fakes import words
-from tests.streams import read_events, send_data, wait_until_final
+from tests.streams import OtherProcess, read_events, send_data, wait_until_final
 
 pytestmark = [
     pytest.mark.redis,
@@ -69,28 +69,34 @@ async def test_a_live_answers_stream_expires_even_if_its_generator_dies(
     assert redis_relay.EXPIRE_AFTER_END < await redis_client.ttl(key) <= 3600
 
 
+@pytest.fixture
+async def elsewhere(redis_settings):
+    other = OtherProcess()
+    yield other
+    await other.close()
+
+
 async def test_other_process_relays_an_answer_it_does_not_generate(
-    alice_async, conversation, redis_client, redis_settings
+    alice_async, conversation, elsewhere
 ):
     """Play the generating process by hand, while this process serves the SSE stream."""
     await Message.objects.acreate(conversation=conversation, seq=1, role="user", content="hi")
     answer = await Message.objects.acreate(
         conversation=conversation, seq=2, role="assistant", status="streaming"
     )
-    key = redis_relay.stream_key(str(answer.pk))
-    await redis_client.xadd(key, {"o": 0, "t": "Hello"})
+    await elsewhere.say(answer.pk, "Hello")
     assert get_hub().get(str(answer.pk)) is None
 
     response = await alice_async.get(f"/c/{conversation.pk}/m/{answer.pk}/stream")
     reader = asyncio.ensure_future(read_events(response))
     await asyncio.sleep(0.2)
-    await redis_client.xadd(key, {"o": 5, "t": " from"})
+    await elsewhere.say(answer.pk, " from")
     await asyncio.sleep(0.05)
-    await redis_client.xadd(key, {"o": 10, "t": " elsewhere <b>"})
+    await elsewhere.say(answer.pk, " elsewhere <b>")
     await Message.objects.filter(pk=answer.pk).aupdate(
         status="complete", content="Hello from elsewhere <b>"
     )
-    await redis_client.xadd(key, {"end": "complete"})
+    await elsewhere.end(answer.pk)
     events = await asyncio.wait_for(reader, 5)
 
     assert events[0]["event"] == "snapshot" and events[0]["data"] == "Hello"
@@ -102,25 +108,22 @@ async def test_other_process_relays_an_answer_it_does_not_generate(
     assert [int(e["id"]) for e in events] == sorted(int(e["id"]) for e in events)
 
 
-async def test_resume_through_redis_with_last_event_id(
-    alice_async, conversation, redis_client, redis_settings
-):
+async def test_resume_through_redis_with_last_event_id(alice_async, conversation, elsewhere):
     await Message.objects.acreate(conversation=conversation, seq=1, role="user", content="hi")
     answer = await Message.objects.acreate(
         conversation=conversation, seq=2, role="assistant", status="streaming"
     )
-    key = redis_relay.stream_key(str(answer.pk))
-    await redis_client.xadd(key, {"o": 0, "t": "abc"})
-    await redis_client.xadd(key, {"o": 3, "t": "def"})
+    await elsewhere.say(answer.pk, "abc")
+    await elsewhere.say(answer.pk, "def")
 
     response = await alice_async.get(
         f"/c/{conversation.pk}/m/{answer.pk}/stream", headers={"Last-Event-ID": "4"}
     )
     reader = asyncio.ensure_future(read_events(response))
     await asyncio.sleep(0.2)
-    await redis_client.xadd(key, {"o": 6, "t": "gh"})
+    await elsewhere.say(answer.pk, "gh")
     await Message.objects.filter(pk=answer.pk).aupdate(status="complete", content="abcdefgh")
-    await redis_client.xadd(key, {"end": "complete"})
+    await elsewhere.end(answer.pk)
     events = await asyncio.wait_for(reader, 5)
     assert events[0] == {"event": "token", "id": "6", "data": "ef"}  # after offset 4 exactly
     assert events[1] == {"event": "token", "id": "8", "data": "gh"}
@@ -146,14 +149,12 @@ async def test_answer_whose_generator_died_ends_as_interrupted(
     assert get_hub().get(str(answer.pk)) is None  # the mirror was let go
 
 
-async def test_mirror_is_let_go_when_its_last_reader_leaves(
-    alice_async, conversation, redis_client, redis_settings
-):
+async def test_mirror_is_let_go_when_its_last_reader_leaves(alice_async, conversation, elsewhere):
     await Message.objects.acreate(conversation=conversation, seq=1, role="user", content="hi")
     answer = await Message.objects.acreate(
         conversation=conversation, seq=2, role="assistant", status="streaming"
     )
-    await redis_client.xadd(redis_relay.stream_key(str(answer.pk)), {"o": 0, "t": "Hi"})
+    await elsewhere.say(answer.pk, "Hi")
     url = f"/c/{conversation.pk}/m/{answer.pk}/stream"
     # Two tabs follow the answer; closing a tab cancels its request (as the ASGI server does).
     tabs = [asyncio.ensure_future(read_events(await alice_async.get(url))) for _ in range(2)]
@@ -241,3 +242,78 @@ async def test_text_whose_write_failed_is_sent_again_without_a_gap(
 
     entries = await redis_client.xrange(redis_relay.stream_key("flaky-redis"))
     assert [fields for _, fields in entries] == [{"o": "0", "t": "lost? No."}]
+
+
+async def test_a_follower_that_missed_frames_catches_up_without_a_gap(
+    alice_async, conversation, elsewhere, monkeypatch
+):
+    """`frames` keeps a bounded history: a follower that lagged past it fetches the rest
+    from the answer's own stream."""
+    await Message.objects.acreate(conversation=conversation, seq=1, role="user", content="hi")
+    answer = await Message.objects.acreate(
+        conversation=conversation, seq=2, role="assistant", status="streaming"
+    )
+    await elsewhere.say(answer.pk, "Hello")
+    response = await alice_async.get(f"/c/{conversation.pk}/m/{answer.pk}/stream")
+    reader = asyncio.ensure_future(read_events(response))
+    await asyncio.sleep(0.2)
+
+    relay = redis_relay.get_relay(get_hub())
+    deliver = relay._deliver
+    dropped = []
+
+    def lagging(texts, ends):  # the first round after this is trimmed before it is read
+        if not dropped:
+            dropped.append(texts)
+            return
+        deliver(texts, ends)
+
+    monkeypatch.setattr(relay, "_deliver", lagging)
+    await elsewhere.say(answer.pk, " lost")
+    await asyncio.sleep(0.2)
+    await elsewhere.say(answer.pk, " and found")
+    await asyncio.sleep(0.2)
+    await Message.objects.filter(pk=answer.pk).aupdate(
+        status="complete", content="Hello lost and found"
+    )
+    await elsewhere.end(answer.pk)
+    events = await asyncio.wait_for(reader, 5)
+
+    assert dropped and dropped[0][0][2] == " lost"
+    text = "".join(html.unescape(e["data"]) for e in events if e["event"] in ("snapshot", "token"))
+    assert text == "Hello lost and found"
+    assert [int(e["id"]) for e in events] == sorted(int(e["id"]) for e in events)
+    assert events[-1]["event"] == "done"
+
+
+async def test_a_growing_mirror_does_not_ask_the_database_on_each_heartbeat(
+    alice_async, conversation, elsewhere, monkeypatch, redis_settings
+):
+    """Only a mirror that went quiet for a whole heartbeat checks that its answer lives."""
+    from conversations.services import relay
+
+    redis_settings.CHAT = {**redis_settings.CHAT, "HEARTBEAT_SECONDS": 0.1}
+    checks = []
+    real_still_live = relay.still_live
+
+    async def counted(message_id):
+        checks.append(message_id)
+        return await real_still_live(message_id)
+
+    monkeypatch.setattr(relay, "still_live", counted)
+    await Message.objects.acreate(conversation=conversation, seq=1, role="user", content="hi")
+    answer = await Message.objects.acreate(
+        conversation=conversation, seq=2, role="assistant", status="streaming"
+    )
+    await elsewhere.say(answer.pk, "t0")
+    response = await alice_async.get(f"/c/{conversation.pk}/m/{answer.pk}/stream")
+    reader = asyncio.ensure_future(read_events(response))
+    for index in range(1, 41):  # 1 s of tokens: ten heartbeats
+        await asyncio.sleep(0.025)
+        await elsewhere.say(answer.pk, f" t{index}")
+    await Message.objects.filter(pk=answer.pk).aupdate(status="complete", content="done")
+    await elsewhere.end(answer.pk)
+    events = await asyncio.wait_for(reader, 5)
+
+    assert events[-1]["event"] == "done"
+    assert len(checks) <= 4  # not one per heartbeat (that was 10 to 20)
