@@ -73,17 +73,22 @@ async def live_events(stream: LiveStream, *, last_event_id: str | None) -> Async
     if last_event_id is None and stream.length:
         offset = stream.length
         yield sse.text_frame("snapshot", stream.read_from(0), event_id=offset)
+    heard = stream.length  # for a mirror: its length when its generator last showed life
     while True:
         await stream.wait(offset)
         if stream.length > offset:
             text = stream.read_from(offset)
             offset += len(text)
             yield sse.text_frame("token", text, event_id=offset)
-        elif stream.finished or (stream.task is None and not await still_live(message_id)):
-            # Finished, or a mirror whose generator died (now marked interrupted).
+        elif stream.finished or (
+            # A mirror silent since the last heartbeat: has its generator died? (If so, the
+            # answer is now marked interrupted.) One that grew is alive: no query.
+            stream.task is None and stream.length == heard and not await still_live(message_id)
+        ):
             yield await final_event(message_id)
             return
         else:
+            heard = stream.length
             yield sse.comment()
 
 
