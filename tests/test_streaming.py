@@ -257,3 +257,20 @@ async def test_deleting_a_conversation_stops_its_answers(alice_async, conversati
     assert events[-1] == {"event": "done", "id": "0", "data": ""}  # the bubble goes away
     assert provider.closed == 1 and provider.yielded == 1  # the model was hung up on
     assert not await Message.objects.filter(pk=assistant.pk).aexists()
+
+
+def test_a_long_answer_keeps_a_compact_buffer_and_resumes_from_any_offset():
+    """Thousands of deltas (a long answer) cost their text, not an object each; a reader
+    resuming anywhere still gets exactly what follows."""
+    from conversations.services.hub import COMPACT_AT, LiveStream
+
+    stream = LiveStream(message_id="long")
+    deltas = [f" t{index}" for index in range(5000)] + ["", "\n", " 🚀"]
+    for delta in deltas:
+        stream.append(delta)
+    text = "".join(deltas)
+
+    assert stream.text == text and stream.length == len(text)
+    assert len(stream.chunks) <= COMPACT_AT
+    for offset in (0, 1, 7, len(text) // 3, len(text) - 3, len(text) - 1, len(text)):
+        assert stream.read_from(offset) == text[offset:]

@@ -19,6 +19,9 @@ from django.conf import settings
 log = logging.getLogger(__name__)
 
 FRAME_HOOK_TIMEOUT = 1.0  # seconds
+# A delta is a small string plus its offset: ~100 bytes apiece, 230 KB for a long answer
+# (bench/). Past this many, the chunks are joined into one.
+COMPACT_AT = 64
 
 
 @dataclass(eq=False)
@@ -37,6 +40,8 @@ class LiveStream:
     def append(self, delta: str) -> None:
         if not delta:
             return
+        if len(self.chunks) >= COMPACT_AT:
+            self.chunks, self.starts = [self.text], [0]
         self.starts.append(self.length)
         self.chunks.append(delta)
         self.length += len(delta)
