@@ -25,6 +25,14 @@ async def wait_until_final(message_id, timeout: float = 5.0) -> Message:
         await asyncio.sleep(0.02)
 
 
+async def live_answer(conversation, **fields) -> Message:
+    """A question and its answer, still streaming (in this process or another)."""
+    await Message.objects.acreate(conversation=conversation, seq=1, role="user", content="hi")
+    return await Message.objects.acreate(
+        conversation=conversation, seq=2, role="assistant", status="streaming", **fields
+    )
+
+
 async def read_events(response, *, limit: int = 10_000) -> list[dict[str, str]]:
     """Parse an SSE response into events ({"event", "id", "data"}), comments skipped."""
     events: list[dict[str, str]] = []

@@ -18,7 +18,7 @@ from conversations.models import Message
 from conversations.services import stream_access
 from conversations.services.hub import get_hub
 from tests.fakes import words
-from tests.streams import OtherProcess, parse_block, send_data, wait_until_final
+from tests.streams import OtherProcess, live_answer, parse_block, send_data, wait_until_final
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -242,13 +242,6 @@ async def elsewhere(settings):
     await other.close()
 
 
-async def live_answer_elsewhere(conversation) -> Message:
-    await Message.objects.acreate(conversation=conversation, seq=1, role="user", content="hi")
-    return await Message.objects.acreate(
-        conversation=conversation, seq=2, role="assistant", status="streaming"
-    )
-
-
 def signed_url(conversation, answer, client) -> str:
     token = stream_access.stream_token(str(answer.pk), session_of(client))
     return f"/c/{conversation.pk}/m/{answer.pk}/stream?t={token}"
@@ -258,7 +251,7 @@ def signed_url(conversation, answer, client) -> str:
 async def test_an_answer_generated_by_another_process_is_relayed_without_the_request_cycle(
     app, django_spy, alice_async, conversation, elsewhere
 ):
-    answer = await live_answer_elsewhere(conversation)
+    answer = await live_answer(conversation)
     await elsewhere.say(answer.pk, "Hello")
 
     async def generate_elsewhere() -> None:
@@ -285,7 +278,7 @@ async def test_an_answer_generated_by_another_process_is_relayed_without_the_req
 async def test_a_relayed_answer_before_its_first_token_waits_for_it(
     app, django_spy, alice_async, conversation, elsewhere
 ):
-    answer = await live_answer_elsewhere(conversation)
+    answer = await live_answer(conversation)
 
     async def generate_elsewhere() -> None:
         await asyncio.sleep(0.3)
@@ -309,7 +302,7 @@ async def test_a_relayed_answer_long_over_is_answered_by_django_at_once(
     app, django_spy, alice_async, conversation, elsewhere
 ):
     """Its Redis entries expired; the tab was asleep. No waiting for a heartbeat."""
-    answer = await live_answer_elsewhere(conversation)
+    answer = await live_answer(conversation)
     await Message.objects.filter(pk=answer.pk).aupdate(status="complete", content="old news")
 
     started = time.monotonic()

@@ -13,7 +13,7 @@ from conversations.models import Message
 from conversations.services import redis_relay
 from conversations.services.hub import get_hub
 from tests.fakes import words
-from tests.streams import OtherProcess, read_events, send_data, wait_until_final
+from tests.streams import OtherProcess, live_answer, read_events, send_data, wait_until_final
 
 pytestmark = [
     pytest.mark.redis,
@@ -80,10 +80,7 @@ async def test_other_process_relays_an_answer_it_does_not_generate(
     alice_async, conversation, elsewhere
 ):
     """Play the generating process by hand, while this process serves the SSE stream."""
-    await Message.objects.acreate(conversation=conversation, seq=1, role="user", content="hi")
-    answer = await Message.objects.acreate(
-        conversation=conversation, seq=2, role="assistant", status="streaming"
-    )
+    answer = await live_answer(conversation)
     await elsewhere.say(answer.pk, "Hello")
     assert get_hub().get(str(answer.pk)) is None
 
@@ -109,10 +106,7 @@ async def test_other_process_relays_an_answer_it_does_not_generate(
 
 
 async def test_resume_through_redis_with_last_event_id(alice_async, conversation, elsewhere):
-    await Message.objects.acreate(conversation=conversation, seq=1, role="user", content="hi")
-    answer = await Message.objects.acreate(
-        conversation=conversation, seq=2, role="assistant", status="streaming"
-    )
+    answer = await live_answer(conversation)
     await elsewhere.say(answer.pk, "abc")
     await elsewhere.say(answer.pk, "def")
 
@@ -138,10 +132,7 @@ async def test_answer_whose_generator_died_ends_as_interrupted(
         "HEARTBEAT_SECONDS": 0.1,
         "STALE_STREAM_SECONDS": 0.3,
     }
-    await Message.objects.acreate(conversation=conversation, seq=1, role="user", content="hi")
-    answer = await Message.objects.acreate(
-        conversation=conversation, seq=2, role="assistant", status="streaming", content="so far"
-    )
+    answer = await live_answer(conversation, content="so far")
     response = await alice_async.get(f"/c/{conversation.pk}/m/{answer.pk}/stream")
     events = await asyncio.wait_for(read_events(response), 5)
     assert events[-1]["event"] == "done"
@@ -150,10 +141,7 @@ async def test_answer_whose_generator_died_ends_as_interrupted(
 
 
 async def test_mirror_is_let_go_when_its_last_reader_leaves(alice_async, conversation, elsewhere):
-    await Message.objects.acreate(conversation=conversation, seq=1, role="user", content="hi")
-    answer = await Message.objects.acreate(
-        conversation=conversation, seq=2, role="assistant", status="streaming"
-    )
+    answer = await live_answer(conversation)
     await elsewhere.say(answer.pk, "Hi")
     url = f"/c/{conversation.pk}/m/{answer.pk}/stream"
     # Two tabs follow the answer; closing a tab cancels its request (as the ASGI server does).
@@ -249,10 +237,7 @@ async def test_a_follower_that_missed_frames_catches_up_without_a_gap(
 ):
     """`frames` keeps a bounded history: a follower that lagged past it fetches the rest
     from the answer's own stream."""
-    await Message.objects.acreate(conversation=conversation, seq=1, role="user", content="hi")
-    answer = await Message.objects.acreate(
-        conversation=conversation, seq=2, role="assistant", status="streaming"
-    )
+    answer = await live_answer(conversation)
     await elsewhere.say(answer.pk, "Hello")
     response = await alice_async.get(f"/c/{conversation.pk}/m/{answer.pk}/stream")
     reader = asyncio.ensure_future(read_events(response))
@@ -301,10 +286,7 @@ async def test_a_growing_mirror_does_not_ask_the_database_on_each_heartbeat(
         return await real_still_live(message_id)
 
     monkeypatch.setattr(relay, "still_live", counted)
-    await Message.objects.acreate(conversation=conversation, seq=1, role="user", content="hi")
-    answer = await Message.objects.acreate(
-        conversation=conversation, seq=2, role="assistant", status="streaming"
-    )
+    answer = await live_answer(conversation)
     await elsewhere.say(answer.pk, "t0")
     response = await alice_async.get(f"/c/{conversation.pk}/m/{answer.pk}/stream")
     reader = asyncio.ensure_future(read_events(response))
