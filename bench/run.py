@@ -579,6 +579,7 @@ def main() -> None:
         results["pages"] = pages_run(args, seed, work, kinds[-1], env)
 
     machine["loadavg_end"] = os.getloadavg()
+    machine["python_loop_ms_end"] = python_speed()  # the host may have changed speed meanwhile
     results["elapsed_s"] = time.monotonic() - started
     json_path = out / f"bench-{stamp}.json"
     json_path.write_text(json.dumps(results, indent=1))
@@ -594,6 +595,7 @@ def main() -> None:
         plot(results["streams"], out / "latest.png", title)
     print(
         f"\nbench: {results['elapsed_s']:.0f} s, load average {machine['loadavg_end']}, "
+        f"Python loop {machine['python_loop_ms_end']} ms, "
         f"results in {json_path}",
         flush=True,
     )
