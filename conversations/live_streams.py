@@ -69,14 +69,14 @@ async def _live_stream(message_id: str) -> LiveStream | None:
     stream = hub.get(message_id)
     if stream is not None and stream.task is not None:  # generated here
         return None if stream.finished else stream
-    relay_ = redis_relay.get_relay(hub)
-    if relay_ is None:
+    cross_process = redis_relay.get_relay(hub)
+    if cross_process is None:
         return None
-    mirror = await relay_.follow(message_id)
+    mirror = await cross_process.follow(message_id)
     # Nothing in Redis yet: a new answer, or one long over. The database says which.
     if not mirror.finished and (mirror.length or await relay.still_live(message_id)):
         return mirror
-    relay_.release(message_id)
+    cross_process.release(message_id)
     return None
 
 

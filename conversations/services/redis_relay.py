@@ -104,6 +104,7 @@ class RedisRelay:
         self.followed: dict[str, LiveStream] = {}  # message id -> its mirror
         # Mirrors catching up from their answer's stream, with what `frames` brought meanwhile.
         self._catching_up: dict[str, list[tuple[int, str | None, str]]] = {}
+        self._catch_ups: set[asyncio.Task] = set()
         self.readers: dict[str, int] = {}  # id -> SSE readers attached to its mirror
         self._frames_read = "$"  # the last `frames` entry the reader has seen
         self._reader: asyncio.Task | None = None
@@ -262,7 +263,11 @@ class RedisRelay:
         the mirror's end means some were lost: catch up from the answer's stream."""
         if offset > mirror.length:
             if mirror.message_id not in self._catching_up:
-                self.hub.loop.create_task(self._catch_up(mirror), context=contextvars.Context())
+                task = self.hub.loop.create_task(
+                    self._catch_up(mirror), context=contextvars.Context()
+                )
+                self._catch_ups.add(task)  # the loop keeps only a weak reference
+                task.add_done_callback(self._catch_ups.discard)
         elif offset + len(text) > mirror.length:
             mirror.append(text[mirror.length - offset :])
 
