@@ -299,3 +299,23 @@ async def test_a_growing_mirror_does_not_ask_the_database_on_each_heartbeat(
 
     assert events[-1]["event"] == "done"
     assert len(checks) <= 4  # not one per heartbeat (that was 10 to 20)
+
+
+async def test_answers_followed_at_once_share_one_reader(elsewhere, redis_settings, caplog):
+    """Two first followers at the same moment: one reader, both mirrors get their text."""
+    relay = redis_relay.get_relay(get_hub())
+    first, second = await asyncio.gather(relay.follow("at-once-1"), relay.follow("at-once-2"))
+    reader = relay._reader
+    await elsewhere.say("at-once-1", "one")
+    await elsewhere.say("at-once-2", "two")
+    await elsewhere.end("at-once-1")
+    await elsewhere.end("at-once-2")
+    for _ in range(100):
+        if first.finished and second.finished:
+            break
+        await asyncio.sleep(0.02)
+
+    assert (first.text, second.text) == ("one", "two")
+    assert first.finished and second.finished
+    assert relay._reader is reader
+    assert "redis relay read failed" not in caplog.text

@@ -32,8 +32,7 @@ log = logging.getLogger(__name__)
 
 EXPIRE_AFTER_END = 120  # seconds a finished answer's stream stays readable
 EXPIRE_WHILE_LIVE = 3600  # a crashed generator's stream does not stay forever
-MAX_ENTRIES = 20_000
-FRAMES_MAX_ENTRIES = 500  # writer rounds kept in `frames`: 20 s of one process at 25 per second
+FRAMES_KEEP_MS = 20_000  # how far back `frames` goes, however many processes write to it
 FRAMES_PER_READ = 500
 BLOCK_MS = 100
 SOCKET_TIMEOUT = 2.0  # seconds
@@ -43,22 +42,26 @@ END = "end"
 # One round of the writer in one command: an XADD per answer that grew (the expiry set with
 # its first entry), the end markers, then the whole round as one entry of `frames`. A
 # pipeline of a thousand XADDs cost 40 ms of CPU to pack and parse in redis-py, this 1.6 ms
-# (bench/). The keys are made here from the prefix, not passed one by one: like the rest of
-# our Redis use, it needs a plain (not clustered) Redis.
+# (bench/). An answer's stream is not trimmed (its expiry and CHAT_TOTAL_TIMEOUT bound it:
+# a follower must be able to read it from the start); `frames` keeps the last 20 s. The keys
+# are made here from the prefix, not passed one by one: like the rest of our Redis use, it
+# needs a plain (not clustered) Redis.
 PUBLISH_BATCH = """
 local batch = cjson.decode(ARGV[1])
-local prefix, maxlen = ARGV[2], ARGV[3]
+local prefix = ARGV[2]
 for _, item in ipairs(batch[1]) do
   local key = prefix .. item[1]
-  redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*', 'o', item[2], 't', item[3])
-  if item[2] == 0 then redis.call('EXPIRE', key, ARGV[4]) end
+  redis.call('XADD', key, '*', 'o', item[2], 't', item[3])
+  if item[2] == 0 then redis.call('EXPIRE', key, ARGV[3]) end
 end
 for _, item in ipairs(batch[2]) do
   local key = prefix .. item[1]
-  redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*', 'end', item[2])
-  redis.call('EXPIRE', key, ARGV[5])
+  redis.call('XADD', key, '*', 'end', item[2])
+  redis.call('EXPIRE', key, ARGV[4])
 end
-redis.call('XADD', ARGV[6], 'MAXLEN', '~', ARGV[7], '*', 'b', ARGV[1])
+local now = redis.call('TIME')
+local oldest = (tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)) - ARGV[6]
+redis.call('XADD', ARGV[5], 'MINID', '~', string.format('%d', oldest), '*', 'b', ARGV[1])
 return #batch[1] + #batch[2]
 """
 
@@ -103,8 +106,9 @@ class RedisRelay:
         self._writer: asyncio.Task | None = None
         self.followed: dict[str, LiveStream] = {}  # message id -> its mirror
         # Mirrors catching up from their answer's stream, with what `frames` brought meanwhile.
-        self._catching_up: dict[str, list[tuple[int, str | None, str]]] = {}
+        self._catching_up: dict[str, tuple[LiveStream, list[tuple[int, str | None, str]]]] = {}
         self._catch_ups: set[asyncio.Task] = set()
+        self._positioned = asyncio.Event()  # the reader knows where `frames` ends
         self.readers: dict[str, int] = {}  # id -> SSE readers attached to its mirror
         self._frames_read = "$"  # the last `frames` entry the reader has seen
         self._reader: asyncio.Task | None = None
@@ -179,11 +183,10 @@ class RedisRelay:
                     args=[
                         json.dumps([texts, ends], ensure_ascii=False),
                         stream_key(""),
-                        MAX_ENTRIES,
                         EXPIRE_WHILE_LIVE,
                         EXPIRE_AFTER_END,
                         frames_key(),
-                        FRAMES_MAX_ENTRIES,
+                        FRAMES_KEEP_MS,
                     ],
                     client=self.commands,
                 )
@@ -212,14 +215,16 @@ class RedisRelay:
         self.readers[message_id] = 1
         mirror = self.hub.open(message_id)
         self.followed[message_id] = mirror
-        if self._reader is None or self._reader.done():
-            # From here on `frames` is read; what came before, the catch-up reads.
-            last = await self.commands.xrevrange(frames_key(), count=1)
-            self._frames_read = last[0][0] if last else "0-0"
+        if self._reader is None or self._reader.done():  # claimed here, before any await
+            self._positioned.clear()
             self._reader = self.hub.loop.create_task(
                 self._read_forever(), name="redis-relay-reader", context=contextvars.Context()
             )
-        await self._catch_up(mirror)
+        arrived = self._start_catch_up(mirror)
+        # What `frames` holds from the reader's position on, it brings; what came before,
+        # the catch-up reads from the answer's stream.
+        await self._positioned.wait()
+        await self._catch_up(mirror, arrived)
         return mirror
 
     def release(self, message_id: str) -> None:
@@ -234,12 +239,15 @@ class RedisRelay:
         if mirror is not None:
             self.hub.close(mirror)
 
-    async def _catch_up(self, mirror: LiveStream) -> None:
+    def _start_catch_up(self, mirror: LiveStream) -> list[tuple[int, str | None, str]]:
+        """From now on, what `frames` brings for this mirror waits in the returned list."""
+        arrived: list[tuple[int, str | None, str]] = []
+        self._catching_up[mirror.message_id] = (mirror, arrived)
+        return arrived
+
+    async def _catch_up(self, mirror: LiveStream, arrived: list) -> None:
         """The answer's whole stream so far, then what `frames` brought meanwhile."""
         message_id = mirror.message_id
-        if message_id in self._catching_up:
-            return
-        arrived = self._catching_up[message_id] = []
         try:
             for _, fields in await self.commands.xrange(stream_key(message_id)):
                 if END in fields:
@@ -249,7 +257,8 @@ class RedisRelay:
         except Exception:
             log.exception("redis relay catch-up failed", extra={"message_id": message_id})
         finally:
-            del self._catching_up[message_id]
+            if self._catching_up.get(message_id, (None,))[0] is mirror:
+                del self._catching_up[message_id]
         for offset, status, text in arrived:
             if mirror.finished:
                 break
@@ -263,8 +272,9 @@ class RedisRelay:
         the mirror's end means some were lost: catch up from the answer's stream."""
         if offset > mirror.length:
             if mirror.message_id not in self._catching_up:
+                arrived = self._start_catch_up(mirror)
                 task = self.hub.loop.create_task(
-                    self._catch_up(mirror), context=contextvars.Context()
+                    self._catch_up(mirror, arrived), context=contextvars.Context()
                 )
                 self._catch_ups.add(task)  # the loop keeps only a weak reference
                 task.add_done_callback(self._catch_ups.discard)
@@ -272,10 +282,20 @@ class RedisRelay:
             mirror.append(text[mirror.length - offset :])
 
     def _end(self, mirror: LiveStream) -> None:
-        self.followed.pop(mirror.message_id, None)
+        if self.followed.get(mirror.message_id) is mirror:  # not a newer mirror of the answer
+            del self.followed[mirror.message_id]
         self.hub.close(mirror)
 
     async def _read_forever(self) -> None:
+        while self.followed and not self._positioned.is_set():
+            try:
+                last = await self.commands.xrevrange(frames_key(), count=1)
+            except Exception:
+                log.exception("redis relay: cannot read frames; retrying")
+                await asyncio.sleep(0.5)
+                continue
+            self._frames_read = last[0][0] if last else "0-0"
+            self._positioned.set()
         while self.followed:
             try:
                 batches = await self.blocking.xread(
@@ -290,20 +310,23 @@ class RedisRelay:
             for _, entries in batches or []:
                 for entry_id, fields in entries:
                     self._frames_read = entry_id
-                    self._deliver(*json.loads(fields["b"]))
+                    try:
+                        self._deliver(*json.loads(fields["b"]))
+                    except Exception:  # one bad entry must not stop every mirror
+                        log.exception("redis relay: unreadable frame", extra={"id": entry_id})
 
     def _deliver(self, texts: list, ends: list) -> None:
         """One writer round of some process: the parts for answers mirrored here."""
         for message_id, offset, text in texts:
             if (mirror := self.followed.get(message_id)) is not None:
-                if (arrived := self._catching_up.get(message_id)) is not None:
-                    arrived.append((offset, None, text))
+                if (catching_up := self._catching_up.get(message_id)) and catching_up[0] is mirror:
+                    catching_up[1].append((offset, None, text))
                 else:
                     self._apply(mirror, offset, text)
         for message_id, status in ends:
             if (mirror := self.followed.get(message_id)) is not None:
-                if (arrived := self._catching_up.get(message_id)) is not None:
-                    arrived.append((0, status, ""))
+                if (catching_up := self._catching_up.get(message_id)) and catching_up[0] is mirror:
+                    catching_up[1].append((0, status, ""))
                 else:
                     self._end(mirror)
 
