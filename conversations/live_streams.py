@@ -72,12 +72,18 @@ async def _live_stream(message_id: str) -> LiveStream | None:
     cross_process = redis_relay.get_relay(hub)
     if cross_process is None:
         return None
-    mirror = await cross_process.follow(message_id)
-    # Nothing in Redis yet: a new answer, or one long over. The database says which.
-    if not mirror.finished and (mirror.length or await relay.still_live(message_id)):
-        return mirror
-    cross_process.release(message_id)
-    return None
+    mirror = served = None
+    try:
+        mirror = await cross_process.follow(message_id)  # counts this reader
+        # Nothing in Redis yet: a new answer, or one long over. The database says which.
+        if not mirror.finished and (mirror.length or await relay.still_live(message_id)):
+            served = mirror
+    except Exception:  # Redis or the database failed us: Django's view decides (and logs)
+        log.warning("live stream fast path failed", exc_info=True, extra={"message_id": message_id})
+    finally:
+        if served is None and (mirror is None or mirror.task is None):
+            cross_process.release(message_id)  # this reader does not stay (or left meanwhile)
+    return served
 
 
 async def _serve(stream: LiveStream, scope: Scope, receive: Receive, send: Send) -> None:

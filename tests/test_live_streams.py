@@ -314,3 +314,31 @@ async def test_a_relayed_answer_long_over_is_answered_by_django_at_once(
     assert [e["event"] for e in events] == ["done"] and "old news" in events[-1]["data"]
     assert len(django_spy.paths) == 1
     assert time.monotonic() - started < settings.CHAT["HEARTBEAT_SECONDS"]
+
+
+@pytest.mark.redis
+async def test_when_the_database_fails_the_fast_path_django_answers_and_nothing_leaks(
+    app, django_spy, alice_async, conversation, elsewhere, monkeypatch, caplog
+):
+    from conversations.services import redis_relay, relay
+
+    answer = await live_answer(conversation)
+    await Message.objects.filter(pk=answer.pk).aupdate(status="complete", content="saved")
+    failures = [ConnectionError("database went away")]
+    real_still_live = relay.still_live
+
+    async def flaky_still_live(message_id):
+        if failures:
+            raise failures.pop()
+        return await real_still_live(message_id)
+
+    monkeypatch.setattr(relay, "still_live", flaky_still_live)
+    status, _, events = await get(
+        app, signed_url(conversation, answer, alice_async), cookie=session_of(alice_async)
+    )
+
+    assert status == 200 and events[-1]["event"] == "done" and "saved" in events[-1]["data"]
+    assert len(django_spy.paths) == 1
+    assert "live stream fast path failed" in caplog.text
+    follower = redis_relay.get_relay(get_hub())
+    assert str(answer.pk) not in follower.readers and get_hub().get(str(answer.pk)) is None
