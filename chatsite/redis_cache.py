@@ -30,7 +30,8 @@ class SharedRedisCache(RedisCache):
         """Add one to a counter that expires `timeout` s after its first hit, in one round
         trip (Django's add + incr takes three: SET NX, EXISTS, INCRBY)."""
         key = self.make_and_validate_key(key)
-        pipe = self._cache.get_client(key, write=True).pipeline(transaction=False)
+        # MULTI: the key cannot expire between the two, leaving a counter without an expiry.
+        pipe = self._cache.get_client(key, write=True).pipeline(transaction=True)
         pipe.set(key, 0, ex=timeout, nx=True)  # the window starts with its first hit
         pipe.incr(key)
         _, count = pipe.execute()
