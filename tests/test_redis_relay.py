@@ -319,3 +319,23 @@ async def test_answers_followed_at_once_share_one_reader(elsewhere, redis_settin
     assert first.finished and second.finished
     assert relay._reader is reader
     assert "redis relay read failed" not in caplog.text
+
+
+async def test_a_lone_surrogate_in_one_answer_does_not_stop_the_others(
+    redis_client, redis_settings
+):
+    hub = get_hub()
+    relay = redis_relay.get_relay(hub)
+    broken, fine = hub.open("surrogate-broken"), hub.open("surrogate-fine")
+    for stream in (broken, fine):
+        relay.track(stream)
+    broken.append("bad \ud83d half")
+    fine.append("all good")
+
+    await relay.publish([broken, fine])
+    await relay.flush()
+
+    entries = await redis_client.xrange(redis_relay.stream_key("surrogate-fine"))
+    assert [fields for _, fields in entries] == [{"o": "0", "t": "all good"}]
+    entries = await redis_client.xrange(redis_relay.stream_key("surrogate-broken"))
+    assert [fields for _, fields in entries] == [{"o": "0", "t": "bad ? half"}]

@@ -181,7 +181,9 @@ class RedisRelay:
             async with asyncio.timeout(SOCKET_TIMEOUT * 2):
                 await self._publish_batch(
                     args=[
-                        json.dumps([texts, ends], ensure_ascii=False),
+                        # A lone surrogate (from a provider's bad escape) cannot be UTF-8:
+                        # replaced here, or the round would fail for every answer, every time.
+                        json.dumps([texts, ends], ensure_ascii=False).encode("utf-8", "replace"),
                         stream_key(""),
                         EXPIRE_WHILE_LIVE,
                         EXPIRE_AFTER_END,
