@@ -250,24 +250,26 @@ class RedisRelay:
     async def _catch_up(self, mirror: LiveStream, arrived: list) -> None:
         """The answer's whole stream so far, then what `frames` brought meanwhile."""
         message_id = mirror.message_id
+        caught_up: list[tuple[int, str | None, str]] = []
         try:
             for _, fields in await self.commands.xrange(stream_key(message_id)):
-                if END in fields:
-                    self._end(mirror)
-                    return
-                self._apply(mirror, int(fields["o"]), fields["t"])
+                caught_up.append((int(fields.get("o", 0)), fields.get(END), fields.get("t", "")))
         except Exception:
             log.exception("redis relay catch-up failed", extra={"message_id": message_id})
         finally:
             if self._catching_up.get(message_id, (None,))[0] is mirror:
                 del self._catching_up[message_id]
-        for offset, status, text in arrived:
+        for offset, status, text in [*caught_up, *arrived]:
             if mirror.finished:
                 break
-            if status is not None:
-                self._end(mirror)
-            else:
-                self._apply(mirror, offset, text)
+            self._take(mirror, offset, status, text)
+
+    def _take(self, mirror: LiveStream, offset: int, status: str | None, text: str) -> None:
+        """One entry for a mirror: its end marker (a status), or text from `offset`."""
+        if status is not None:
+            self._end(mirror)
+        else:
+            self._apply(mirror, offset, text)
 
     def _apply(self, mirror: LiveStream, offset: int, text: str) -> None:
         """Append the new part of one entry; entries are contiguous, so one that starts past
@@ -320,17 +322,17 @@ class RedisRelay:
     def _deliver(self, texts: list, ends: list) -> None:
         """One writer round of some process: the parts for answers mirrored here."""
         for message_id, offset, text in texts:
-            if (mirror := self.followed.get(message_id)) is not None:
-                if (catching_up := self._catching_up.get(message_id)) and catching_up[0] is mirror:
-                    catching_up[1].append((offset, None, text))
-                else:
-                    self._apply(mirror, offset, text)
+            self._receive(message_id, offset, None, text)
         for message_id, status in ends:
-            if (mirror := self.followed.get(message_id)) is not None:
-                if (catching_up := self._catching_up.get(message_id)) and catching_up[0] is mirror:
-                    catching_up[1].append((0, status, ""))
-                else:
-                    self._end(mirror)
+            self._receive(message_id, 0, status, "")
+
+    def _receive(self, message_id: str, offset: int, status: str | None, text: str) -> None:
+        if (mirror := self.followed.get(message_id)) is None:
+            return
+        if (catching_up := self._catching_up.get(message_id)) and catching_up[0] is mirror:
+            catching_up[1].append((offset, status, text))  # applied after the catch-up
+        else:
+            self._take(mirror, offset, status, text)
 
 
 _relays: dict[asyncio.AbstractEventLoop, RedisRelay] = {}
