@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.cache import DEFAULT_CACHE_ALIAS, cache, caches
+from django.core.cache import DEFAULT_CACHE_ALIAS, caches
 
 from chatsite.redis_cache import SharedRedisCache
 from conversations.models import Message
@@ -56,9 +56,9 @@ def _count_hit(key: str, *, timeout: int) -> int:
     backend = caches[DEFAULT_CACHE_ALIAS]
     if isinstance(backend, SharedRedisCache):
         return backend.incr_expiring(key, timeout=timeout)  # one round trip, not three
-    cache.add(key, 0, timeout=timeout)
+    backend.add(key, 0, timeout=timeout)
     try:
-        return cache.incr(key)
+        return backend.incr(key)
     except ValueError:  # expired between add and incr
-        cache.set(key, 1, timeout=timeout)
+        backend.set(key, 1, timeout=timeout)
         return 1
