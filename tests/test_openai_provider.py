@@ -357,6 +357,29 @@ async def test_sent_message_is_answered_by_the_openai_compatible_server(
     assert API_KEY not in shown
 
 
+async def test_text_that_cannot_be_stored_is_mended_as_it_arrives(server, make_provider):
+    # An emoji split across two chunks (as JSON escapes), a lone half, a NUL.
+    server.replies = [Reply(deltas=["Hi ", "\ud83d", "\ude00 there", "x\udc00", "\x00!", "\ud83d"])]
+
+    deltas, _ = await collect(make_provider())
+
+    assert "".join(deltas) == "Hi \U0001f600 therex\ufffd\ufffd!\ufffd"
+    assert all(delta.encode("utf-8") for delta in deltas)  # none left that UTF-8 refuses
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_answer_with_text_postgres_and_utf8_refuse_is_stored_whole(
+    alice_async, conversation, server, openai_app
+):
+    server.replies = [Reply(deltas=["Smile ", "\ud83d", "\ude00", " and \x00 a lone \udc00."])]
+
+    answer = await answer_to(alice_async, conversation)
+
+    assert answer.status == Message.Status.COMPLETE
+    assert answer.content == "Smile \U0001f600 and \ufffd a lone \ufffd."
+    assert "Smile \U0001f600" in await page_and_stream(alice_async, answer)
+
+
 @pytest.mark.django_db(transaction=True)
 async def test_stream_broken_after_some_text_ends_as_error_with_the_text_kept(
     alice_async, conversation, server, openai_app

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import openai
 
 from conversations.providers.base import ChatTurn, ProviderError, StreamResult
+from conversations.providers.text import DeltaCleaner
 
 
 class OpenAICompatibleProvider:
@@ -50,6 +51,7 @@ class OpenAICompatibleProvider:
                 f"connection failed: {type(exc).__name__}",
                 user_message="Could not reach the model server.",
             ) from exc
+        cleaner = DeltaCleaner()
         try:
             async for chunk in response:
                 if chunk.usage is not None:
@@ -58,8 +60,11 @@ class OpenAICompatibleProvider:
                 for choice in chunk.choices:
                     if choice.finish_reason:
                         result.usage.finish_reason = choice.finish_reason
-                    if choice.delta and choice.delta.content:
-                        yield choice.delta.content
+                    content = choice.delta.content if choice.delta else None
+                    if content and (text := cleaner.feed(content)):
+                        yield text
+            if text := cleaner.flush():
+                yield text
         except openai.APIError as exc:
             raise ProviderError(
                 f"stream broke: {type(exc).__name__}",

@@ -181,8 +181,8 @@ class RedisRelay:
             async with asyncio.timeout(SOCKET_TIMEOUT * 2):
                 await self._publish_batch(
                     args=[
-                        # A lone surrogate (from a provider's bad escape) cannot be UTF-8:
-                        # replaced here, or the round would fail for every answer, every time.
+                        # A lone surrogate cannot be UTF-8. Providers mend it (providers/text.py);
+                        # one that slips through is replaced in this copy, not failing the round.
                         json.dumps([texts, ends], ensure_ascii=False).encode("utf-8", "replace"),
                         stream_key(""),
                         EXPIRE_WHILE_LIVE,
