@@ -9,14 +9,17 @@ import time
 from unittest import mock
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core import signing
 
 from chatsite.asgi import http_application
 from conversations.live_streams import serve_live_streams
-from conversations.models import Message
-from conversations.services import stream_access
+from conversations.models import Conversation, Message, ModerationAction
+from conversations.services import moderation, stream_access
 from conversations.services.hub import get_hub
+from tests.conftest import make_user
 from tests.fakes import words
 from tests.streams import OtherProcess, live_answer, parse_block, send_data, wait_until_final
 
@@ -225,6 +228,46 @@ async def test_a_live_answer_hidden_by_a_moderator_streams_no_text_after_a_reloa
     assert "?t=" not in url
     assert status == 200 and text_of(events) == ""
     assert "Hidden by a moderator" in events[-1]["data"]
+
+
+HIDE_ANSWER = "hide the answer"
+HIDE_CONVERSATION = "hide the conversation"
+SUSPEND_OWNER = "suspend its owner"
+
+
+def moderate(action: str, answer: Message) -> None:
+    moderator = make_user("mod@example.com")
+    answers = Message.objects.filter(pk=answer.pk)
+    common = {"actor": moderator, "reason": "abuse"}
+    if action == HIDE_ANSWER:
+        moderation.moderate_messages(messages=answers, kind=ModerationAction.Kind.HIDE, **common)
+    elif action == HIDE_CONVERSATION:
+        conversations = Conversation.objects.filter(pk=answer.conversation_id)
+        moderation.set_conversations_hidden(conversations=conversations, hidden=True, **common)
+    else:
+        owners = get_user_model().objects.filter(conversations__messages=answer)
+        moderation.set_users_suspended(users=owners, suspended=True, **common)
+
+
+@pytest.mark.parametrize("action", [HIDE_ANSWER, HIDE_CONVERSATION, SUSPEND_OWNER])
+async def test_a_moderator_cuts_an_answer_its_reader_is_following(
+    action, app, alice_async, conversation, provider
+):
+    provider.scripts = [words("an answer that goes on " + "and on " * 40, pause=0.02)]
+    url, answer = await send_and_get_stream_url(alice_async, conversation)
+    reading = asyncio.ensure_future(get(app, url, cookie=session_of(alice_async)))
+    await asyncio.sleep(0.2)  # tokens are flowing to the open tab
+
+    await sync_to_async(moderate)(action, answer)
+    status, _, events = await asyncio.wait_for(reading, 2)
+
+    saved = await Message.objects.aget(pk=answer.pk)
+    assert saved.status == Message.Status.STOPPED  # no more tokens generated, or paid for
+    assert len(saved.content) < 100 and provider.closed == 1
+    assert status == 200 and events[-1]["event"] == "done"  # the tab is not left spinning
+    if action != SUSPEND_OWNER:  # hidden: the final bubble shows none of the text
+        assert "Hidden by a moderator" in events[-1]["data"]
+        assert "and on" not in events[-1]["data"]
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from conversations.models import Conversation, Message, ModerationAction
-from conversations.services import sync
+from conversations.services import control, sync
 
 Kind = ModerationAction.Kind
 
@@ -77,12 +77,16 @@ def moderate_messages(
     changes = _MESSAGE_CHANGES[kind]
     with transaction.atomic():
         changing = list(
-            _lockable(Message, messages).exclude(**changes).only("pk", "seq", "conversation_id")
+            _lockable(Message, messages)
+            .exclude(**changes)
+            .only("pk", "seq", "conversation_id", "status")
         )
         Message.objects.filter(pk__in=[m.pk for m in changing]).update(
             **changes, moderation_reason=reason, updated_at=timezone.now()
         )
         _record(actor, kind, reason, [_message_target(m) for m in changing])
+        if kind == Kind.HIDE:
+            _stop_live(Message.objects.filter(pk__in=[m.pk for m in changing if m.is_live]))
     return len(changing)
 
 
@@ -101,6 +105,8 @@ def set_conversations_hidden(
             for c in changing
         ]
         _record(actor, kind, reason, targets)
+        if hidden:
+            _stop_live(Message.objects.filter(conversation__in=[c.pk for c in changing]))
     return len(changing)
 
 
@@ -122,6 +128,7 @@ def set_users_suspended(
         if suspended:
             for user in changing:
                 sync.close_user_sockets(user.pk)
+            _stop_live(Message.objects.filter(conversation__owner__in=[u.pk for u in changing]))
     return len(changing)
 
 
@@ -139,6 +146,14 @@ def ensure_moderators_group() -> Group:
     ]
     group.permissions.set(permissions)
     return group
+
+
+def _stop_live(messages: QuerySet[Message]) -> None:
+    """Answers still being generated stop once the change commits: their readers (who may
+    follow a signed stream URL, checked only when the page was shown) get the final state,
+    hidden, instead of the rest of the text, and nobody pays for tokens nobody may see."""
+    live = messages.filter(status__in=Message.LIVE_STATUSES).values_list("pk", flat=True)
+    control.stop_after_commit([str(pk) for pk in live])
 
 
 def _lockable(model: type, selection: QuerySet) -> QuerySet:
