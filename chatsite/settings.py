@@ -135,6 +135,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Redis: the channel layer (low-rate events only), the cache (rate limits) and the token relay.
 REDIS_URL = env("REDIS_URL")
 REDIS_PREFIX = env("REDIS_PREFIX", "streamchat")
+# A Redis that stops answering (a partition, a paused host) costs a request a second, not
+# forever: redis-py has no timeouts by default.
+REDIS_SOCKET_OPTIONS = {"socket_connect_timeout": 1.0, "socket_timeout": 1.0}
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
@@ -152,6 +155,7 @@ if REDIS_URL:
             "BACKEND": "chatsite.redis_cache.SharedRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": REDIS_PREFIX,
+            "OPTIONS": REDIS_SOCKET_OPTIONS,
         }
     }
 else:

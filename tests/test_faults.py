@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import socket
+import time
 
 import pytest
 
@@ -174,3 +177,37 @@ async def test_failures_are_logged_with_ids_and_error_id(
     assert record.user_id == str(conversation.owner_id)
     assert record.error_id == final.error_id
     assert "secret upstream detail" in record.getMessage()
+
+
+# ---- Redis out of reach ------------------------------------------------------------------
+
+
+@pytest.fixture
+def silent_redis(settings):
+    """The cache's Redis behind a network partition: connections open (the kernel's backlog
+    takes them) and nothing ever answers. Without timeouts, every send hung on it forever."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "chatsite.redis_cache.SharedRedisCache",
+            "LOCATION": f"redis://127.0.0.1:{listener.getsockname()[1]}/0",
+            "OPTIONS": settings.REDIS_SOCKET_OPTIONS,
+        }
+    }
+    yield
+    listener.close()
+
+
+async def test_a_send_goes_through_when_the_rate_limit_store_does_not_answer(
+    alice_async, conversation, provider, silent_redis, caplog
+):
+    provider.scripts = [words("answered anyway")]
+    started = time.monotonic()
+
+    answer = await asyncio.wait_for(send(alice_async, conversation), 10)
+
+    assert time.monotonic() - started < 5  # bounded by the socket timeout, not forever
+    assert (await wait_until_final(answer.pk)).content == "answered anyway"
+    assert "rate limit store unavailable" in caplog.text

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import DEFAULT_CACHE_ALIAS, caches
+from redis.exceptions import RedisError
 
 from chatsite.redis_cache import SharedRedisCache
 from conversations.models import Message
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -43,7 +47,13 @@ def _hit_window(*, key: str, limit: int, window: int, what: str) -> None:
     """Fixed window counter: one atomic increment per hit."""
     now = int(time.time())
     bucket = now - now % window
-    count = _count_hit(f"{key}:{bucket}", timeout=window + 5)
+    try:
+        count = _count_hit(f"{key}:{bucket}", timeout=window + 5)
+    except RedisError:
+        # Open, not closed: a Redis outage must not stop every user's sends. The limit on
+        # answers streaming at once (from the database) still holds.
+        log.warning("rate limit store unavailable; hit not counted", exc_info=True)
+        return
     if count > limit:
         retry_after = max(1, bucket + window - now)
         raise RateLimited(

@@ -92,10 +92,19 @@ class RedisRelay:
                 max_connections=COMMAND_CONNECTIONS,
                 timeout=SOCKET_TIMEOUT,
                 socket_timeout=SOCKET_TIMEOUT,
+                socket_connect_timeout=SOCKET_TIMEOUT,
             )
         )
         self._publish_batch = self.commands.register_script(PUBLISH_BATCH)
-        self.blocking = redis.from_url(settings.REDIS_URL, decode_responses=True, max_connections=1)
+        # Its reads block BLOCK_MS at most: a Redis silent for longer is gone, and the reader
+        # tries again rather than wait on it forever.
+        self.blocking = redis.from_url(
+            settings.REDIS_URL,
+            decode_responses=True,
+            max_connections=1,
+            socket_timeout=SOCKET_TIMEOUT,
+            socket_connect_timeout=SOCKET_TIMEOUT,
+        )
         self.published: dict[str, int] = {}  # message id -> offset already in Redis
         # What the writer task has to write next: streams that grew, and end markers, each
         # with the future its publisher awaits.
