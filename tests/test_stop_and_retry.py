@@ -156,6 +156,18 @@ async def test_only_the_last_answer_can_be_retried(alice_async, conversation, pr
     assert await conversation.messages.acount() == 4
 
 
+async def test_an_answer_a_moderator_hid_cannot_be_retried(alice_async, conversation, provider):
+    provider.scripts = [words("something hidden"), words("a fresh answer")]
+    answer = await send(alice_async, conversation, "one")
+    await wait_until_final(answer.pk)
+    await Message.objects.filter(pk=answer.pk).aupdate(hidden=True)
+
+    response = await alice_async.post(f"/c/{conversation.pk}/m/{answer.pk}/retry")
+
+    assert response.status_code == 409 and "moderator hid" in response.content.decode()
+    assert await conversation.messages.acount() == 2
+
+
 async def test_resend_of_a_failed_send_reuses_the_client_id_and_never_duplicates(
     alice_async, conversation, provider
 ):

@@ -123,6 +123,8 @@ def retry_reply(*, message: Message) -> RetryResult:
     """
     if message.role != Message.Role.ASSISTANT or message.is_live:
         raise RetryRefused("Only a finished answer can be retried.")
+    if message.hidden:  # the page offers no retry for it either
+        raise RetryRefused("A moderator hid this answer: it cannot be retried.")
     conversation = message.conversation
     provider = get_provider()
     with transaction.atomic():
