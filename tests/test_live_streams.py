@@ -231,6 +231,7 @@ async def test_a_live_answer_hidden_by_a_moderator_streams_no_text_after_a_reloa
 
 
 HIDE_ANSWER = "hide the answer"
+HIDE_QUESTION = "hide the question"
 HIDE_CONVERSATION = "hide the conversation"
 SUSPEND_OWNER = "suspend its owner"
 
@@ -239,7 +240,9 @@ def moderate(action: str, answer: Message) -> None:
     moderator = make_user("mod@example.com")
     answers = Message.objects.filter(pk=answer.pk)
     common = {"actor": moderator, "reason": "abuse"}
-    if action == HIDE_ANSWER:
+    if action in (HIDE_ANSWER, HIDE_QUESTION):
+        if action == HIDE_QUESTION:
+            answers = Message.objects.filter(pk=answer.reply_to_id)
         moderation.moderate_messages(messages=answers, kind=ModerationAction.Kind.HIDE, **common)
     elif action == HIDE_CONVERSATION:
         conversations = Conversation.objects.filter(pk=answer.conversation_id)
@@ -249,7 +252,7 @@ def moderate(action: str, answer: Message) -> None:
         moderation.set_users_suspended(users=owners, suspended=True, **common)
 
 
-@pytest.mark.parametrize("action", [HIDE_ANSWER, HIDE_CONVERSATION, SUSPEND_OWNER])
+@pytest.mark.parametrize("action", [HIDE_ANSWER, HIDE_QUESTION, HIDE_CONVERSATION, SUSPEND_OWNER])
 async def test_a_moderator_cuts_an_answer_its_reader_is_following(
     action, app, alice_async, conversation, provider
 ):
@@ -265,9 +268,27 @@ async def test_a_moderator_cuts_an_answer_its_reader_is_following(
     assert saved.status == Message.Status.STOPPED  # no more tokens generated, or paid for
     assert len(saved.content) < 100 and provider.closed == 1
     assert status == 200 and events[-1]["event"] == "done"  # the tab is not left spinning
-    if action != SUSPEND_OWNER:  # hidden: the final bubble shows none of the text
+    if action in (HIDE_ANSWER, HIDE_CONVERSATION):  # hidden: the final bubble shows none of it
         assert "Hidden by a moderator" in events[-1]["data"]
         assert "and on" not in events[-1]["data"]
+
+
+async def test_a_stop_that_cannot_be_sent_does_not_undo_the_moderators_change(
+    alice_async, conversation, provider, caplog
+):
+    provider.scripts = [words("an answer", pause=0.01)]
+    _, answer = await send_and_get_stream_url(alice_async, conversation)
+    layer_down = mock.patch(
+        "conversations.services.control.broadcast_stop", side_effect=OSError("Redis went away")
+    )
+
+    with layer_down:
+        await sync_to_async(moderate)(HIDE_ANSWER, answer)
+
+    assert (await Message.objects.aget(pk=answer.pk)).hidden
+    assert await ModerationAction.objects.acount() == 1
+    assert "stop requests not sent" in caplog.text
+    await wait_until_final(answer.pk)
 
 
 @pytest.fixture

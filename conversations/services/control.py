@@ -35,12 +35,16 @@ def ensure_listening() -> None:
 def stop_after_commit(message_ids: list[str]) -> None:
     """From sync code: stop these answers once the current transaction commits."""
 
-    def stop_all() -> None:
-        for message_id in message_ids:
-            async_to_sync(broadcast_stop)(message_id)
+    async def stop_all() -> None:
+        results = await asyncio.gather(
+            *(broadcast_stop(message_id) for message_id in message_ids), return_exceptions=True
+        )
+        if failed := [m for m, r in zip(message_ids, results, strict=True) if r is not None]:
+            # The change itself is committed; those answers end on their own (or time out).
+            log.error("stop requests not sent", extra={"message_ids": failed})
 
     if message_ids:
-        transaction.on_commit(stop_all)
+        transaction.on_commit(async_to_sync(stop_all))
 
 
 async def broadcast_stop(message_id: str) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, Group, Permission
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from conversations.models import Conversation, Message, ModerationAction
@@ -77,16 +77,15 @@ def moderate_messages(
     changes = _MESSAGE_CHANGES[kind]
     with transaction.atomic():
         changing = list(
-            _lockable(Message, messages)
-            .exclude(**changes)
-            .only("pk", "seq", "conversation_id", "status")
+            _lockable(Message, messages).exclude(**changes).only("pk", "seq", "conversation_id")
         )
         Message.objects.filter(pk__in=[m.pk for m in changing]).update(
             **changes, moderation_reason=reason, updated_at=timezone.now()
         )
         _record(actor, kind, reason, [_message_target(m) for m in changing])
-        if kind == Kind.HIDE:
-            _stop_live(Message.objects.filter(pk__in=[m.pk for m in changing if m.is_live]))
+        if kind == Kind.HIDE:  # the selected answers, and those written to selected questions
+            selected = messages.values("pk")
+            _stop_live(Message.objects.filter(Q(pk__in=selected) | Q(reply_to__in=selected)))
     return len(changing)
 
 
