@@ -135,8 +135,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Redis: the channel layer (low-rate events only), the cache (rate limits) and the token relay.
 REDIS_URL = env("REDIS_URL")
 REDIS_PREFIX = env("REDIS_PREFIX", "streamchat")
-# A Redis that stops answering (a partition, a paused host) costs a request a second, not
-# forever: redis-py has no timeouts by default.
+# A Redis that stops answering (a partition, a paused host) costs the cache's callers a
+# second (redis-py 8 waits 5 s by default, older versions forever).
 REDIS_SOCKET_OPTIONS = {"socket_connect_timeout": 1.0, "socket_timeout": 1.0}
 if REDIS_URL:
     CHANNEL_LAYERS = {
