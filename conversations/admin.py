@@ -380,3 +380,8 @@ class ModeratedUserAdmin(Moderated, UserAdmin):
         _suspend_action(False, "Reactivate the selected users", selected_users),
     ]
     list_display = (*UserAdmin.list_display, "is_active")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: object = None) -> tuple[str, ...]:
+        # Suspending goes through the actions: they ask why, record it, close the user's
+        # sockets and stop their answers; ticking the box here would do none of that.
+        return (*super().get_readonly_fields(request, obj), "is_active")

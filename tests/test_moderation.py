@@ -380,6 +380,17 @@ def test_a_page_request_from_a_suspended_session_lands_on_the_explanation(alice_
     assert "suspended by a moderator" in response.text
 
 
+def test_the_user_form_does_not_suspend_behind_the_actions_back(db, alice):
+    admin_user = make_staff("root@example.com")
+    admin_user.is_superuser = True
+    admin_user.save()
+
+    form = client_for(admin_user).get(f"{USERS}{alice.pk}/change/").text
+
+    assert 'name="username"' in form  # the form itself is there
+    assert 'name="is_active"' not in form  # suspending is an action, with a reason, recorded
+
+
 def test_the_send_service_refuses_a_suspended_owner(alice, conversation):
     type(alice).objects.filter(pk=alice.pk).update(is_active=False)
 
