@@ -9,6 +9,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from conversations.models import Message
+from conversations.services import generation
 from tests.fakes import Delta, Hang, Sleep, words
 from tests.streams import read_events, send_data, wait_until_final
 
@@ -158,6 +159,33 @@ async def test_orphaned_live_message_is_marked_interrupted_not_left_spinning(
     assert "Interrupted" in events[-1]["data"] and "Retry" in events[-1]["data"]
     saved = await Message.objects.aget(pk=orphan.pk)
     assert saved.status == Message.Status.INTERRUPTED and saved.content == "half"
+
+
+async def test_a_reader_faster_than_the_generations_start_is_not_taken_for_an_orphan(
+    alice_async, conversation, provider, settings
+):
+    """Another tab hears of a send when it commits, a moment before the send launches the
+    answer: a stream request in that moment used to mark the answer interrupted."""
+    settings.REDIS_URL = ""
+    provider.scripts = [words("made it after all")]
+    await Message.objects.acreate(conversation=conversation, seq=1, role="user", content="hi")
+    created = await Message.objects.acreate(
+        conversation=conversation, seq=2, role="assistant", status="streaming"
+    )
+    answer = await Message.objects.select_related("conversation").aget(pk=created.pk)
+    url = f"/c/{conversation.pk}/m/{answer.pk}/stream"
+
+    async def follow() -> list[dict[str, str]]:
+        return await read_events(await alice_async.get(url))
+
+    reading = asyncio.ensure_future(follow())
+    await asyncio.sleep(0.2)  # the stream request is in before the generation starts
+
+    generation.launch_generation(answer)
+    events = await reading
+
+    assert events[-1]["event"] == "done" and "made it after all" in events[-1]["data"]
+    assert (await wait_until_final(answer.pk)).status == Message.Status.COMPLETE
 
 
 async def test_heartbeat_comments_keep_a_quiet_stream_open(
