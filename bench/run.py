@@ -244,7 +244,9 @@ def admin_url(database_url: str) -> tuple[str, str]:
     return f"{base}/postgres", name
 
 
-def prepare_database(args, env: dict[str, str], work: Path, slots: int) -> dict:
+def prepare_database(
+    args, env: dict[str, str], work: Path, slots: int, *, heavy: bool = True
+) -> dict:
     admin, name = admin_url(args.database_url)
     if not name.startswith("bench"):
         raise SystemExit(f"refusing to recreate database {name!r}: its name must start with bench")
@@ -255,7 +257,11 @@ def prepare_database(args, env: dict[str, str], work: Path, slots: int) -> dict:
     subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
     seed_path = work / "seed.json"
     subprocess.run(
-        [sys.executable, "-m", "bench.seed", "--slots", str(slots), "--out", str(seed_path)],
+        [
+            *(sys.executable, "-m", "bench.seed", "--slots", str(slots), "--out", str(seed_path)),
+            # Without the heavy account's pages (bench.startcost): one of each is enough.
+            *(() if heavy else ("--heavy-conversations", "1", "--heavy-messages", "1")),
+        ],
         cwd=ROOT,
         env=env,
         check=True,
