@@ -14,6 +14,7 @@
 
   // ---- auto-scroll: follow new text unless the reader scrolled up --------------------
   let following = true;
+  let autoTop = 0;  // where our last scroll to the latest text put the page
   function scroller() { return document.scrollingElement || document.documentElement; }
   function nearBottom() {
     const el = scroller();
@@ -22,6 +23,7 @@
   function scrollToLatest() {
     const el = scroller();
     el.scrollTop = el.scrollHeight;
+    autoTop = el.scrollTop;
     following = true;
     const jump = document.getElementById("jump-latest");
     if (jump) jump.hidden = true;
@@ -33,6 +35,9 @@
     if (jump) jump.hidden = false;
   }
   window.addEventListener("scroll", function () {
+    // Our own scroll's event comes a frame later, when more text may have arrived: only
+    // the reader scrolling up from where we put the page stops the following.
+    if (following && scroller().scrollTop >= autoTop - 1) return;
     following = nearBottom();
     const jump = document.getElementById("jump-latest");
     if (jump && following) jump.hidden = true;
