@@ -68,10 +68,11 @@ def main() -> None:
                     "STARTCOST_STARTS": str(args.starts),
                     "STARTCOST_C": str(args.concurrency),
                 },
-                check=True,
                 capture_output=True,
                 text=True,
             )
+            if done.returncode:
+                raise SystemExit(f"round {round_ + 1} failed:\n{done.stdout}{done.stderr}")
             result = json.loads(done.stdout.strip().splitlines()[-1])
             figures.append(result["cpu_ms"])
             print(

@@ -17,7 +17,7 @@ from django.core import signing
 from chatsite.asgi import http_application
 from conversations.live_streams import serve_live_streams
 from conversations.models import Conversation, Message, ModerationAction
-from conversations.services import moderation, stream_access
+from conversations.services import generation, moderation, stream_access
 from conversations.services.hub import get_hub
 from tests.conftest import make_user
 from tests.fakes import words
@@ -336,6 +336,29 @@ async def test_an_answer_generated_by_another_process_is_relayed_without_the_req
     assert events[-1]["event"] == "done"
     assert django_spy.paths == []
     assert get_hub().get(str(answer.pk)) is None  # the mirror went with its reader
+
+
+@pytest.mark.redis
+async def test_a_reader_who_comes_before_the_generation_starts_gets_the_answer(
+    app, alice_async, conversation, provider, elsewhere
+):
+    """Another tab hears of a send on commit, a moment before the send launches the answer:
+    its reader finds nothing here yet and mirrors the answer as another process's. The
+    launch then took the mirror for its own stream and never started generating."""
+    provider.scripts = [words("adopted by its generator", pause=0.01)]
+    created = await live_answer(conversation)
+    answer = await Message.objects.select_related("conversation").aget(pk=created.pk)
+    url = signed_url(conversation, answer, alice_async)
+    reading = asyncio.ensure_future(get(app, url, cookie=session_of(alice_async)))
+    await asyncio.sleep(0.3)
+    assert get_hub().get(str(answer.pk)).task is None  # the reader came first: a mirror
+
+    generation.launch_generation(answer)
+    status, _, events = await reading
+
+    assert status == 200 and text_of(events) == "adopted by its generator"
+    assert events[-1]["event"] == "done"
+    assert (await wait_until_final(answer.pk)).status == Message.Status.COMPLETE
 
 
 @pytest.mark.redis

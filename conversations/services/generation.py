@@ -49,10 +49,15 @@ def launch_generation(message: Message) -> LiveStream:
     control.ensure_listening()
     recovery.ensure_janitor()
     existing = hub.get(str(message.pk))
-    if existing is not None:
-        return existing
-    stream = hub.open(str(message.pk))
+    if existing is not None and existing.task is not None:
+        return existing  # already generated here
     relay = redis_relay.get_relay(hub)
+    if existing is not None and relay is not None:
+        # A mirror: a reader (another tab, told of the send on commit) came before this
+        # launch and took the answer for another process's. Its readers stay; it is ours.
+        stream = relay.adopt(existing)
+    else:
+        stream = hub.open(str(message.pk))
     if relay is not None:
         relay.track(stream)
         hub.on_frame = relay.publish

@@ -238,6 +238,18 @@ class RedisRelay:
         await self._catch_up(mirror, arrived)
         return mirror
 
+    def adopt(self, mirror: LiveStream) -> LiveStream:
+        """The mirror of an answer this process turns out to generate: it stops being
+        followed (`frames` would bring back our own text), and its readers read it as
+        generated here (they no longer count on the relay)."""
+        message_id = mirror.message_id
+        if self.followed.get(message_id) is mirror:
+            del self.followed[message_id]
+        if self._catching_up.get(message_id, (None,))[0] is mirror:
+            del self._catching_up[message_id]
+        self.readers.pop(message_id, None)
+        return mirror
+
     def release(self, message_id: str) -> None:
         """A reader left; the last one lets go of the mirror (a reader who comes back
         later starts a new one from the Redis Stream, which still holds the whole answer)."""
