@@ -61,16 +61,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--start-seconds", type=float, default=4.0)
     parser.add_argument("--relay-streams", type=int, default=1000)
     parser.add_argument("--relay-server", default="uvicorn")
-    parser.add_argument("--no-redis", action="store_true", help="no REDIS_URL for the app")
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get(
-            "BENCH_DATABASE_URL", f"postgres://postgres@{HOST}:5432/bench_streams"
-        ),
-    )
-    parser.add_argument(
-        "--redis-url", default=os.environ.get("BENCH_REDIS_URL", f"redis://{HOST}:6379/0")
-    )
+    add_service_arguments(parser, database="bench_streams", env="BENCH_DATABASE_URL")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
     parser.add_argument("--label", default="", help="a note stored with the results")
     parser.add_argument(
@@ -91,6 +82,18 @@ def parse_args() -> argparse.Namespace:
 
 
 # -- processes ---------------------------------------------------------------------------
+
+
+def add_service_arguments(parser: argparse.ArgumentParser, *, database: str, env: str) -> None:
+    """Where the app's PostgreSQL database (dropped and made anew) and Redis are."""
+    parser.add_argument("--no-redis", action="store_true", help="no REDIS_URL for the app")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get(env, f"postgres://postgres@{HOST}:5432/{database}"),
+    )
+    parser.add_argument(
+        "--redis-url", default=os.environ.get("BENCH_REDIS_URL", f"redis://{HOST}:6379/0")
+    )
 
 
 def python_speed() -> float:

@@ -29,7 +29,14 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlencode
 
-from bench.run import HOST, ROOT, app_env, prepare_database, python_speed
+from bench.run import (
+    HOST,
+    ROOT,
+    add_service_arguments,
+    app_env,
+    prepare_database,
+    python_speed,
+)
 
 TOKENS = 10
 
@@ -39,16 +46,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--starts", type=int, default=300, help="per round")
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get(
-            "BENCH_STARTCOST_DATABASE_URL", f"postgres://postgres@{HOST}:5432/bench_startcost"
-        ),
-    )
-    parser.add_argument(
-        "--redis-url", default=os.environ.get("BENCH_REDIS_URL", f"redis://{HOST}:6379/0")
-    )
-    parser.add_argument("--no-redis", action="store_true")
+    add_service_arguments(parser, database="bench_startcost", env="BENCH_STARTCOST_DATABASE_URL")
     parser.add_argument("--interval", type=float, default=0.002, help="seconds per token")
     args = parser.parse_args()
 
