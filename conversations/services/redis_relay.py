@@ -242,12 +242,10 @@ class RedisRelay:
         """The mirror of an answer this process turns out to generate: it stops being
         followed (`frames` would bring back our own text), and its readers read it as
         generated here (they no longer count on the relay)."""
-        message_id = mirror.message_id
-        if self.followed.get(message_id) is mirror:
-            del self.followed[message_id]
-        if self._catching_up.get(message_id, (None,))[0] is mirror:
-            del self._catching_up[message_id]
-        self.readers.pop(message_id, None)
+        self._unfollow(mirror)
+        if self._catching_up.get(mirror.message_id, (None,))[0] is mirror:
+            del self._catching_up[mirror.message_id]
+        self.readers.pop(mirror.message_id, None)
         return mirror
 
     def release(self, message_id: str) -> None:
@@ -307,9 +305,12 @@ class RedisRelay:
             mirror.append(text[mirror.length - offset :])
 
     def _end(self, mirror: LiveStream) -> None:
+        self._unfollow(mirror)
+        self.hub.close(mirror)
+
+    def _unfollow(self, mirror: LiveStream) -> None:
         if self.followed.get(mirror.message_id) is mirror:  # not a newer mirror of the answer
             del self.followed[mirror.message_id]
-        self.hub.close(mirror)
 
     async def _read_forever(self) -> None:
         while self.followed and not self._positioned.is_set():
