@@ -118,13 +118,12 @@ def message_send(request: HttpRequest, conversation_id: UUID) -> HttpResponse:
             conversation=conversation,
             content=form.cleaned_data["content"],
             client_id=form.cleaned_data["client_id"],
+            launch=start_generation,
         )
     except RateLimited as exc:
         return _rate_limited(exc)
     except moderation.SendRefused as exc:
         return _refused(exc)
-    if result.created and result.assistant_message is not None:
-        start_generation(result.assistant_message)
     if not request.htmx:
         return redirect("conversation_detail", conversation.pk)
     messages = [m for m in (result.user_message, result.assistant_message) if m is not None]
@@ -164,15 +163,13 @@ def message_stop(request: HttpRequest, conversation_id: UUID, message_id: UUID) 
 def message_retry(request: HttpRequest, conversation_id: UUID, message_id: UUID) -> HttpResponse:
     message = message_for(request.user, conversation_id, message_id)
     try:
-        result = retry_reply(message=message)
+        result = retry_reply(message=message, launch=start_generation)
     except RateLimited as exc:
         return _rate_limited(exc)
     except moderation.SendRefused as exc:
         return _refused(exc)
     except RetryRefused as exc:
         return HttpResponse(str(exc), status=409)
-    if result.created:
-        start_generation(result.reply)
     if not request.htmx:
         return redirect("conversation_detail", conversation_id)
     old = Message.objects.select_related("conversation").get(pk=message.pk)

@@ -342,9 +342,9 @@ async def test_an_answer_generated_by_another_process_is_relayed_without_the_req
 async def test_a_reader_who_comes_before_the_generation_starts_gets_the_answer(
     app, alice_async, conversation, provider, elsewhere
 ):
-    """Another tab hears of a send on commit, a moment before the send launches the answer:
-    its reader finds nothing here yet and mirrors the answer as another process's. The
-    launch then took the mirror for its own stream and never started generating."""
+    """A reader who finds a live answer before its launch (a page loaded in that instant)
+    mirrors it as another process's. The launch used to take the mirror for its own stream
+    and never start generating."""
     provider.scripts = [words("adopted by its generator", pause=0.01)]
     created = await live_answer(conversation)
     answer = await Message.objects.select_related("conversation").aget(pk=created.pk)

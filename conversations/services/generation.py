@@ -53,8 +53,9 @@ def launch_generation(message: Message) -> LiveStream:
         return existing  # already generated here
     relay = redis_relay.get_relay(hub)
     if existing is not None and relay is not None:
-        # A mirror: a reader (another tab, told of the send on commit) came before this
-        # launch and took the answer for another process's. Its readers stay; it is ours.
+        # A mirror: a reader came before this launch and took the answer for another
+        # process's. Sends launch before they announce (sending.py), so only a reader who
+        # found the answer on their own in that instant can. Its readers stay; it is ours.
         stream = relay.adopt(existing)
     else:
         stream = hub.open(str(message.pk))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
@@ -18,6 +19,10 @@ from conversations.services.ratelimit import RateLimited, check_send_allowed
 
 TITLE_CHARS = 60
 SEQ_ATTEMPTS = 5
+
+# Starts an answer's generation (generation.start_generation); None where nothing generates
+# (the service's own tests).
+Launch = Callable[[Message], None]
 
 
 @dataclass
@@ -67,9 +72,14 @@ def delete_conversation(*, conversation: Conversation) -> None:
 
 
 def send_message(
-    *, conversation: Conversation, content: str, client_id: uuid.UUID | None
+    *,
+    conversation: Conversation,
+    content: str,
+    client_id: uuid.UUID | None,
+    launch: Launch | None = None,
 ) -> SendResult:
-    """Store the user's message and an assistant placeholder with the next two `seq` values.
+    """Store the user's message and an assistant placeholder with the next two `seq` values,
+    and once committed, `launch` the answer's generation.
 
     Idempotent on `client_id`: a repeat returns the messages of the first send, even where a
     new send would be refused. The unique client_id finds repeats, so a first send (nearly
@@ -103,7 +113,7 @@ def send_message(
                 )
                 Message.objects.bulk_create([user_message, assistant])  # one INSERT
                 _touch(conversation, first_text=content)
-                sync.announce_messages(conversation)
+                _launch_and_announce(conversation, assistant, launch)
             return SendResult(user_message, assistant, created=True)
         except (IntegrityError, moderation.SendRefused, RateLimited) as refusal:
             existing = _existing_send(conversation, client_id)
@@ -115,8 +125,9 @@ def send_message(
     raise IntegrityError(f"could not allocate a seq in conversation {conversation.pk}")
 
 
-def retry_reply(*, message: Message) -> RetryResult:
-    """A new assistant answer to the same user message, with the next `seq`.
+def retry_reply(*, message: Message, launch: Launch | None = None) -> RetryResult:
+    """A new assistant answer to the same user message, with the next `seq`, `launch`ed once
+    committed.
 
     Only the conversation's last message can be retried or regenerated, so a double click
     returns the answer the first click made instead of a second one.
@@ -146,8 +157,22 @@ def retry_reply(*, message: Message) -> RetryResult:
             model=provider.model,
         )
         _touch(conversation)
-        sync.announce_messages(conversation)
+        _launch_and_announce(conversation, reply, launch)
     return RetryResult(reply, created=True)
+
+
+def _launch_and_announce(
+    conversation: Conversation, answer: Message, launch: Launch | None
+) -> None:
+    """Once committed, in this order: the answer's stream opens, then other tabs hear of it.
+
+    A tab that heard first could ask for the stream before it existed, and take the answer
+    for an orphan (one process: marked interrupted) or for another process's (with Redis).
+    On-commit callbacks run in the order they were registered.
+    """
+    if launch is not None:
+        transaction.on_commit(lambda: launch(answer))
+    sync.announce_messages(conversation)
 
 
 def _lock_sender(conversation: Conversation) -> bool:
