@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.startcost                 # 3 rounds of 300 starts, about 1 minute
     .venv/bin/python -m bench.startcost --rounds 6      # more rounds for a closer median
+    .venv/bin/python -m bench.startcost --profile out   # py-spy stacks, out-1.folded, ...
 
 `python -m bench` measures starts over HTTP against a server pinned to a core, and its figures
 move by 20% or more between runs on a noisy host. Here the real ASGI app runs in this process
@@ -30,6 +31,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from bench.run import (
+    BIN,
     HOST,
     ROOT,
     add_service_arguments,
@@ -48,6 +50,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     add_service_arguments(parser, database="bench_startcost", env="BENCH_STARTCOST_DATABASE_URL")
     parser.add_argument("--interval", type=float, default=0.002, help="seconds per token")
+    parser.add_argument(
+        "--profile", metavar="PREFIX", help="record each round with py-spy: PREFIX-N.folded"
+    )
     args = parser.parse_args()
 
     env = app_env(args)
@@ -58,8 +63,13 @@ def main() -> None:
         print(f"startcost: Python loop {python_speed()} ms (host speed)", flush=True)
         for round_ in range(args.rounds):
             # A fresh process per round: imports and warm-up are not counted, nor carried over.
+            command = [sys.executable, "-m", "bench.startcost", "--measure", str(seed_path)]
+            if args.profile:  # sampling costs CPU too: compare profiled rounds only to each other
+                out = f"{args.profile}-{round_ + 1}.folded"
+                command = [str(BIN / "py-spy"), "record", "--format", "raw", "--rate", "250",
+                           "--gil", "-o", out, "--", *command]  # fmt: skip
             done = subprocess.run(
-                [sys.executable, "-m", "bench.startcost", "--measure", str(seed_path)],
+                command,
                 cwd=ROOT,
                 env={
                     **env,
@@ -71,7 +81,8 @@ def main() -> None:
             )
             if done.returncode:
                 raise SystemExit(f"round {round_ + 1} failed:\n{done.stdout}{done.stderr}")
-            result = json.loads(done.stdout.strip().splitlines()[-1])
+            lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+            result = json.loads(lines[-1])  # py-spy writes lines of its own
             figures.append(result["cpu_ms"])
             print(
                 f"round {round_ + 1}: {result['cpu_ms']:.2f} ms CPU per start "
