@@ -128,7 +128,9 @@ def send_from_threads(conversation: Conversation, client_ids: list[uuid.UUID]) -
     def send(client_id: uuid.UUID):
         try:
             barrier.wait(timeout=10)
-            return send_message(conversation=conversation, content="Race", client_id=client_id)
+            return send_message(
+                conversation=conversation, content="Race", client_id=client_id, launch=None
+            )
         finally:
             connections.close_all()
 

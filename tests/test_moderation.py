@@ -395,7 +395,7 @@ def test_the_send_service_refuses_a_suspended_owner(alice, conversation):
     type(alice).objects.filter(pk=alice.pk).update(is_active=False)
 
     with pytest.raises(moderation.SendRefused, match="suspended"):
-        send_message(conversation=conversation, content="hi", client_id=None)
+        send_message(conversation=conversation, content="hi", client_id=None, launch=None)
     assert not conversation.messages.exists()
 
 

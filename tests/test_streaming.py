@@ -9,7 +9,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from conversations.models import Message
-from conversations.services import sync
+from conversations.services import generation, sync
 from conversations.services.hub import get_hub
 from tests.fakes import Delta, Hang, Sleep, words
 from tests.streams import read_events, send_data, wait_until_final
@@ -198,6 +198,50 @@ async def test_other_tabs_hear_of_a_new_answer_only_once_it_streams(
     assert len(told) == 2
     assert str(answer.pk) in told[0] and str(second.pk) in told[1]
     assert (await wait_until_final(second.pk)).content == "second answer"
+
+
+async def test_an_answer_whose_generation_cannot_start_ends_in_an_error_to_retry(
+    alice_async, conversation, provider, monkeypatch, streams_open_when_other_tabs_hear
+):
+    async def server_stopping(message: Message) -> None:
+        raise RuntimeError("event loop is closed")
+
+    monkeypatch.setattr(generation, "_launch", server_stopping)
+    response = await post_message(alice_async, conversation)
+
+    assert response.status_code == 200  # the question is stored: it shows as sent
+    answer = await Message.objects.aget(conversation=conversation, role="assistant")
+    assert answer.status == Message.Status.ERROR and answer.is_retryable
+    assert answer.error == generation.NOT_STARTED_MESSAGE and answer.error_id
+    assert len(streams_open_when_other_tabs_hear) == 1  # other tabs are still told
+
+
+async def test_a_reader_faster_than_the_generations_start_is_not_taken_for_an_orphan(
+    alice_async, conversation, provider, settings
+):
+    """A reader can find a live answer in the instant between its send's commit and its
+    launch (a page loaded then): a stream request in that moment used to mark the answer
+    interrupted."""
+    settings.REDIS_URL = ""
+    provider.scripts = [words("made it after all")]
+    await Message.objects.acreate(conversation=conversation, seq=1, role="user", content="hi")
+    created = await Message.objects.acreate(
+        conversation=conversation, seq=2, role="assistant", status="streaming"
+    )
+    answer = await Message.objects.select_related("conversation").aget(pk=created.pk)
+    url = f"/c/{conversation.pk}/m/{answer.pk}/stream"
+
+    async def follow() -> list[dict[str, str]]:
+        return await read_events(await alice_async.get(url))
+
+    reading = asyncio.ensure_future(follow())
+    await asyncio.sleep(0.2)  # the stream request is in before the generation starts
+
+    generation.launch_generation(answer)
+    events = await reading
+
+    assert events[-1]["event"] == "done" and "made it after all" in events[-1]["data"]
+    assert (await wait_until_final(answer.pk)).status == Message.Status.COMPLETE
 
 
 async def test_heartbeat_comments_keep_a_quiet_stream_open(

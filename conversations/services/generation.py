@@ -53,9 +53,9 @@ def launch_generation(message: Message) -> LiveStream:
         return existing  # already generated here
     relay = redis_relay.get_relay(hub)
     if existing is not None and relay is not None:
-        # A mirror: a reader came before this launch and took the answer for another
-        # process's. Sends launch before they announce (sending.py), so only a reader who
-        # found the answer on their own in that instant can. Its readers stay; it is ours.
+        # A mirror: a reader came in the instant between the send's commit and this launch
+        # (relay._launched_soon) and took the answer for another process's. Its readers
+        # stay; it is ours.
         stream = relay.adopt(existing)
     else:
         stream = hub.open(str(message.pk))
@@ -72,8 +72,24 @@ def launch_generation(message: Message) -> LiveStream:
 
 
 def start_generation(message: Message) -> None:
-    """From a request's thread (sync views): the task belongs to the server's event loop."""
-    async_to_sync(_launch)(message)
+    """From a request's thread (sync views): the task belongs to the server's event loop.
+
+    Runs once the send has committed (sending.py): a launch that fails (the server is
+    stopping) ends the answer in an error the user can retry, never a spinner.
+    """
+    try:
+        async_to_sync(_launch)(message)
+    except Exception:
+        outcome = _failure(
+            NOT_STARTED_MESSAGE, {"message_id": str(message.pk)}, "not launched", exc=True
+        )
+        Message.objects.filter(pk=message.pk, status__in=Message.LIVE_STATUSES).update(
+            status=outcome.status,
+            error=outcome.error,
+            error_id=outcome.error_id,
+            finish_reason=outcome.status,
+            updated_at=timezone.now(),
+        )
 
 
 async def _launch(message: Message) -> None:
@@ -205,6 +221,7 @@ def _failure(
 
 
 IDLE_MESSAGE = "The model stopped sending in the middle of the answer."
+NOT_STARTED_MESSAGE = "The answer could not be started."
 
 
 @dataclass

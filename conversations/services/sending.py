@@ -20,8 +20,8 @@ from conversations.services.ratelimit import RateLimited, check_send_allowed
 TITLE_CHARS = 60
 SEQ_ATTEMPTS = 5
 
-# Starts an answer's generation (generation.start_generation); None where nothing generates
-# (the service's own tests).
+# Starts an answer's generation (generation.start_generation). Required, so no caller makes
+# an answer nobody generates by forgetting it; None only where nothing generates (tests).
 Launch = Callable[[Message], None]
 
 
@@ -76,7 +76,7 @@ def send_message(
     conversation: Conversation,
     content: str,
     client_id: uuid.UUID | None,
-    launch: Launch | None = None,
+    launch: Launch | None,
 ) -> SendResult:
     """Store the user's message and an assistant placeholder with the next two `seq` values,
     and once committed, `launch` the answer's generation.
@@ -125,7 +125,7 @@ def send_message(
     raise IntegrityError(f"could not allocate a seq in conversation {conversation.pk}")
 
 
-def retry_reply(*, message: Message, launch: Launch | None = None) -> RetryResult:
+def retry_reply(*, message: Message, launch: Launch | None) -> RetryResult:
     """A new assistant answer to the same user message, with the next `seq`, `launch`ed once
     committed.
 
