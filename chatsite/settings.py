@@ -76,8 +76,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "allauth.account.middleware.AccountMiddleware",
-    # A session whose user a moderator suspended: says so (once) instead of a bare login page.
-    "conversations.middleware.SuspendedAccountMiddleware",
+    # Signed out (another tab) or suspended: says why, instead of a bare login page.
+    "conversations.middleware.SignedOutMiddleware",
 ]
 
 ROOT_URLCONF = "chatsite.urls"

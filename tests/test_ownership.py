@@ -7,6 +7,7 @@ import json
 import pytest
 from django.test import Client
 
+from conversations.middleware import SIGNED_OUT
 from conversations.models import Conversation, Message
 
 # Every conversation and message URL: (method, path, form data). `{c}` and `{m}` are ids.
@@ -118,6 +119,25 @@ def test_anonymous_request_redirects_to_login_and_changes_nothing(
 
     assert response.status_code == 302
     assert response["Location"].startswith("/accounts/login/?next=")
+    assert snapshot(conversation) == before
+
+
+@pytest.mark.parametrize(("method", "path", "data"), ALL_URLS, ids=map(url_id, ALL_URLS))
+def test_a_signed_out_pages_htmx_request_is_told_why_not_sent_the_login_page(
+    alice_client, alices_answer, method, path, data
+):
+    """A logout in another tab: the page's next action must not get the login page swapped
+    into the chat, but a reason it can show (and a send it can keep to retry)."""
+    conversation = alices_answer.conversation
+    alice_client.post("/accounts/logout/")
+    before = snapshot(conversation)
+    url = path.format(c=conversation.pk, m=alices_answer.pk)
+
+    response = request(alice_client, method, url, data, **{"HX-Request": "true"})
+
+    assert response.status_code == 401
+    assert response["Content-Type"].startswith("text/plain")
+    assert response.content.decode() == SIGNED_OUT
     assert snapshot(conversation) == before
 
 

@@ -107,7 +107,9 @@
     bubble.querySelector(".state").textContent = "Not sent";
     bubble.querySelector(".failure").textContent = reason;
     bubble.querySelector(".msg-actions").hidden = false;
-    bubble.querySelector(".retry-send").focus();
+    // The failure is announced (role=alert); whoever is typing keeps typing.
+    const active = document.activeElement;
+    if (!active || active === document.body) bubble.querySelector(".retry-send").focus();
   }
 
   function failureReason(xhr) {
@@ -120,6 +122,17 @@
     if (xhr.status >= 500) return "The server had a problem (" + xhr.status + ").";
     return xhr.responseText || "Sending failed (" + xhr.status + ").";
   }
+
+  // Signing in again (in another tab) gives the session a new CSRF token: send the cookie's
+  // current one, not the one this page was rendered with, so a retry then goes through.
+  function csrfToken() {
+    const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/); // CSRF_COOKIE_NAME
+    return match ? decodeURIComponent(match[1]) : null;
+  }
+  document.body.addEventListener("htmx:configRequest", function (evt) {
+    const token = csrfToken();
+    if (token) evt.detail.headers["X-CSRFToken"] = token;
+  });
 
   document.body.addEventListener("htmx:configRequest", function (evt) {
     const form = evt.detail.elt;
@@ -212,6 +225,72 @@
     const box = document.querySelector("#composer textarea");
     if (box) box.focus();
   }
+
+  // ---- what failed outside the composer (stop, retry, rename, a new chat...) ---------
+  // A send's own bubble says why it failed; anything else says so here, never silently.
+  function showNotice(text, signIn) {
+    const notice = document.getElementById("notice");
+    if (!notice) return;
+    const message = document.createElement("span");
+    message.textContent = text;
+    notice.replaceChildren(message);
+    if (signIn) { // a new tab: this page keeps its unsent messages to retry afterwards
+      const link = document.createElement("a");
+      link.href = notice.dataset.loginUrl;
+      link.target = "_blank";
+      link.rel = "noopener";
+      link.textContent = "Sign in (opens a new tab)";
+      notice.appendChild(link);
+    }
+    const close = document.createElement("button");
+    close.type = "button";
+    close.className = "btn btn-small notice-close";
+    close.textContent = "Dismiss";
+    notice.appendChild(close);
+    notice.hidden = false;
+  }
+  function hideNotice() {
+    const notice = document.getElementById("notice");
+    if (notice) notice.hidden = true;
+  }
+  function actionFailure(xhr) {
+    if (!xhr || xhr.status === 0) return "Could not reach the server. Check your connection, then try again.";
+    const type = xhr.getResponseHeader("Content-Type") || "";
+    if (type.indexOf("text/plain") === 0 && xhr.responseText) return xhr.responseText;
+    if (xhr.status >= 500) return "The server had a problem (" + xhr.status + "). Try again.";
+    return "That did not work (" + xhr.status + "). Reload the page, then try again.";
+  }
+  function requestFailed(evt) {
+    const xhr = evt.detail.xhr;
+    if (xhr && xhr.status === 401) { showNotice(xhr.responseText || "You are signed out.", true); return; }
+    if (!requestClientId(evt)) showNotice(actionFailure(xhr), false);
+  }
+  document.body.addEventListener("htmx:responseError", requestFailed);
+  document.body.addEventListener("htmx:sendError", requestFailed);
+  document.body.addEventListener("htmx:afterRequest", function (evt) {
+    if (evt.detail.successful) hideNotice();
+  });
+  // sync.js: this session was signed out (here or in another tab) and its socket closed.
+  document.body.addEventListener("chat:signedOut", function () {
+    showNotice("You were signed out. Messages you send now are kept here to retry.", true);
+  });
+  document.addEventListener("click", function (evt) {
+    if (evt.target instanceof Element && evt.target.closest(".notice-close")) hideNotice();
+  });
+
+  // ---- "Load earlier messages" keeps the message being read where it was --------------
+  let keptFromBottom = null;
+  document.body.addEventListener("htmx:beforeSwap", function (evt) {
+    const target = evt.detail.target;
+    if (target && target.classList && target.classList.contains("load-earlier")) {
+      keptFromBottom = scroller().scrollHeight - scroller().scrollTop;
+    }
+  });
+  document.body.addEventListener("htmx:afterSwap", function () {
+    if (keptFromBottom === null) return;
+    scroller().scrollTop = scroller().scrollHeight - keptFromBottom;
+    keptFromBottom = null;
+  });
 
   // ---- focus after a swap removed the focused element --------------------------------
   // A finished answer replaces its bubble (and the Stop button in it); a saved title

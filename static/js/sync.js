@@ -52,7 +52,8 @@
   document.body.addEventListener("htmx:wsClose", function (evt) {
     socket = null;
     const code = evt.detail.event.code;
-    if (code === LOGGED_OUT || [1006, 1011, 1012, 1013].indexOf(code) >= 0) return;
+    if (code === LOGGED_OUT) { document.body.dispatchEvent(new CustomEvent("chat:signedOut")); return; }
+    if ([1006, 1011, 1012, 1013].indexOf(code) >= 0) return;
     const wrapper = evt.detail.socketWrapper;
     setTimeout(function () {
       if (document.getElementById("live-sync")) wrapper.reconnect();

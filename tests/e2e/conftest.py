@@ -11,9 +11,11 @@ JavaScript error and any console error it did not declare as expected (`browser_
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +38,9 @@ CHROMIUM_ARGS = [
     "--disable-quic",
     "--no-first-run",
 ]
+# The demo user's conversation with more messages than one page shows (imported).
+LONG_CONVERSATION = "0f0f0f0f-0000-4000-8000-000000000120"
+LONG_MESSAGES = 120
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 # Long enough to see intermediate states, short enough to keep the suite quick.
@@ -71,11 +76,38 @@ def server(tmp_path_factory) -> Iterator[Server]:
     env.pop("OPENAI_API_KEY", None)
     manage(env, "migrate", "--noinput")
     manage(env, "ensure_demo_user")
+    manage(env, "import_conversations", str(_long_conversation(workdir / "long.jsonl")))
     server = start_daphne(env, workdir / "daphne.log")
     try:
         yield server
     finally:
         server.stop()
+
+
+def _long_conversation(path: Path) -> Path:
+    """A JSONL export (docs/export-schema.md) of LONG_MESSAGES turns for the demo user."""
+    at = "2026-01-10T12:00:00+00:00"
+    lines = [
+        {"type": "header", "schema": "streamchat.conversations", "version": 1},
+        {"type": "conversation", "id": LONG_CONVERSATION, "owner": DEMO_EMAIL,
+         "title": "A long conversation", "created_at": at, "updated_at": at},
+    ]  # fmt: skip
+    for seq in range(1, LONG_MESSAGES + 1):
+        role = "user" if seq % 2 else "assistant"
+        lines.append(
+            {
+                "type": "message",
+                "id": str(uuid.UUID(int=seq)),
+                "conversation": LONG_CONVERSATION,
+                "seq": seq,
+                "role": role,
+                "content": f"Message number {seq}.\n\nIts second line.",
+                "created_at": at,
+                "updated_at": at,
+            }
+        )
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,16 @@ import uuid
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.chat import PASSWORD, new_conversation, sign_up
+from conversations.middleware import SIGNED_OUT
+from tests.e2e.chat import (
+    PASSWORD,
+    composer_box,
+    echo,
+    new_conversation,
+    send,
+    sign_up,
+    wait_until_finished,
+)
 from tests.e2e.conftest import log_in
 
 pytestmark = pytest.mark.e2e
@@ -33,6 +42,41 @@ def test_sign_up_log_out_and_log_in_again(new_context):
     log_in(page, email, PASSWORD)
 
     expect(page.get_by_role("heading", name="Start a conversation")).to_be_visible()
+
+
+def test_signed_out_in_another_tab_the_message_waits_to_be_retried(new_context, browser_log):
+    """Not the login page swapped into the chat, and not a lost message: the page says so,
+    keeps the message, and sends it once the user signed in again (in another tab)."""
+    browser_log.allow("status of 401|Response Status Error Code 401")
+    context = new_context()
+    chat = context.new_page()
+    email = f"out-{uuid.uuid4().hex[:8]}@example.com"
+    sign_up(chat, email)
+    new_conversation(chat)
+    other = context.new_page()
+    other.goto("/")
+    other.get_by_role("button", name="Log out").click()
+    notice = chat.locator("#notice")
+    expect(notice).to_contain_text("signed out")  # told at once, before sending anything
+
+    send(chat, echo("kept for later"))
+
+    bubble = chat.locator("#transcript .msg-user", has_text="kept for later")
+    expect(bubble.get_by_text("Not sent")).to_be_visible()
+    expect(bubble.get_by_role("alert")).to_have_text(SIGNED_OUT)
+    expect(chat.get_by_role("heading", name="Sign In")).to_have_count(0)
+    expect(composer_box(chat)).to_be_focused()
+    sign_in = notice.get_by_role("link", name=re.compile("Sign in"))
+    expect(sign_in).to_have_attribute("target", "_blank")  # this page and its message stay
+    log_in(other, email, PASSWORD)  # a new session, and a new CSRF token
+
+    bubble.get_by_role("button", name="Retry").click()
+
+    answer = wait_until_finished(chat)
+    expect(answer.locator(".msg-body")).to_have_text("kept for later")
+    expect(notice).to_be_hidden()
+    chat.reload()
+    expect(chat.locator("#transcript .msg-user", has_text="kept for later")).to_have_count(1)
 
 
 def test_wrong_password_is_refused_with_a_message(new_context):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import re
 import time
+import uuid
 
 import pytest
 from playwright.sync_api import expect
@@ -21,6 +22,7 @@ from tests.e2e.chat import (
     wait_for_text,
     wait_until_finished,
 )
+from tests.e2e.conftest import LONG_CONVERSATION, LONG_MESSAGES
 
 pytestmark = pytest.mark.e2e
 
@@ -134,7 +136,7 @@ def test_offline_send_offers_retry_and_is_stored_once(page, browser_log):
     bubble = page.locator("#transcript .msg-user", has_text="Sent while offline")
     expect(bubble.get_by_text("Not sent")).to_be_visible()
     expect(bubble.get_by_role("alert")).to_have_text(re.compile("offline"))
-    expect(bubble.get_by_role("button", name="Retry")).to_be_focused()
+    expect(composer_box(page)).to_be_focused()  # whoever is typing keeps typing
     page.context.set_offline(False)
     bubble.get_by_role("button", name="Retry").click()
 
@@ -144,6 +146,40 @@ def test_offline_send_offers_retry_and_is_stored_once(page, browser_log):
     page.reload()
     expect(page.locator("#transcript .msg-user", has_text="Sent while offline")).to_have_count(1)
     expect(answers(page)).to_have_count(1)
+
+
+def test_a_stop_that_cannot_reach_the_server_says_so(page, browser_log):
+    browser_log.allow("ERR_INTERNET_DISCONNECTED")
+    browser_log.allow(r"^htmx:(afterRequest|sendError), ")
+    new_conversation(page)
+    prompt, _ = long_echo(300)
+    send(page, prompt)
+    answer = last_answer(page)
+    wait_for_text(answer, 20)
+    notice = page.locator("#notice")
+    page.context.set_offline(True)  # new requests fail; the open stream goes on
+
+    answer.get_by_role("button", name="Stop").click()
+
+    expect(notice).to_contain_text("Could not reach the server")
+    expect(notice).to_have_attribute("role", "alert")
+    page.context.set_offline(False)
+    answer.get_by_role("button", name="Stop").click()
+    expect(answer.get_by_text("Stopped")).to_be_visible()
+    expect(notice).to_be_hidden()  # the next request that worked put it away
+
+
+def test_load_earlier_keeps_the_message_being_read_in_place(page):
+    page.goto(f"/c/{LONG_CONVERSATION}/")
+    first_shown = page.locator("#msg-" + str(uuid.UUID(int=LONG_MESSAGES - 49)))
+    first_shown.scroll_into_view_if_needed()
+    page.evaluate("window.scrollTo(0, 0)")
+    top_before = first_shown.bounding_box()["y"]
+
+    page.get_by_role("link", name="Load earlier messages").click()
+
+    expect(page.locator("#msg-" + str(uuid.UUID(int=LONG_MESSAGES - 99)))).to_be_attached()
+    assert abs(first_shown.bounding_box()["y"] - top_before) < 2  # the page did not jump
 
 
 def lose_responses(page, path: str = "**/messages") -> list[str]:
