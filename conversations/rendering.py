@@ -45,10 +45,11 @@ def _highlight(code: str, lang: str, _attrs: str) -> str:
 
 @lru_cache(maxsize=1)
 def _markdown() -> MarkdownIt:
-    # html=False: raw HTML in the text is shown as text, never passed through.
+    # html=False: raw HTML in the text is shown as text, never passed through. linkify: a
+    # bare https://... in an answer is a link, as in other chat apps.
     return MarkdownIt(
-        "commonmark", {"html": False, "linkify": False, "highlight": _highlight}
-    ).enable(["table", "strikethrough"])
+        "commonmark", {"html": False, "linkify": True, "highlight": _highlight}
+    ).enable(["table", "strikethrough", "linkify"])
 
 
 def render_markdown(text: str) -> SafeString:
@@ -59,5 +60,7 @@ def render_markdown(text: str) -> SafeString:
         attributes=ALLOWED_ATTRIBUTES,
         url_schemes={"http", "https", "mailto"},
         link_rel="noopener noreferrer nofollow",
+        # A link in an answer opens beside the chat, not over it (and its stream).
+        set_tag_attribute_values={"a": {"target": "_blank"}},
     )
     return mark_safe(clean)

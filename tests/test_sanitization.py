@@ -32,6 +32,8 @@ PAYLOADS = {
     "autolink-javascript": "<javascript:alert('xss')>",
     "markdown-image": "![cat](javascript:alert('xss'))",
     "markdown-image-onerror": '![x" onerror="alert(1)](https://example.com/x.png)',
+    "bare-javascript-url": "javascript:alert('xss') and vbscript:msgbox(1)",
+    "bare-url-with-quote": 'https://example.com/"onmouseover="alert(1)',
     "code-span-script": "`<script>alert('xss')</script>`",
 }
 
@@ -106,6 +108,19 @@ def test_links_open_safely():
     links = parsed.links()
     assert [a["href"] for a in links] == ["https://example.com/docs", "https://example.org"]
     assert all(a["rel"] == SAFE_REL for a in links)
+    assert all(a["target"] == "_blank" for a in links)  # beside the chat, not over it
+
+
+def test_bare_urls_become_safe_links_and_nothing_else_does():
+    parsed = assert_inert(
+        render_markdown(
+            "Docs: https://example.com/a?b=1, www.python.org; not javascript:alert(1) "
+            "nor `https://in.code/` nor data:text/html,x"
+        )
+    )
+    links = parsed.links()
+    assert [a["href"] for a in links] == ["https://example.com/a?b=1", "http://www.python.org"]
+    assert all(a["rel"] == SAFE_REL and a["target"] == "_blank" for a in links)
 
 
 def test_code_blocks_are_highlighted_and_escaped():
