@@ -74,6 +74,18 @@
     const form = evt.target.closest && evt.target.closest("#composer");
     if (form) { syncSendButton(form); showComposerError(""); }
   });
+  // The box's maxlength cuts a paste that is too long without a word: say so.
+  document.addEventListener("paste", function (evt) {
+    const box = evt.target;
+    if (!(box instanceof HTMLTextAreaElement) || !box.closest("#composer")) return;
+    const pasted = ((evt.clipboardData && evt.clipboardData.getData("text")) || "").replace(/\r\n?/g, "\n");
+    const limit = maxChars(box);
+    if (box.value.length - (box.selectionEnd - box.selectionStart) + pasted.length <= limit) return;
+    setTimeout(function () { // after the input event, which clears the message
+      showComposerError("The pasted text was cut to " + limit.toLocaleString("en") +
+        " characters, the most a message can have.");
+    }, 0);
+  });
 
   // ---- optimistic send -------------------------------------------------------------
   function newClientId() {

@@ -182,6 +182,25 @@ def test_load_earlier_keeps_the_message_being_read_in_place(page):
     assert abs(first_shown.bounding_box()["y"] - top_before) < 2  # the page did not jump
 
 
+def test_a_paste_cut_to_the_length_limit_says_so(new_context, demo_state):
+    context = new_context(storage_state=demo_state)
+    context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page = context.new_page()
+    new_conversation(page)
+    box = composer_box(page)
+    box.fill("Dear model, ")
+    page.evaluate("text => navigator.clipboard.writeText(text)", "x" * 10_000)
+
+    box.press("Control+V")
+
+    expect(page.locator("#composer-error")).to_have_text(
+        "The pasted text was cut to 10,000 characters, the most a message can have."
+    )
+    assert len(box.input_value()) == 10_000
+    box.press("Backspace")  # typing again puts the message away
+    expect(page.locator("#composer-error")).to_have_text("")
+
+
 def lose_responses(page, path: str = "**/messages") -> list[str]:
     """The server handles each matching request, but the browser never hears back."""
     lost: list[str] = []
