@@ -348,6 +348,12 @@ def test_regenerate_is_offered_on_the_last_answer_only(page):
     final = wait_until_finished(page)
     expect(final.locator(".msg-body")).to_have_text("second answer")
     expect(page.get_by_role("button", name=re.compile("^(Regenerate|Retry)$"))).to_have_count(1)
+    replaced = page.get_by_text("Replaced by a later answer")
+    expect(replaced).to_have_count(1)  # the first of the two answers to the same question
+    expect(answers(page).nth(1).get_by_text("Replaced by a later answer")).to_be_visible()
+    page.reload()
+    expect(replaced).to_have_count(1)
+    expect(answers(page).nth(1).get_by_text("Replaced by a later answer")).to_be_visible()
 
 
 def test_auto_scroll_pauses_when_scrolled_up(page):
