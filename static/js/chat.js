@@ -58,6 +58,14 @@
     if (slot) slot.textContent = text;
   }
 
+  // Esc in the rename or delete form goes back to the title, as its Cancel link does.
+  document.addEventListener("keydown", function (evt) {
+    if (evt.key !== "Escape" || !(evt.target instanceof Element)) return;
+    const form = evt.target.closest(".rename-form, .delete-form");
+    const cancel = form && form.querySelector("a.cancel");
+    if (cancel) { evt.preventDefault(); cancel.click(); }
+  });
+
   document.addEventListener("keydown", function (evt) {
     const box = evt.target;
     if (!(box instanceof HTMLTextAreaElement) || !box.closest("#composer")) return;

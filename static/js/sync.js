@@ -9,6 +9,7 @@
   const RENEW_MS = 15 * 60 * 1000;
   const LOGGED_OUT = 4401; // conversations/consumers.py
   let socket = null;
+  let signedOut = null; // the socket a logout closed
 
   function lastSeq() {
     let last = 0;
@@ -52,7 +53,11 @@
   document.body.addEventListener("htmx:wsClose", function (evt) {
     socket = null;
     const code = evt.detail.event.code;
-    if (code === LOGGED_OUT) { document.body.dispatchEvent(new CustomEvent("chat:signedOut")); return; }
+    if (code === LOGGED_OUT) {
+      signedOut = evt.detail.socketWrapper;
+      document.body.dispatchEvent(new CustomEvent("chat:signedOut"));
+      return;
+    }
     if ([1006, 1011, 1012, 1013].indexOf(code) >= 0) return;
     const wrapper = evt.detail.socketWrapper;
     setTimeout(function () {
@@ -60,6 +65,14 @@
     }, 1000 + Math.random() * 4000);
   });
   setInterval(announce, RENEW_MS);
+
+  // Signed in again (in another tab): the first request that gets through reopens the socket.
+  document.body.addEventListener("htmx:afterRequest", function (evt) {
+    if (!signedOut || !evt.detail.successful) return;
+    const wrapper = signedOut;
+    signedOut = null;
+    if (document.getElementById("live-sync")) wrapper.reconnect();
+  });
 
   document.body.addEventListener("htmx:oobBeforeSwap", function (evt) {
     const fragment = evt.detail.fragment;

@@ -75,6 +75,9 @@ def test_signed_out_in_another_tab_the_message_waits_to_be_retried(new_context, 
     answer = wait_until_finished(chat)
     expect(answer.locator(".msg-body")).to_have_text("kept for later")
     expect(notice).to_be_hidden()
+    other.goto(chat.url)  # live sync is back: what another tab sends shows here
+    send(other, echo("from the other tab"))
+    expect(chat.locator("#transcript .msg-user", has_text="from the other tab")).to_be_visible()
     chat.reload()
     expect(chat.locator("#transcript .msg-user", has_text="kept for later")).to_have_count(1)
 

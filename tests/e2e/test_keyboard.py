@@ -62,6 +62,10 @@ def test_everything_works_from_the_keyboard(new_context):
     page.keyboard.press("Enter")
     title = page.get_by_role("textbox", name="Conversation title")
     expect(title).to_be_focused()
+    page.keyboard.press("Escape")  # changed my mind: back to the title
+    expect(page.get_by_role("link", name="Rename")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(title).to_be_focused()
     page.keyboard.press("ControlOrMeta+a")
     page.keyboard.type("Typed, not clicked")
     page.keyboard.press("Enter")
