@@ -21,7 +21,7 @@ from django.http import Http404
 from django.template.loader import render_to_string
 
 from conversations.context_processors import provider
-from conversations.selectors import conversation_for, conversation_page, transcript
+from conversations.selectors import conversation_for, conversation_pages, transcript
 from conversations.services import sync
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,7 @@ LOGGED_OUT = 4401
 class SyncConsumer(AsyncWebsocketConsumer):
     shown: UUID | None = None
     last_seq = 0
+    listed = 0  # conversations the page's sidebar shows ("Older conversations" adds some)
 
     async def connect(self) -> None:
         self.user: AbstractBaseUser = self.scope["user"]
@@ -48,11 +49,13 @@ class SyncConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        """`{"conversation": id or null, "after_seq": n}`: what the page shows and has."""
+        """`{"conversation": id or null, "after_seq": n, "listed": n}`: what the page shows
+        and has."""
         try:
             shows = json.loads(text_data or "")
             self.shown = UUID(shows["conversation"]) if shows.get("conversation") else None
             self.last_seq = max(0, int(shows.get("after_seq") or 0))
+            self.listed = max(0, int(shows.get("listed") or 0))
         except (ValueError, TypeError, KeyError, AttributeError):
             return
         # Renewed on each of these: channel layers expire group membership (a day by default).
@@ -79,6 +82,7 @@ class SyncConsumer(AsyncWebsocketConsumer):
             self.shown,
             after_seq=self.last_seq,
             title_changed=title_changed,
+            listed=self.listed,
             session_key=self.scope["session"].session_key,
         )
         if frame.gone:
@@ -104,12 +108,14 @@ def render_frame(
     *,
     after_seq: int,
     title_changed: bool,
+    listed: int = 0,
     session_key: str | None = None,
 ) -> Frame:
-    """The sidebar, and what the page showing `shown` lacks after `after_seq`; live answers'
-    stream URLs signed for the socket's session (`session_key`)."""
+    """The sidebar (as far down as the page has it open: `listed`), and what the page
+    showing `shown` lacks after `after_seq`; live answers' stream URLs signed for the
+    socket's session (`session_key`)."""
     context: dict[str, object] = {
-        "page": conversation_page(user),
+        "page": conversation_pages(user, shown=listed),
         "session_key": session_key,
         **provider(None),
     }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from uuid import UUID
 
 from django.conf import settings
@@ -47,6 +49,35 @@ def conversation_page(user: AbstractBaseUser, number: object = None) -> Page:
         settings.CHAT["CONVERSATIONS_PER_PAGE"],
     )
     return paginator.get_page(number)
+
+
+# A live-sync frame renders the sidebar's list as far as the page has it open ("Older
+# conversations"), up to this many pages.
+MAX_SYNCED_PAGES = 20
+
+
+@dataclass
+class ListPages:
+    """Pages 1 to `last` of the sidebar's list at once, for the page's partial: iterating,
+    `has_next` and `next_page_number` as on a Paginator page."""
+
+    object_list: list[Conversation]
+    has_next: bool
+    last: int
+
+    def __iter__(self) -> Iterator[Conversation]:
+        return iter(self.object_list)
+
+    def next_page_number(self) -> int:
+        return self.last + 1
+
+
+def conversation_pages(user: AbstractBaseUser, *, shown: int) -> ListPages:
+    """The whole pages that hold the first `shown` conversations (at least one page)."""
+    per_page = settings.CHAT["CONVERSATIONS_PER_PAGE"]
+    last = min(max(1, -(-shown // per_page)), MAX_SYNCED_PAGES)
+    rows = list(conversations_of(user).only("id", "title", "updated_at")[: last * per_page + 1])
+    return ListPages(rows[: last * per_page], has_next=len(rows) > last * per_page, last=last)
 
 
 def transcript(

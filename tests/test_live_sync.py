@@ -176,6 +176,27 @@ async def test_new_renamed_and_deleted_conversations_reach_every_tabs_list(
     await list_tab.disconnect()
 
 
+async def test_a_sidebar_opened_past_its_first_page_stays_open_when_a_frame_comes(
+    alice, alice_async, settings
+):
+    """ "Older conversations" showed more of the list: a frame (another tab's send, rename...)
+    re-renders the list as far down as the page had it open, not folded back to one page."""
+    settings.CHAT = {**settings.CHAT, "CONVERSATIONS_PER_PAGE": 3}
+    for n in range(7):
+        await Conversation.objects.acreate(owner=alice, title=f"Chat {n}")
+    socket = tab(alice_async)
+    assert (await socket.connect(timeout=WAIT))[0]
+
+    await socket.send_to(json.dumps({"conversation": None, "after_seq": 0, "listed": 5}))
+    opened = await socket.receive_from(timeout=WAIT)
+    await socket.send_to(json.dumps({"conversation": None, "after_seq": 0}))
+    folded = await socket.receive_from(timeout=WAIT)
+
+    assert opened.count('id="conv-title-') == 6 and 'hx-get="/?page=3"' in opened  # two whole pages
+    assert folded.count('id="conv-title-') == 3 and 'hx-get="/?page=2"' in folded
+    await socket.disconnect()
+
+
 async def test_rename_updates_the_title_of_tabs_showing_that_conversation(
     alice_async, alice_second_device, conversation
 ):

@@ -22,7 +22,12 @@
   function announce() {
     const sync = document.getElementById("live-sync");
     if (!socket || !sync) return;
-    socket.send(JSON.stringify({ conversation: sync.dataset.conversation || null, after_seq: lastSeq() }));
+    socket.send(JSON.stringify({
+      conversation: sync.dataset.conversation || null,
+      after_seq: lastSeq(),
+      // The sidebar's list as far as it is open: a frame re-renders that much of it.
+      listed: document.querySelectorAll("#conversation-list a[id^='conv-']").length,
+    }));
   }
 
   // This tab's own send arrives twice (its HTTP response and the socket), in either order:
@@ -65,6 +70,15 @@
     }, 1000 + Math.random() * 4000);
   });
   setInterval(announce, RENEW_MS);
+  // "Older conversations" opened more of the list: say so, or the next frame folds it back.
+  let listGrew = false;
+  document.body.addEventListener("htmx:beforeSwap", function (evt) {
+    const target = evt.detail.target;
+    if (target && target.closest && target.closest("#conversation-list")) listGrew = true;
+  });
+  document.body.addEventListener("htmx:afterSettle", function () {
+    if (listGrew) { listGrew = false; announce(); }
+  });
 
   // Signed in again (in another tab): the first request that gets through reopens the socket.
   document.body.addEventListener("htmx:afterRequest", function (evt) {

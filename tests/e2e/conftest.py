@@ -41,6 +41,7 @@ CHROMIUM_ARGS = [
 # The demo user's conversation with more messages than one page shows (imported).
 LONG_CONVERSATION = "0f0f0f0f-0000-4000-8000-000000000120"
 LONG_MESSAGES = 120
+OLD_CONVERSATIONS = 60
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 # Long enough to see intermediate states, short enough to keep the suite quick.
@@ -85,7 +86,8 @@ def server(tmp_path_factory) -> Iterator[Server]:
 
 
 def _long_conversation(path: Path) -> Path:
-    """A JSONL export (docs/export-schema.md) of LONG_MESSAGES turns for the demo user."""
+    """A JSONL export (docs/export-schema.md) for the demo user: a conversation of
+    LONG_MESSAGES turns, and OLD_CONVERSATIONS quiet ones."""
     at = "2026-01-10T12:00:00+00:00"
     lines = [
         {"type": "header", "schema": "streamchat.conversations", "version": 1},
@@ -104,6 +106,17 @@ def _long_conversation(path: Path) -> Path:
                 "content": f"Message number {seq}.\n\nIts second line.",
                 "created_at": at,
                 "updated_at": at,
+            }
+        )
+    for n in range(OLD_CONVERSATIONS):  # more than the sidebar's first page holds
+        lines.append(
+            {
+                "type": "conversation",
+                "id": str(uuid.UUID(int=10_000 + n)),
+                "owner": DEMO_EMAIL,
+                "title": f"Old conversation {n}",
+                "created_at": "2026-01-01T00:00:00+00:00",
+                "updated_at": f"2026-01-01T{n // 60:02d}:{n % 60:02d}:00+00:00",
             }
         )
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))

@@ -13,8 +13,9 @@ from tests.e2e.conftest import DEMO_EMAIL, DEMO_PASSWORD
 pytestmark = pytest.mark.e2e
 
 
-def tab_to(page: Page, target: Locator, *, backwards: bool = False, limit: int = 40) -> None:
-    """Press Tab (or Shift+Tab) until `target` has the focus, as a keyboard user would."""
+def tab_to(page: Page, target: Locator, *, backwards: bool = False, limit: int = 120) -> None:
+    """Press Tab (or Shift+Tab) until `target` has the focus, as a keyboard user would (past
+    a sidebar of 50 conversations, when the way round goes through it)."""
     key = "Shift+Tab" if backwards else "Tab"
     for _ in range(limit):
         if target.evaluate("el => el === document.activeElement"):

@@ -156,3 +156,20 @@ def test_screenshots_of_the_main_screens(new_context):
     screenshot(phone, "phone-sidebar")
     for name in ("desktop-light", "desktop-dark", "phone", "phone-sidebar", "empty-state"):
         assert (SCREENSHOTS / f"{name}.png").stat().st_size > 10_000
+
+
+def test_the_sidebar_stays_open_past_its_first_page(page, new_context, demo_state):
+    """A live-sync frame (here: a chat started in another tab) used to fold the list back
+    to its first page."""
+    new_conversation(page)
+    items = page.locator("#conversation-list a[id^='conv-']")
+    expect(items).to_have_count(50)
+    page.get_by_role("link", name="Older conversations").click()
+    expect(items).not_to_have_count(50)
+    opened = items.count()
+    other = new_context(storage_state=demo_state).new_page()
+
+    started = new_conversation(other).rstrip("/").rsplit("/", 1)[-1]
+
+    expect(page.locator(f"#conv-{started}")).to_be_attached()  # the frame came
+    expect(items).to_have_count(opened + 1)
