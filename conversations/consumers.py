@@ -116,6 +116,7 @@ def render_frame(
     socket's session (`session_key`)."""
     context: dict[str, object] = {
         "page": conversation_pages(user, shown=listed),
+        "listed": listed,  # the page drops a list rendered for fewer than it now shows
         "session_key": session_key,
         **provider(None),
     }

@@ -26,7 +26,7 @@
       conversation: sync.dataset.conversation || null,
       after_seq: lastSeq(),
       // The sidebar's list as far as it is open: a frame re-renders that much of it.
-      listed: document.querySelectorAll("#conversation-list a[id^='conv-']").length,
+      listed: listedConversations(),
     }));
   }
 
@@ -86,6 +86,31 @@
     const wrapper = signedOut;
     signedOut = null;
     if (document.getElementById("live-sync")) wrapper.reconnect();
+  });
+
+  function listedConversations() {
+    return document.querySelectorAll("#conversation-list a[id^='conv-']").length;
+  }
+
+  // A frame rendered for a shorter list than the page now shows ("Older conversations" was
+  // opened since) would fold it back, and one that comes while older ones load would take
+  // away the place they go. Either way the frame that answers the newer count follows.
+  document.body.addEventListener("htmx:oobBeforeSwap", function (evt) {
+    const fragment = evt.detail.fragment;
+    if (!fragment || fragment.id !== "conversation-list") return;
+    const stale = parseInt(fragment.dataset.listed || "0", 10) < listedConversations();
+    if (stale || document.querySelector("#conversation-list .htmx-request")) evt.detail.shouldSwap = false;
+  });
+
+  // The title: a frame never closes a rename or delete form the user has open (saving or
+  // cancelling shows the title anyway), and one that shows what the page already has (this
+  // tab's own rename, coming back a moment later) is not swapped, so the focus stays put.
+  function text(node) { return node.textContent.replace(/\s+/g, " ").trim(); }
+  document.body.addEventListener("htmx:oobBeforeSwap", function (evt) {
+    const target = evt.detail.target;
+    if (!target || target.id !== "chat-title") return;
+    const fragment = evt.detail.fragment;
+    if (target.tagName === "FORM" || (fragment && text(fragment) === text(target))) evt.detail.shouldSwap = false;
   });
 
   document.body.addEventListener("htmx:oobBeforeSwap", function (evt) {
