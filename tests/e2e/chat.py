@@ -26,6 +26,13 @@ def new_conversation(page: Page) -> str:
     return page.url
 
 
+def settled(page: Page) -> None:
+    """Wait until htmx has wired up the content it swapped in. It does so when the swap
+    settles (20 ms later, longer on a loaded machine); a click on a new link before that
+    follows its plain href, a full page load."""
+    expect(page.locator(".htmx-added")).to_have_count(0)
+
+
 def composer_box(page: Page) -> Locator:
     return page.get_by_role("textbox", name="Message")
 

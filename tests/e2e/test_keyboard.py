@@ -7,7 +7,14 @@ import re
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from tests.e2e.chat import composer_box, last_answer, long_echo, wait_for_text, wait_until_finished
+from tests.e2e.chat import (
+    composer_box,
+    last_answer,
+    long_echo,
+    settled,
+    wait_for_text,
+    wait_until_finished,
+)
 from tests.e2e.conftest import DEMO_EMAIL, DEMO_PASSWORD
 
 pytestmark = pytest.mark.e2e
@@ -60,11 +67,13 @@ def test_everything_works_from_the_keyboard(new_context):
 
     rename = page.get_by_role("link", name="Rename")
     tab_to(page, rename)
+    settled(page)
     page.keyboard.press("Enter")
     title = page.get_by_role("textbox", name="Conversation title")
     expect(title).to_be_focused()
     page.keyboard.press("Escape")  # changed my mind: back to the title
     expect(page.get_by_role("link", name="Rename")).to_be_focused()
+    settled(page)
     page.keyboard.press("Enter")
     expect(title).to_be_focused()
     page.keyboard.press("ControlOrMeta+a")

@@ -11,6 +11,7 @@ from tests.e2e.chat import (
     CONVERSATION_URL,
     new_conversation,
     send,
+    settled,
     sign_up,
     wait_until_finished,
 )
@@ -75,11 +76,14 @@ def test_rename_and_delete_happen_in_place(page, browser_log):
     new_conversation(page)
     mark_page(page)
 
+    settled(page)
     page.get_by_role("link", name="Rename").click()
     title = page.get_by_role("textbox", name="Conversation title")
     expect(title).to_be_focused()
+    settled(page)
     page.get_by_role("link", name="Cancel").click()
     expect(page.get_by_role("heading", name="New conversation")).to_be_visible()
+    settled(page)
     page.get_by_role("link", name="Rename").click()
     title.fill("   ")
     title.press("Enter")
@@ -89,12 +93,16 @@ def test_rename_and_delete_happen_in_place(page, browser_log):
     expect(page.get_by_role("heading", name="Trip planning")).to_be_visible()
     expect(page.locator("#sidebar [aria-current=page]")).to_contain_text("Trip planning")
 
+    settled(page)
     page.get_by_role("link", name="Delete").click()
     expect(page.get_by_text("“Trip planning” and all its messages will be deleted")).to_be_visible()
+    settled(page)
     page.get_by_role("link", name="Cancel").click()
     expect(page.get_by_role("heading", name="Trip planning")).to_be_visible()
     assert is_same_page(page), "rename and cancel reloaded the page"
+    settled(page)
     page.get_by_role("link", name="Delete").click()
+    settled(page)
     page.get_by_role("button", name="Delete").click()
 
     expect(page).to_have_url(re.compile(r"/$"))
