@@ -78,6 +78,7 @@ def test_everything_works_from_the_keyboard(new_context):
     expect(title).to_be_focused()
     page.keyboard.press("ControlOrMeta+a")
     page.keyboard.type("Typed, not clicked")
+    settled(page)
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", name="Typed, not clicked")).to_be_visible()
     expect(page.get_by_role("link", name="Rename")).to_be_focused()

@@ -86,9 +86,11 @@ def test_rename_and_delete_happen_in_place(page, browser_log):
     settled(page)
     page.get_by_role("link", name="Rename").click()
     title.fill("   ")
+    settled(page)  # else Enter submits the plain form: a full page load
     title.press("Enter")
     expect(page.get_by_role("alert")).to_have_text("A title cannot be empty.")
     title.fill("Trip planning")
+    settled(page)  # else Enter submits the plain form: a full page load
     title.press("Enter")
     expect(page.get_by_role("heading", name="Trip planning")).to_be_visible()
     expect(page.locator("#sidebar [aria-current=page]")).to_contain_text("Trip planning")
