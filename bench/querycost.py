@@ -18,6 +18,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from bench.run import add_service_arguments, app_env, prepare_database, python_speed
 
@@ -84,24 +85,17 @@ def _statements(conversation_id: str) -> dict[str, tuple[Callable[[], object], .
     connection.ensure_connection()
     raw = connection.connection
 
-    def through_django(query: str, params: list) -> Callable[[], object]:
+    def on(cursor: Callable[[], Any], query: str, params: list) -> Callable[[], object]:
         def run() -> object:
-            with connection.cursor() as cursor:
-                cursor.execute(query, params)
-                return cursor.fetchone()
-
-        return run
-
-    def through_psycopg(query: str, params: list) -> Callable[[], object]:
-        def run() -> object:
-            with raw.cursor() as cursor:
-                cursor.execute(query, params)
-                return cursor.fetchone()
+            with cursor() as open_cursor:
+                open_cursor.execute(query, params)
+                return open_cursor.fetchone()
 
         return run
 
     return {
-        name: (orm[name], through_django(*sql[name]), through_psycopg(*sql[name])) for name in sql
+        name: (orm[name], on(connection.cursor, *sql[name]), on(raw.cursor, *sql[name]))
+        for name in sql
     }
 
 
