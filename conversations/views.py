@@ -169,7 +169,7 @@ def message_retry(request: HttpRequest, conversation_id: UUID, message_id: UUID)
     except moderation.SendRefused as exc:
         return _refused(exc)
     except RetryRefused as exc:
-        return HttpResponse(str(exc), status=409)
+        return HttpResponse(str(exc), status=409, content_type="text/plain")
     if not request.htmx:
         return redirect("conversation_detail", conversation_id)
     old = Message.objects.select_related("conversation").get(pk=message.pk)

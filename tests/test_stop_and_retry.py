@@ -153,6 +153,9 @@ async def test_only_the_last_answer_can_be_retried(alice_async, conversation, pr
     await wait_until_final(later.pk)
     response = await alice_async.post(f"/c/{conversation.pk}/m/{failed.pk}/retry")
     assert response.status_code == 409
+    # Plain text: the page shows it as the reason (it never shows an HTML body).
+    assert response["Content-Type"].startswith("text/plain")
+    assert response.content.decode() == "Only the last answer can be retried."
     assert await conversation.messages.acount() == 4
 
 

@@ -132,15 +132,22 @@
     if (!active || active === document.body) bubble.querySelector(".retry-send").focus();
   }
 
+  // The server's reason, when it sent one as text (our refusals are text/plain); never the
+  // HTML of an error page.
+  function serverText(xhr) {
+    const type = xhr.getResponseHeader("Content-Type") || "";
+    return type.indexOf("text/plain") === 0 ? xhr.responseText : "";
+  }
+
   function failureReason(xhr) {
     if (!xhr || xhr.status === 0) return "You seem to be offline.";
     if (xhr.status === 429) {
       const wait = parseInt(xhr.getResponseHeader("Retry-After") || "", 10);
-      const text = xhr.responseText || "Too many messages.";
+      const text = serverText(xhr) || "Too many messages.";
       return wait && !/\d+ s\b/.test(text) ? text + " (Try again in " + wait + " s.)" : text;
     }
     if (xhr.status >= 500) return "The server had a problem (" + xhr.status + ").";
-    return xhr.responseText || "Sending failed (" + xhr.status + ").";
+    return serverText(xhr) || "Sending failed (" + xhr.status + ").";
   }
 
   // Signing in again (in another tab) gives the session a new CSRF token: send the cookie's
@@ -275,14 +282,13 @@
   }
   function actionFailure(xhr) {
     if (!xhr || xhr.status === 0) return "Could not reach the server. Check your connection, then try again.";
-    const type = xhr.getResponseHeader("Content-Type") || "";
-    if (type.indexOf("text/plain") === 0 && xhr.responseText) return xhr.responseText;
+    if (serverText(xhr)) return serverText(xhr);
     if (xhr.status >= 500) return "The server had a problem (" + xhr.status + "). Try again.";
     return "That did not work (" + xhr.status + "). Reload the page, then try again.";
   }
   function requestFailed(evt) {
     const xhr = evt.detail.xhr;
-    if (xhr && xhr.status === 401) { showNotice(xhr.responseText || "You are signed out.", true); return; }
+    if (xhr && xhr.status === 401) { showNotice(serverText(xhr) || "You are signed out.", true); return; }
     if (!requestClientId(evt)) showNotice(actionFailure(xhr), false);
   }
   document.body.addEventListener("htmx:responseError", requestFailed);

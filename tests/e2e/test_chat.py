@@ -251,6 +251,23 @@ def test_retry_after_a_lost_response_does_not_duplicate(page, browser_log):
     expect(answers(page)).to_have_count(1)
 
 
+def test_a_send_refused_with_an_error_page_shows_a_short_reason(page, browser_log):
+    """Only a plain-text reason from the server goes on the bubble, never an HTML page."""
+    browser_log.allow("status of 404|Response Status Error Code 404")
+    new_conversation(page)
+    page.route(
+        "**/messages",
+        lambda route: route.fulfill(
+            status=404, content_type="text/html", body="<!doctype html><h1>Not Found</h1>"
+        ),
+    )
+
+    send(page, "Where did it go?")
+
+    bubble = page.locator("#transcript .msg-user", has_text="Where did it go?")
+    expect(bubble.get_by_role("alert")).to_have_text("Sending failed (404).")
+
+
 def test_rate_limit_is_shown_on_the_message(page, browser_log):
     browser_log.allow("status of 429|Response Status Error Code 429")
     new_conversation(page)
