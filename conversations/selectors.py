@@ -42,10 +42,14 @@ async def amessage_for(user: AbstractBaseUser, conversation_id: UUID, message_id
     )
 
 
+def _sidebar_rows(user: AbstractBaseUser) -> QuerySet[Conversation]:
+    return conversations_of(user).only("id", "title", "updated_at")
+
+
 def conversation_page(user: AbstractBaseUser, number: object = None) -> Page:
     """One page of the sidebar's conversation list, most recently active first."""
     paginator = Paginator(
-        conversations_of(user).only("id", "title", "updated_at"),
+        _sidebar_rows(user),
         settings.CHAT["CONVERSATIONS_PER_PAGE"],
     )
     return paginator.get_page(number)
@@ -76,7 +80,7 @@ def conversation_pages(user: AbstractBaseUser, *, shown: int) -> ListPages:
     """The whole pages that hold the first `shown` conversations (at least one page)."""
     per_page = settings.CHAT["CONVERSATIONS_PER_PAGE"]
     last = min(max(1, -(-shown // per_page)), MAX_SYNCED_PAGES)
-    rows = list(conversations_of(user).only("id", "title", "updated_at")[: last * per_page + 1])
+    rows = list(_sidebar_rows(user)[: last * per_page + 1])
     return ListPages(rows[: last * per_page], has_next=len(rows) > last * per_page, last=last)
 
 
