@@ -96,6 +96,13 @@ def add_service_arguments(parser: argparse.ArgumentParser, *, database: str, env
     )
 
 
+def py_spy(out: Path | str, *target: str) -> list[str]:
+    """py-spy recording `target` (--pid N, or -- and a command) as folded stacks, sampling
+    only threads that hold the GIL (CPU, not waits)."""
+    return [str(BIN / "py-spy"), "record", "--format", "raw", "--rate", "200", "--gil",
+            "-o", str(out), *target]  # fmt: skip
+
+
 def python_speed() -> float:
     """ms for a fixed pure-Python loop, best of 5: hosts differ (the same code ran 1.6x slower
     on one day's host than the day before's), so runs compare only beside this figure."""
@@ -179,8 +186,7 @@ class Server:
     def _start_profiler(self) -> None:
         if self.profile:
             self.profiler = subprocess.Popen(
-                [str(BIN / "py-spy"), "record", "--pid", str(self.proc.pid), "--format", "raw",
-                 "--rate", "200", "--nonblocking", "--gil", "-o", str(self.profile_path)],
+                py_spy(self.profile_path, "--pid", str(self.proc.pid), "--nonblocking"),
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=pinned(CLIENT_CPU),
             )  # fmt: skip
 

@@ -31,12 +31,12 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from bench.run import (
-    BIN,
     HOST,
     ROOT,
     add_service_arguments,
     app_env,
     prepare_database,
+    py_spy,
     python_speed,
 )
 
@@ -65,9 +65,7 @@ def main() -> None:
             # A fresh process per round: imports and warm-up are not counted, nor carried over.
             command = [sys.executable, "-m", "bench.startcost", "--measure", str(seed_path)]
             if args.profile:  # sampling costs CPU too: compare profiled rounds only to each other
-                out = f"{args.profile}-{round_ + 1}.folded"
-                command = [str(BIN / "py-spy"), "record", "--format", "raw", "--rate", "250",
-                           "--gil", "-o", out, "--", *command]  # fmt: skip
+                command = py_spy(f"{args.profile}-{round_ + 1}.folded", "--", *command)
             done = subprocess.run(
                 command,
                 cwd=ROOT,
