@@ -77,7 +77,7 @@ def server(tmp_path_factory) -> Iterator[Server]:
     env.pop("OPENAI_API_KEY", None)
     manage(env, "migrate", "--noinput")
     manage(env, "ensure_demo_user")
-    manage(env, "import_conversations", str(_long_conversation(workdir / "long.jsonl")))
+    manage(env, "import_conversations", str(_demo_history(workdir / "long.jsonl")))
     server = start_daphne(env, workdir / "daphne.log")
     try:
         yield server
@@ -85,7 +85,7 @@ def server(tmp_path_factory) -> Iterator[Server]:
         server.stop()
 
 
-def _long_conversation(path: Path) -> Path:
+def _demo_history(path: Path) -> Path:
     """A JSONL export (docs/export-schema.md) for the demo user: a conversation of
     LONG_MESSAGES turns, and OLD_CONVERSATIONS quiet ones."""
     at = "2026-01-10T12:00:00+00:00"
