@@ -231,7 +231,7 @@ async def healthz(request: HttpRequest) -> JsonResponse:
     try:
         async with asyncio.timeout(HEALTH_TIMEOUT):  # a probe answers 503, never hangs
             layer = get_channel_layer()
-            channel = await layer.new_channel("healthz.")
+            channel = await layer.new_channel()  # the default prefix: see control._listen
             await layer.send(channel, {"type": "healthz.ping"})
             await layer.receive(channel)
         checks["channel_layer"] = "ok"

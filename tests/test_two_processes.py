@@ -166,3 +166,66 @@ async def test_answer_generated_by_one_process_streams_and_syncs_through_the_oth
     finally:
         await on_a.close()
         await on_b.close()
+
+
+async def send_and_finish(session: aiohttp.ClientSession, conversation_id: str, text: str) -> str:
+    """Send a message and read its answer to the end; returns the answer's stream URL."""
+    send = {"content": text, "client_id": str(uuid.uuid4())}
+    headers = {**csrf_headers(session), "HX-Request": "true"}
+    async with session.post(f"/c/{conversation_id}/messages", data=send, headers=headers) as sent:
+        assert sent.status == 200
+        stream_url = re.search(r'sse-connect="([^"]+)"', await sent.text())[1]
+    events = await asyncio.wait_for(sse_events(session, stream_url), 30)
+    assert events[-1]["event"] == "done"
+    return stream_url
+
+
+async def test_health_sync_and_stop_keep_flowing_after_many_answers(cluster):
+    """After answers ran in a process, its probe stays green, its sockets still get frames and
+    a stop sent through the other process still reaches it (channels-redis reads one process
+    channel per layer: a listener on a channel of its own starved every other receiver)."""
+    on_a = await logged_in(cluster.a)
+    second_tab = await logged_in(cluster.a)
+    on_b = await logged_in(cluster.b)
+    try:
+        async with on_a.post("/c/new", headers=csrf_headers(on_a)) as created:
+            conversation_id = created.url.path.split("/")[2]
+        for n in range(3):
+            await send_and_finish(on_a, conversation_id, f"Answer number {n}")
+
+        async with on_a.get("/healthz") as health:
+            assert health.status == 200, await health.text()
+            assert (await health.json())["channel_layer"] == "ok"
+
+        socket = await second_tab.ws_connect("/ws/sync/", origin=cluster.a.url)
+        await socket.send_str(json.dumps({"conversation": conversation_id, "after_seq": 6}))
+        await socket.receive_str(timeout=10)
+        prompt = f"Seen in the other tab ({uuid.uuid4().hex[:8]}) " + "word " * 200
+        send = {"content": prompt, "client_id": str(uuid.uuid4())}
+        headers = {**csrf_headers(on_a), "HX-Request": "true"}
+        async with on_a.post(f"/c/{conversation_id}/messages", data=send, headers=headers) as sent:
+            assert sent.status == 200
+            answer_id = re.search(r'id="msg-([0-9a-f-]+)"[^>]*\s+sse-connect', await sent.text())[1]
+        frame = await socket.receive_str(timeout=10)
+        assert "Seen in the other tab" in frame
+        await socket.close()
+
+        # The long answer runs in A; B's stop reaches it through the control group.
+        async with on_b.post(
+            f"/c/{conversation_id}/m/{answer_id}/stop",
+            headers={**csrf_headers(on_b), "HX-Request": "true"},
+        ) as stopped:
+            assert stopped.status == 204, await stopped.text()
+        deadline = asyncio.get_running_loop().time() + 10
+        while f'id="msg-{answer_id}" class="msg msg-assistant status-stopped' not in (
+            await (await on_b.get(f"/c/{conversation_id}/")).text()
+        ):
+            assert asyncio.get_running_loop().time() < deadline, "the stop never arrived"
+            await asyncio.sleep(0.2)
+    except BaseException:
+        print(f"--- process A log:\n{cluster.a.log()}\n--- process B log:\n{cluster.b.log()}")
+        raise
+    finally:
+        await on_a.close()
+        await second_tab.close()
+        await on_b.close()

@@ -14,10 +14,14 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+from chatsite.outages import Outage
+from conversations.services.layer import group_send
+
 log = logging.getLogger(__name__)
 
 CONTROL_GROUP = "chat-control"
 RENEW_SECONDS = 3600
+RETRY_SECONDS = 1.0
 
 _listeners: dict[asyncio.AbstractEventLoop, asyncio.Task] = {}
 
@@ -48,27 +52,34 @@ def stop_after_commit(message_ids: list[str]) -> None:
 
 
 async def broadcast_stop(message_id: str) -> None:
-    await get_channel_layer().group_send(
-        CONTROL_GROUP, {"type": "chat.stop", "message_id": str(message_id)}
-    )
+    await group_send(CONTROL_GROUP, {"type": "chat.stop", "message_id": str(message_id)})
 
 
 async def _listen() -> None:
+    """Forever, whatever Redis does: a listener that died would lose every stop sent to
+    this process through another one until its next answer."""
     from conversations.services.generation import stop_local
 
     layer = get_channel_layer()
-    channel = await layer.new_channel("control.")
+    # The layer's default prefix: channels-redis reads every channel of a process through
+    # one key and one receive lock, so a channel with a prefix of its own would hold that
+    # lock while blocking on a key nobody else's messages reach (sync sockets, /healthz).
+    channel = await layer.new_channel()
+    outage = Outage("control channel", log)
     while True:
-        # Group membership expires (channels' group_expiry, a day by default): renew it.
-        await layer.group_add(CONTROL_GROUP, channel)
+        renew = asyncio.timeout(RENEW_SECONDS)
         try:
-            async with asyncio.timeout(RENEW_SECONDS):
+            # Group membership expires (channels' group_expiry, a day by default), and a
+            # Redis that restarted forgot it: renew it.
+            await layer.group_add(CONTROL_GROUP, channel)
+            outage.recovered()
+            async with renew:
                 while True:
                     event = await layer.receive(channel)
                     if event.get("type") == "chat.stop":
                         stop_local(event["message_id"])
-        except TimeoutError:
-            continue
-        except Exception:
-            log.exception("control channel failed; retrying")
-            await asyncio.sleep(1)
+        except Exception as exc:
+            if isinstance(exc, TimeoutError) and renew.expired():
+                continue
+            outage.failed()
+            await asyncio.sleep(RETRY_SECONDS)

@@ -26,6 +26,7 @@ import logging
 import redis.asyncio as redis
 from django.conf import settings
 
+from chatsite.outages import Outage
 from conversations.services.hub import LiveStream, StreamHub
 
 log = logging.getLogger(__name__)
@@ -121,6 +122,9 @@ class RedisRelay:
         self.readers: dict[str, int] = {}  # id -> SSE readers attached to its mirror
         self._frames_read = "$"  # the last `frames` entry the reader has seen
         self._reader: asyncio.Task | None = None
+        # Logged once per outage, not once per round (ten a second per answer).
+        self._write_outage = Outage("redis relay write", log)
+        self._read_outage = Outage("redis relay read", log)
 
     # -- publishing (the generating process) -------------------------------------------
     def track(self, stream: LiveStream) -> None:
@@ -167,10 +171,11 @@ class RedisRelay:
                     written.cancel()
                 raise
             except Exception as error:
-                log.exception("redis relay write failed", extra={"answers": len(grown)})
+                self._write_outage.failed(answers=len(grown))
                 for written in waiting:
                     written.set_exception(error)
             else:
+                self._write_outage.recovered()
                 for written in waiting:
                     written.set_result(None)
 
@@ -317,9 +322,10 @@ class RedisRelay:
             try:
                 last = await self.commands.xrevrange(frames_key(), count=1)
             except Exception:
-                log.exception("redis relay: cannot read frames; retrying")
+                self._read_outage.failed()
                 await asyncio.sleep(0.5)
                 continue
+            self._read_outage.recovered()
             self._frames_read = last[0][0] if last else "0-0"
             self._positioned.set()
         while self.followed:
@@ -330,9 +336,10 @@ class RedisRelay:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("redis relay read failed; retrying")
+                self._read_outage.failed()
                 await asyncio.sleep(0.5)
                 continue
+            self._read_outage.recovered()
             for _, entries in batches or []:
                 for entry_id, fields in entries:
                     self._frames_read = entry_id

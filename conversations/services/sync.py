@@ -12,10 +12,10 @@ import logging
 from typing import Literal
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.db import transaction
 
 from conversations.models import Conversation
+from conversations.services.layer import group_send
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def _after_commit(user_id: object, event: dict[str, str]) -> None:
 
 def _send(user_id: object, event: dict[str, str]) -> None:
     try:
-        async_to_sync(get_channel_layer().group_send)(user_group(user_id), event)
+        async_to_sync(group_send)(user_group(user_id), event)
     except Exception:
         # The write itself succeeded; other tabs catch up when their socket reconnects.
         log.exception("sync event not sent", extra={"user_id": user_id, "event": event["type"]})
