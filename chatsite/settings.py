@@ -35,8 +35,27 @@ def env_int(name: str, default: int) -> int:
     return int(env_float(name, default))
 
 
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def env_bool(name: str, default: bool) -> bool:
+    """1/0, true/false, yes/no, on/off in any case; anything else stops start-up (counting
+    only "1" as on turned EMAIL_USE_TLS=true into TLS off, without a word)."""
+    raw = os.environ.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise ImproperlyConfigured(
+        f"{name} must be one of 1/0, true/false, yes/no, on/off; got {os.environ[name]!r}"
+    )
+
+
 PRODUCTION = env("DJANGO_ENV") == "production"
-DEBUG = env("DJANGO_DEBUG", "0" if PRODUCTION else "1") == "1"
+DEBUG = env_bool("DJANGO_DEBUG", not PRODUCTION)
 
 if PRODUCTION:
     SECRET_KEY = env("SECRET_KEY")
@@ -107,7 +126,10 @@ if env("DATABASE_URL"):
     # of its own, so Django's persistent connections are never reused and every request
     # paid a new connection (bench/: 25 -> 22 ms CPU and 51 -> 27 ms per chat start).
     # It also caps the connections one process opens (PostgreSQL allows 100 by default).
-    if env("DATABASE_POOL", "1") == "1":
+    # PostgreSQL only (postgis too): other backends refuse the option.
+    if DATABASES["default"]["ENGINE"].endswith(("postgresql", "postgis")) and env_bool(
+        "DATABASE_POOL", True
+    ):
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
             "min_size": 2,
             "max_size": env_int("DATABASE_POOL_SIZE", 20),
@@ -121,15 +143,20 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": env("SQLITE_PATH", str(BASE_DIR / "db.sqlite3")),
-            "OPTIONS": {
-                "transaction_mode": "IMMEDIATE",
-                "timeout": 20,
-                "init_command": (
-                    "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=20000;"
-                ),
-            },
         }
     }
+if DATABASES["default"]["ENGINE"].endswith(("sqlite3", "spatialite")):
+    # The embedded default, or SQLite through DATABASE_URL: readers never wait for the
+    # writer (WAL), and a writer waits for another instead of failing at once.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+            "init_command": (
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=20000;"
+            ),
+        }
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Redis: the channel layer (low-rate events only), the cache (rate limits) and the token relay.
@@ -198,7 +225,7 @@ if EMAIL_BACKEND_PATH == "django.core.mail.backends.smtp.EmailBackend":
         "port": env_int("EMAIL_PORT", 587),
         "username": env("EMAIL_HOST_USER"),
         "password": env("EMAIL_HOST_PASSWORD"),
-        "use_tls": env("EMAIL_USE_TLS", "1") == "1",
+        "use_tls": env_bool("EMAIL_USE_TLS", True),
         "timeout": env_float("EMAIL_TIMEOUT", 10),
     }
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "webmaster@localhost")
@@ -228,7 +255,7 @@ SECURE_CSP = {
 }
 
 if PRODUCTION:
-    SECURE_SSL_REDIRECT = env("SECURE_SSL_REDIRECT", "1") == "1"
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
     SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers probe the processes over plain HTTP
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = True
@@ -251,7 +278,7 @@ CHAT = {
     "OPENAI_API_KEY": env("OPENAI_API_KEY"),
     "DEMO_TOKEN_INTERVAL": env_float("DEMO_TOKEN_INTERVAL", 0.03),
     # Browser tests only: the demo answers a prompt starting with "echo:" with its text.
-    "DEMO_ECHO": env("DEMO_ECHO") == "1",
+    "DEMO_ECHO": env_bool("DEMO_ECHO", False),
     "MAX_MESSAGE_CHARS": 10_000,
     "CONTEXT_MESSAGES": env_int("CHAT_CONTEXT_MESSAGES", 40),
     # Timeouts (seconds).
@@ -286,7 +313,7 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "stream": "ext://sys.stdout",  # the process manager collects stdout
-            "formatter": "json" if PRODUCTION or env("LOG_JSON") == "1" else "plain",
+            "formatter": "json" if env_bool("LOG_JSON", PRODUCTION) else "plain",
         }
     },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
