@@ -1,9 +1,10 @@
-"""Tell a user who is out why, instead of a bare login page."""
+"""Requests refused before the view: signed out or suspended (told why, instead of a bare
+login page), and forms whose text is not UTF-8."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from urllib.parse import urlsplit
+from urllib.parse import unquote_to_bytes, urlsplit
 
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
@@ -65,3 +66,63 @@ def _suspended_response(request: HttpRequest) -> HttpResponse:
     if getattr(request, "htmx", False):
         return HttpResponse(moderation.SUSPENDED, status=403, content_type="text/plain")
     return redirect("account_inactive")
+
+
+UNDECODABLE = "This request holds text that is not valid UTF-8. Nothing was saved."
+
+
+class RefuseUndecodableFormsMiddleware:
+    """A form whose text is not UTF-8 is refused with a 422 before anything reads it.
+
+    Django decodes form fields with errors="replace" (or in the charset the request names):
+    "hi%FF" arrived as "hi\\ufffd" and was stored, and an answer started. Browsers never
+    send such a body; a broken client or a probe does. Before CsrfViewMiddleware, the first
+    reader of request.POST. Sync only, like SignedOutMiddleware (see there).
+    """
+
+    async_capable = False
+    sync_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.method == "POST" and not _form_is_utf8(request):
+            return HttpResponse(UNDECODABLE, status=422, content_type="text/plain")
+        return self.get_response(request)
+
+
+def _form_is_utf8(request: HttpRequest) -> bool:
+    charset = request.content_params.get("charset", "utf-8").lower()
+    if request.content_type == "application/x-www-form-urlencoded":
+        return charset in ("utf-8", "utf8") and all(
+            _is_utf8(unquote_to_bytes(field.replace(b"+", b" ")))
+            for field in request.body.split(b"&")
+        )
+    if request.content_type == "multipart/form-data":
+        return charset in ("utf-8", "utf8") and _multipart_text_is_utf8(request)
+    return True
+
+
+def _multipart_text_is_utf8(request: HttpRequest) -> bool:
+    """Every part that is not a file. A body too large to hold in memory is left to
+    Django's own limits (its text fields cannot exceed DATA_UPLOAD_MAX_MEMORY_SIZE)."""
+    boundary = request.content_params.get("boundary", "")
+    length = int(request.META.get("CONTENT_LENGTH") or 0)
+    if not boundary or length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+        return True
+    for part in request.body.split(b"--" + boundary.encode("latin-1")):
+        headers, _, value = part.partition(b"\r\n\r\n")
+        if b"filename=" in headers:
+            continue
+        if not (_is_utf8(headers) and _is_utf8(value)):
+            return False
+    return True
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")  # strict: also refuses encoded surrogates (%ED%A0%80)
+    except UnicodeDecodeError:
+        return False
+    return True

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import re
 import uuid
+from urllib.parse import quote_plus
 
 import pytest
 
@@ -102,3 +103,69 @@ async def test_exactly_10000_characters_after_stripping_are_accepted(
     assert stored.content == text
     answer = await Message.objects.aget(conversation=conversation, role="assistant")
     await wait_until_final(answer.pk)  # let the answer finish before the test database goes
+
+
+MULTIPART = "multipart/form-data; boundary=XyZ"
+
+
+def multipart(content: bytes) -> bytes:
+    return (
+        b'--XyZ\r\nContent-Disposition: form-data; name="content"\r\n\r\n'
+        + content
+        + b'\r\n--XyZ\r\nContent-Disposition: form-data; name="client_id"\r\n\r\n'
+        + str(uuid.uuid4()).encode()
+        + b"\r\n--XyZ--\r\n"
+    )
+
+
+UNDECODABLE_SENDS = [
+    pytest.param(b"content=hi%FF%FEthere", None, id="percent-encoded-bytes"),
+    pytest.param(b"content=half+%ED%A0%80+an+emoji", None, id="lone-surrogate"),
+    pytest.param(b"content=raw\xff\xfebytes", None, id="raw-bytes"),
+    pytest.param(multipart(b"hi\xff\xfethere"), MULTIPART, id="multipart-bytes"),
+    pytest.param(multipart(b"half \xed\xa0\x80 an emoji"), MULTIPART, id="multipart-surrogate"),
+    pytest.param(
+        b"content=caf%E9",
+        "application/x-www-form-urlencoded; charset=latin-1",
+        id="declared-latin-1",
+    ),
+]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("body", "content_type"), UNDECODABLE_SENDS)
+def test_text_that_is_not_utf8_is_refused_and_nothing_is_stored(
+    alice_client, conversation, provider, body, content_type
+):
+    response = alice_client.post(
+        f"/c/{conversation.pk}/messages",
+        body,
+        content_type=content_type or "application/x-www-form-urlencoded",
+        headers=HTMX,
+    )
+
+    assert response.status_code == 422
+    assert response["Content-Type"].startswith("text/plain")
+    assert "not valid UTF-8" in response.content.decode()
+    assert not Message.objects.filter(conversation=conversation).exists()
+    assert provider.calls == []
+
+
+def test_valid_utf8_in_both_encodings_is_sent(alice_client, conversation, provider):
+    text = "Grüße 🚀 — ok"
+    for body, content_type in [
+        (f"content={quote_plus(text)}&client_id={uuid.uuid4()}".encode(), None),
+        (multipart(text.encode()), MULTIPART),
+    ]:
+        response = alice_client.post(
+            f"/c/{conversation.pk}/messages",
+            body,
+            content_type=content_type or "application/x-www-form-urlencoded",
+            headers=HTMX,
+        )
+        assert response.status_code == 200, response.content
+    assert list(
+        Message.objects.filter(conversation=conversation, role="user").values_list(
+            "content", flat=True
+        )
+    ) == [text, text]

@@ -54,7 +54,7 @@
     }
   }
   function showComposerError(text) {
-    const slot = document.getElementById("composer-error");
+    const slot = document.querySelector("#composer .composer-error");
     if (slot) slot.textContent = text;
   }
 

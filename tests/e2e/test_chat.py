@@ -194,12 +194,12 @@ def test_a_paste_cut_to_the_length_limit_says_so(new_context, demo_state):
 
     box.press("Control+V")
 
-    expect(page.locator("#composer-error")).to_have_text(
+    expect(page.locator("#composer .composer-error")).to_have_text(
         "The pasted text was cut to 10,000 characters, the most a message can have."
     )
     assert len(box.input_value()) == 10_000
     box.press("Backspace")  # typing again puts the message away
-    expect(page.locator("#composer-error")).to_have_text("")
+    expect(page.locator("#composer .composer-error")).to_have_text("")
 
 
 def lose_responses(page, path: str = "**/messages") -> list[str]:
@@ -266,6 +266,24 @@ def test_a_send_refused_with_an_error_page_shows_a_short_reason(page, browser_lo
 
     bubble = page.locator("#transcript .msg-user", has_text="Where did it go?")
     expect(bubble.get_by_role("alert")).to_have_text("Sending failed (404).")
+
+
+def test_a_message_the_server_refuses_says_why_under_the_box(page, browser_log):
+    """A NUL character passes the browser's checks; the server's 422 re-renders the
+    composer with its reason, the text kept, under the enforced CSP."""
+    browser_log.allow("status of 422")
+    new_conversation(page)
+    box = composer_box(page)
+    box.fill("before\x00after")
+    box.press("Enter")
+
+    expect(page.get_by_role("alert")).to_have_text("Null characters are not allowed.")
+    box = composer_box(page)
+    expect(box).to_have_attribute("aria-invalid", "true")
+    described = box.get_attribute("aria-describedby")
+    expect(page.locator(f"#{described}")).to_have_text("Null characters are not allowed.")
+    assert "before" in box.input_value()
+    expect(page.locator("#transcript .msg-user", has_text="before")).to_have_count(0)
 
 
 def test_rate_limit_is_shown_on_the_message(page, browser_log):
