@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from conversations import providers
 from conversations.models import Message
 from conversations.providers import (
     ChatTurn,
@@ -25,6 +26,7 @@ from conversations.providers import (
     set_provider_override,
 )
 from conversations.providers.openai_compatible import OpenAICompatibleProvider
+from conversations.services import generation
 from tests.servers import free_port
 from tests.streams import read_events, send_data, wait_until_final
 
@@ -42,6 +44,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     error: str = ""  # the error body's message for a non-200 status
     break_after: int | None = None  # drop the connection after this many deltas
+    hang_after: int | None = None  # go silent after this many deltas (for 10 s)
     pause: float = 0.0  # between deltas
     usage: tuple[int, int] = (11, 3)
 
@@ -146,6 +149,8 @@ class _Handler(BaseHTTPRequestHandler):
                     return  # the connection drops: no terminating chunk
                 if reply.pause and index:
                     time.sleep(reply.pause)
+                if reply.hang_after is not None and index == reply.hang_after + 1:
+                    time.sleep(10)
                 self._write_chunk(f"data: {data}\n\n".encode())
             self._write_chunk(b"")
         except (BrokenPipeError, ConnectionResetError):
@@ -167,14 +172,13 @@ def server():
 async def make_provider(server):
     made: list[OpenAICompatibleProvider] = []
 
-    def make(*, max_retries: int = 0, base_url: str | None = None) -> OpenAICompatibleProvider:
+    def make(*, base_url: str | None = None) -> OpenAICompatibleProvider:
         provider = OpenAICompatibleProvider(
             model=MODEL,
             api_key=API_KEY,
             base_url=base_url or server.url,
             connect_timeout=2,
             read_timeout=5,
-            max_retries=max_retries,
         )
         made.append(provider)
         return provider
@@ -231,48 +235,38 @@ async def test_client_errors_fail_at_once_with_a_safe_message(
     server.replies = [Reply(status=status, error=f"Incorrect API key provided: {API_KEY}")]
 
     with pytest.raises(ProviderError) as caught:
-        await collect(make_provider(max_retries=2))
+        await collect(make_provider())
 
     assert caught.value.user_message == user_message
     assert API_KEY not in caught.value.user_message
     assert API_KEY not in str(caught.value)  # nor in the log line made from it
     assert not caught.value.retryable
-    assert len(server.requests) == 1  # 4xx is not retried, not even by the SDK
+    assert len(server.requests) == 1  # the SDK does not retry: generation.py decides
 
 
 async def test_rate_limit_carries_the_servers_retry_after(server, make_provider):
     server.replies = [Reply(status=429, error="Slow down", headers={"Retry-After": "7"})]
 
     with pytest.raises(ProviderError) as caught:
-        await collect(make_provider(max_retries=0))
+        await collect(make_provider())
 
     assert caught.value.retry_after == 7.0
+    assert caught.value.retryable
     assert caught.value.user_message == "The model is busy (rate limited). Try again in 7 s."
 
 
-async def test_sdk_retries_a_rate_limit_itself_after_retry_after(server, make_provider):
+@pytest.mark.parametrize("status", [408, 409, 500, 503])
+async def test_server_errors_are_retryable_with_a_safe_message(server, make_provider, status):
     server.replies = [
-        Reply(status=429, error="Slow down", headers={"Retry-After": "0.05"}),
-        Reply(deltas=["made", " it"]),
-    ]
-
-    deltas, _ = await collect(make_provider(max_retries=1))
-
-    assert deltas == ["made", " it"]
-    assert len(server.requests) == 2
-
-
-@pytest.mark.parametrize("status", [500, 503])
-async def test_server_errors_fail_after_the_sdks_own_retries(server, make_provider, status):
-    # retry-after-ms keeps the SDK's backoff short; the SDK honours it like Retry-After.
-    server.replies = [
-        Reply(status=status, error="upstream exploded", headers={"retry-after-ms": "5"})
+        Reply(status=status, error="upstream exploded", headers={"retry-after-ms": "250"})
     ]
 
     with pytest.raises(ProviderError) as caught:
-        await collect(make_provider(max_retries=2))
+        await collect(make_provider())
 
-    assert len(server.requests) == 3  # the first try and the SDK's two retries
+    assert len(server.requests) == 1  # one request: the retries are generation.py's
+    assert caught.value.retryable
+    assert caught.value.retry_after == 0.25
     assert caught.value.user_message == "The model server had an error. Try again."
     assert "exploded" not in caught.value.user_message
 
@@ -289,13 +283,13 @@ async def test_connection_dropped_mid_stream_is_a_retryable_error(server, make_p
     assert caught.value.user_message == "The connection to the model broke off."
 
 
-async def test_unreachable_server_is_not_retried_again_after_the_sdks_retries(make_provider):
+async def test_unreachable_server_is_a_retryable_error(make_provider):
     nobody = f"http://127.0.0.1:{free_port()}/v1"
 
     with pytest.raises(ProviderError) as caught:
         await collect(make_provider(base_url=nobody))
 
-    assert not caught.value.retryable  # the SDK's own retries were spent already
+    assert caught.value.retryable
     assert caught.value.user_message == "Could not reach the model server."
 
 
@@ -320,7 +314,7 @@ async def test_closing_the_stream_early_hangs_up_on_the_server(server, make_prov
 def openai_app(settings, make_provider):
     """The app configured for an OpenAI-compatible server: the fake one."""
     settings.CHAT = {**settings.CHAT, "PROVIDER": "openai", "OPENAI_API_KEY": API_KEY}
-    set_provider_override(make_provider(max_retries=0))
+    set_provider_override(make_provider())
 
 
 async def answer_to(client, conversation, text: str = "Say hello") -> Message:
@@ -410,3 +404,71 @@ async def test_rejected_key_is_a_clear_error_that_never_shows_the_key(
     assert answer.error == "The model server refused our credentials. Tell the operator."
     assert API_KEY not in answer.error + answer.content
     assert API_KEY not in await page_and_stream(alice_async, answer)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("attempts", [1, 5])
+async def test_retry_attempts_is_the_number_of_upstream_requests(
+    alice_async, conversation, server, openai_app, settings, attempts
+):
+    settings.CHAT = {**settings.CHAT, "RETRY_ATTEMPTS": attempts}
+    server.replies = [Reply(status=503, error="down", headers={"retry-after-ms": "1"})]
+
+    answer = await answer_to(alice_async, conversation)
+
+    assert len(server.requests) == attempts
+    assert answer.error == "The model server had an error. Try again."
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_rate_limit_is_waited_out_between_attempts(
+    alice_async, conversation, server, openai_app, settings
+):
+    """The Retry-After wait comes between attempts, outside the first-token timeout."""
+    settings.CHAT = {**settings.CHAT, "FIRST_TOKEN_TIMEOUT": 0.5, "RETRY_ATTEMPTS": 2}
+    server.replies = [
+        Reply(status=429, error="Slow down", headers={"Retry-After": "1"}),
+        Reply(deltas=["made", " it"]),
+    ]
+
+    answer = await answer_to(alice_async, conversation)
+
+    assert answer.content == "made it"
+    assert len(server.requests) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_persistent_rate_limit_says_so_not_that_the_model_was_slow(
+    alice_async, conversation, server, openai_app, settings
+):
+    settings.CHAT = {**settings.CHAT, "FIRST_TOKEN_TIMEOUT": 0.3, "RETRY_ATTEMPTS": 2}
+    server.replies = [Reply(status=429, error="Slow down", headers={"Retry-After": "0.5"})]
+
+    answer = await answer_to(alice_async, conversation)
+
+    assert answer.error.startswith("The model is busy (rate limited).")
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_hang_mid_stream_is_called_an_idle_timeout_with_equal_timeouts(
+    alice_async, conversation, server, settings, monkeypatch
+):
+    """The provider as settings build it: its read timeout is a backstop behind ours."""
+    settings.CHAT = {
+        **settings.CHAT,
+        "PROVIDER": "openai",
+        "OPENAI_API_KEY": API_KEY,
+        "OPENAI_BASE_URL": server.url,
+        "MODEL": MODEL,
+        "FIRST_TOKEN_TIMEOUT": 1,
+        "IDLE_TIMEOUT": 1,
+    }
+    monkeypatch.setattr(providers, "_configured", None)  # built from these settings
+    server.replies = [Reply(deltas=["so far", " so good"], hang_after=2)]
+    try:
+        answer = await answer_to(alice_async, conversation)
+    finally:
+        await providers.get_provider().client.close()
+
+    assert answer.content == "so far so good"
+    assert answer.error == generation.IDLE_MESSAGE

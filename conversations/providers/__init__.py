@@ -32,7 +32,9 @@ def _build_provider() -> Provider:
             api_key=chat["OPENAI_API_KEY"],
             base_url=chat["OPENAI_BASE_URL"],
             connect_timeout=chat["CONNECT_TIMEOUT"],
-            read_timeout=max(chat["FIRST_TOKEN_TIMEOUT"], chat["IDLE_TIMEOUT"]),
+            # A backstop past our own timeouts (the idle watchdog may look up to 2 s late), so
+            # a silent server ends with the reason they give, not "connection broke off".
+            read_timeout=max(chat["FIRST_TOKEN_TIMEOUT"], chat["IDLE_TIMEOUT"]) + 5,
         )
     if chat["PROVIDER"] == "paced":  # the benchmark's numbered tokens (bench/)
         from conversations.providers.paced import PacedProvider

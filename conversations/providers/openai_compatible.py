@@ -21,7 +21,6 @@ class OpenAICompatibleProvider:
         base_url: str = "",
         connect_timeout: float = 10,
         read_timeout: float = 60,
-        max_retries: int = 2,
     ) -> None:
         self.model = model or "gpt-4o-mini"
         self.label = self.model
@@ -29,7 +28,11 @@ class OpenAICompatibleProvider:
         self.client = openai.AsyncOpenAI(
             api_key=api_key or "not-needed",
             base_url=base_url or None,
-            max_retries=max_retries,
+            # The SDK does not retry: generation.py does, CHAT_RETRY_ATTEMPTS times, with our
+            # backoff and the server's Retry-After. Two retry loops multiplied the attempts
+            # (5 configured, 3 more inside each), and the SDK's waits ran inside the
+            # first-token timeout, which then took the blame for a rate limit.
+            max_retries=0,
             timeout=openai.Timeout(read_timeout, connect=connect_timeout),
         )
 
@@ -44,12 +47,10 @@ class OpenAICompatibleProvider:
         except openai.APIStatusError as exc:
             raise self._redacted(_status_error(exc)) from exc
         except openai.APIConnectionError as exc:
-            # Not retryable: the SDK already retried it (connection errors, 408/409/429/5xx,
-            # with backoff and Retry-After). Ours retries only what the SDK cannot: a stream
-            # that broke before its first token.
             raise ProviderError(
                 f"connection failed: {type(exc).__name__}",
                 user_message="Could not reach the model server.",
+                retryable=True,
             ) from exc
         cleaner = DeltaCleaner()
         try:
@@ -89,6 +90,7 @@ def _status_error(exc: openai.APIStatusError) -> ProviderError:
         return ProviderError(
             f"rate limited (429): {exc.message}",
             user_message=f"The model is busy (rate limited). {wait}",
+            retryable=True,
             retry_after=retry_after,
         )
     if status in (401, 403):
@@ -96,10 +98,12 @@ def _status_error(exc: openai.APIStatusError) -> ProviderError:
             f"auth failed ({status}): {exc.message}",
             user_message="The model server refused our credentials. Tell the operator.",
         )
-    if status >= 500:
+    if status >= 500 or status in (408, 409):  # what the SDK itself would retry
         return ProviderError(
             f"server error ({status}): {exc.message}",
             user_message="The model server had an error. Try again.",
+            retryable=True,
+            retry_after=retry_after,
         )
     return ProviderError(
         f"request rejected ({status}): {exc.message}",
@@ -108,8 +112,12 @@ def _status_error(exc: openai.APIStatusError) -> ProviderError:
 
 
 def _retry_after(exc: openai.APIStatusError) -> float | None:
-    raw = exc.response.headers.get("retry-after") if exc.response is not None else None
-    try:
-        return float(raw) if raw else None
-    except ValueError:
-        return None
+    """Seconds from retry-after-ms or Retry-After (seconds; an HTTP date is not read)."""
+    headers = exc.response.headers if exc.response is not None else {}
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        try:
+            if raw := headers.get(name):
+                return float(raw) * scale
+        except ValueError:
+            continue
+    return None
