@@ -308,7 +308,7 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "plain": {"()": "chatsite.logging.PlainFormatter"},
         "json": {"()": "chatsite.logging.JsonFormatter"},
     },
     "handlers": {

@@ -212,3 +212,16 @@ async def test_a_send_goes_through_when_the_rate_limit_store_does_not_answer(
     assert time.monotonic() - started < 3  # the cache's 1 s timeout, not redis-py's 5 s
     assert (await wait_until_final(answer.pk)).content == "answered anyway"
     assert "rate limit store unavailable" in caplog.text
+
+
+def test_the_development_log_line_carries_the_ids():
+    from chatsite.logging import PlainFormatter
+
+    record = logging.makeLogRecord(
+        {"name": "conversations", "levelname": "ERROR", "msg": "generation failed: timeout",
+         "message_id": "m-1", "error_id": "3fa9c2d1"}
+    )  # fmt: skip
+
+    line = PlainFormatter().format(record)
+
+    assert line.endswith("generation failed: timeout message_id=m-1 error_id=3fa9c2d1")
