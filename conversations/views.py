@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
 from conversations.forms import MessageForm, RenameForm, ReportForm
+from conversations.middleware import SIGNED_OUT
 from conversations.models import Conversation, Message
 from conversations.selectors import (
     amessage_for,
@@ -136,12 +137,15 @@ def message_send(request: HttpRequest, conversation_id: UUID) -> HttpResponse:
     return render(request, f"{DETAIL}#message_list", context)
 
 
-@login_required
 @require_GET
 async def message_stream(
     request: HttpRequest, conversation_id: UUID, message_id: UUID
-) -> StreamingHttpResponse:
+) -> HttpResponse:
     user = await request.auser()
+    if not user.is_authenticated:
+        # An EventSource cannot follow a redirect to a login page: it would read that page
+        # as a broken stream and reconnect to it. A 401 fails it, with the reason.
+        return HttpResponse(SIGNED_OUT, status=401, content_type="text/plain")
     message = await amessage_for(user, conversation_id, message_id)
     events = relay.stream_events(message, last_event_id=request.headers.get("Last-Event-ID"))
     return StreamingHttpResponse(events, content_type=sse.CONTENT_TYPE, headers=sse.HEADERS)

@@ -166,13 +166,15 @@ async def test_someone_elses_session_with_the_owners_url_gets_a_404(
     assert len(django_spy.paths) == 1  # the token did not fit: Django checked, and refused
 
 
-async def test_the_url_without_a_session_goes_to_the_login_page(
+async def test_the_url_without_a_session_is_refused_with_a_401(
     app, alice_async, conversation, provider
 ):
+    """Not a redirect to the login page: an EventSource cannot follow one."""
     provider.scripts = [words("for alice only", pause=0.05)]
     url, _ = await send_and_get_stream_url(alice_async, conversation)
-    status, headers, _ = await get(app, url)
-    assert status == 302 and b"/accounts/login/" in headers[b"location"]
+    status, headers, events = await get(app, url)
+    assert status == 401 and events == []
+    assert headers[b"content-type"].startswith(b"text/plain")
 
 
 @pytest.mark.parametrize("spoil", ["tampered", "expired", "other message"])
