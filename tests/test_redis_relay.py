@@ -339,3 +339,35 @@ async def test_a_lone_surrogate_in_one_answer_does_not_stop_the_others(
     assert [fields for _, fields in entries] == [{"o": "0", "t": "all good"}]
     entries = await redis_client.xrange(redis_relay.stream_key("surrogate-broken"))
     assert [fields for _, fields in entries] == [{"o": "0", "t": "bad ? half"}]
+
+
+async def test_a_dead_processs_answer_keeps_what_it_published_and_never_goes_back(
+    alice_async, conversation, elsewhere, redis_settings
+):
+    """kill -9 between two checkpoints: Redis holds more than the database. A reader who
+    resumed from Redis must not see the final state take text back."""
+    answer = await live_answer(conversation, content="checkpointed")
+    await elsewhere.say(answer.pk, "checkpointed")
+    await elsewhere.say(answer.pk, " and then some more")  # ...and the process dies
+    redis_settings.CHAT = {
+        **redis_settings.CHAT,
+        "HEARTBEAT_SECONDS": 0.1,
+        "STALE_STREAM_SECONDS": 0.3,
+    }
+    published = len("checkpointed and then some more")
+
+    response = await alice_async.get(
+        f"/c/{conversation.pk}/m/{answer.pk}/stream", headers={"Last-Event-ID": str(published)}
+    )
+    events = await asyncio.wait_for(read_events(response), 5)
+
+    assert events[-1]["event"] == "done"
+    assert int(events[-1]["id"]) == published  # not the checkpoint's 12
+    assert "checkpointed and then some more" in events[-1]["data"]
+    stored = await Message.objects.aget(pk=answer.pk)
+    assert (stored.status, stored.content) == ("interrupted", "checkpointed and then some more")
+
+
+def test_published_text_joins_entries_sent_again_after_a_failed_write():
+    assert redis_relay.joined_text([(0, "abc"), (3, "def"), (3, "defgh"), (8, "!")]) == "abcdefgh!"
+    assert redis_relay.joined_text([(0, "abc"), (5, "lost")]) == "abc"

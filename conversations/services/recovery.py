@@ -13,6 +13,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from conversations.models import Message
+from conversations.services import redis_relay
 from conversations.services.hub import get_hub
 
 log = logging.getLogger(__name__)
@@ -43,13 +44,23 @@ def interrupt_if_orphaned(message: Message) -> bool:
 
 
 def _interrupt(messages: QuerySet[Message], *, older_than: float) -> int:
+    """Each one's text becomes the longest its generator left: its last checkpoint, or what
+    it had published to Redis since (up to a checkpoint interval more). Readers resumed from
+    Redis already hold that text: the final state must not take it back."""
     cutoff = timezone.now() - timedelta(seconds=older_than)
-    return messages.filter(status__in=Message.LIVE_STATUSES, updated_at__lte=cutoff).update(
-        status=Message.Status.INTERRUPTED,
-        error=INTERRUPTED_TEXT,
-        finish_reason="interrupted",
-        updated_at=timezone.now(),
-    )
+    stale = messages.filter(status__in=Message.LIVE_STATUSES, updated_at__lte=cutoff)
+    interrupted = 0
+    for message_id, checkpoint in stale.values_list("pk", "content"):
+        published = redis_relay.published_text(str(message_id))
+        text = published if len(published) > len(checkpoint) else checkpoint
+        interrupted += stale.filter(pk=message_id).update(
+            content=text,
+            status=Message.Status.INTERRUPTED,
+            error=INTERRUPTED_TEXT,
+            finish_reason="interrupted",
+            updated_at=timezone.now(),
+        )
+    return interrupted
 
 
 _janitors: dict[asyncio.AbstractEventLoop, asyncio.Task] = {}

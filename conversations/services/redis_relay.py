@@ -23,6 +23,7 @@ import contextvars
 import json
 import logging
 
+import redis as redis_sync
 import redis.asyncio as redis
 from django.conf import settings
 
@@ -362,6 +363,42 @@ class RedisRelay:
             catching_up[1].append((offset, status, text))  # applied after the catch-up
         else:
             self._take(mirror, offset, status, text)
+
+
+def joined_text(entries: list[tuple[int, str]]) -> str:
+    """An answer's text from its stream's (offset, text) entries, in order; an entry sent
+    again after a failed write overlaps what came before, and only its new part counts."""
+    text = ""
+    for offset, part in entries:
+        if offset > len(text):
+            break  # a gap: what follows cannot be placed
+        if offset + len(part) > len(text):
+            text += part[len(text) - offset :]
+    return text
+
+
+_sync_clients: dict[str, redis_sync.Redis] = {}  # by URL; a thread-safe pool each
+
+
+def published_text(message_id: str) -> str:
+    """From sync code: the text of the answer as its generator published it (recovery asks
+    it of a dead process's answer); "" when Redis has none or cannot be reached."""
+    if not enabled():
+        return ""
+    client = _sync_clients.get(settings.REDIS_URL)
+    if client is None:
+        client = _sync_clients[settings.REDIS_URL] = redis_sync.Redis.from_url(
+            settings.REDIS_URL,
+            decode_responses=True,
+            socket_timeout=SOCKET_TIMEOUT,
+            socket_connect_timeout=SOCKET_TIMEOUT,
+        )
+    try:
+        entries = client.xrange(stream_key(message_id))
+    except redis_sync.RedisError:
+        log.warning("redis relay: published text unreadable", extra={"message_id": message_id})
+        return ""
+    return joined_text([(int(f["o"]), f["t"]) for _, f in entries if "t" in f])
 
 
 _relays: dict[asyncio.AbstractEventLoop, RedisRelay] = {}
