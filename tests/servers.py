@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+import psycopg
+from psycopg import sql
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,6 +34,26 @@ def manage(env: dict[str, str], *args: str) -> None:
         capture_output=True,
         timeout=120,
     )
+
+
+@contextmanager
+def own_database(name: str) -> Iterator[str | None]:
+    """A PostgreSQL database of its own on the run's server (DATABASE_URL) for server
+    processes: pytest-django's test database lives inside this run's transactions. None
+    when the run has no PostgreSQL (the servers then use a SQLite file)."""
+    main = os.environ.get("DATABASE_URL", "")
+    if not main.startswith(("postgres://", "postgresql://")):
+        yield None
+        return
+    identifier = sql.Identifier(f"{name}_{os.getpid()}")
+    with psycopg.connect(main, autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(identifier))
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(identifier))
+    try:
+        yield main.rsplit("/", 1)[0] + f"/{name}_{os.getpid()}"
+    finally:
+        with psycopg.connect(main, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(identifier))
 
 
 @dataclass

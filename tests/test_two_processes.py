@@ -18,12 +18,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import aiohttp
-import psycopg
 import pytest
-from psycopg import sql
 
 from conversations.providers.demo import demo_answer
-from tests.servers import Server, manage, start_daphne
+from tests.servers import Server, manage, own_database, start_daphne
 from tests.streams import parse_block
 
 pytestmark = [
@@ -43,21 +41,9 @@ class Cluster:
 
 
 @pytest.fixture(scope="module")
-def database_url(tmp_path_factory) -> Iterator[str | None]:
-    """A database of its own; None means a SQLite file (SQLITE_PATH)."""
-    main = os.environ.get("DATABASE_URL", "")
-    if not main.startswith(("postgres://", "postgresql://")):
-        yield None
-        return
-    name = sql.Identifier(f"streamchat_procs_{os.getpid()}")
-    with psycopg.connect(main, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(name))
-    try:
-        yield main.rsplit("/", 1)[0] + f"/streamchat_procs_{os.getpid()}"
-    finally:
-        with psycopg.connect(main, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+def database_url() -> Iterator[str | None]:
+    with own_database("streamchat_procs") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

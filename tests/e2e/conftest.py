@@ -1,9 +1,13 @@
 """Browser tests: Debian's headless Chromium (Playwright) against the app served by Daphne.
 
-pytest-django's live_server is WSGI and cannot run the async streaming views, so one Daphne
-process per session serves the app on a free localhost port, with its own SQLite database
-(no DATABASE_URL / REDIS_URL: the test run's PostgreSQL is not shared with a subprocess),
-DEBUG off (real 404 pages) and the demo model in echo mode (providers/demo.py).
+pytest-django's live_server is WSGI and cannot run the async streaming views, so Daphne
+processes serve the app on free localhost ports, DEBUG off (real 404 pages) and the demo
+model in echo mode (providers/demo.py), on two stacks:
+- embedded: one process, a SQLite file and the in-memory channel layer (`server`);
+- production: PostgreSQL (a database of its own on DATABASE_URL's server), Redis (REDIS_URL)
+  and two processes; a test's first tab is served by one, other tabs by the other.
+The tests that matter most in production (chat, stop, resume, two tabs, signed out) take
+`stack` and run on both; the rest run on the embedded stack.
 
 Every page runs under the app's enforced CSP; a test fails on any CSP violation, any
 JavaScript error and any console error it did not declare as expected (`browser_log.allow`).
@@ -22,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import Server, manage, start_daphne
+from tests.servers import Server, manage, own_database, start_daphne
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "docs" / "screenshots"
@@ -57,11 +61,13 @@ def _chromium() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory) -> Iterator[Server]:
-    _chromium()  # no browser: skip (or fail in CI) before starting anything
-    workdir = tmp_path_factory.mktemp("e2e")
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+def _server_env(workdir: Path) -> dict[str, str]:
+    """What every browser-test server runs with; the embedded stack as it is."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "REDIS_URL", "TEST_DATABASE_NAME", "DJANGO_ENV")
+    }
     env.update(
         DJANGO_SETTINGS_MODULE="chatsite.settings",
         SQLITE_PATH=str(workdir / "e2e.sqlite3"),
@@ -75,6 +81,15 @@ def server(tmp_path_factory) -> Iterator[Server]:
         LOGIN_RATE_LIMIT="1000/m/ip",
     )
     env.pop("OPENAI_API_KEY", None)
+    return env
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory) -> Iterator[Server]:
+    """The embedded stack's one process."""
+    _chromium()  # no browser: skip (or fail in CI) before starting anything
+    workdir = tmp_path_factory.mktemp("e2e")
+    env = _server_env(workdir)
     manage(env, "migrate", "--noinput")
     manage(env, "ensure_demo_user")
     manage(env, "import_conversations", str(_demo_history(workdir / "long.jsonl")))
@@ -123,6 +138,66 @@ def _demo_history(path: Path) -> Path:
     return path
 
 
+@dataclass
+class Stack:
+    """Where a test's tabs are served: `first` serves its first tab, `other` the rest."""
+
+    name: str
+    first: Server
+    other: Server
+    demo_state: dict  # the demo user's signed-in cookies (valid on both servers)
+
+    @property
+    def servers(self) -> list[Server]:
+        return [self.first] if self.other is self.first else [self.first, self.other]
+
+
+@pytest.fixture(scope="session")
+def production_servers(tmp_path_factory) -> Iterator[tuple[Server, Server]]:
+    _chromium()
+    production = os.environ.get("REDIS_URL") and os.environ.get("DATABASE_URL", "").startswith(
+        ("postgres://", "postgresql://")
+    )
+    if not production:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI must run the browser tests on PostgreSQL + Redis")
+        pytest.skip("the production stack needs DATABASE_URL (PostgreSQL) and REDIS_URL")
+    workdir = tmp_path_factory.mktemp("e2e-production")
+    with own_database("streamchat_e2e") as database_url:
+        env = _server_env(workdir)
+        env.update(
+            DATABASE_URL=database_url,
+            REDIS_URL=os.environ["REDIS_URL"],
+            REDIS_PREFIX=f"e2e-{os.getpid()}-{uuid.uuid4().hex[:6]}",
+        )
+        manage(env, "migrate", "--noinput")
+        manage(env, "ensure_demo_user")
+        first = start_daphne(env, workdir / "first.log")
+        try:
+            other = start_daphne(env, workdir / "other.log")
+        except BaseException:
+            first.stop()
+            raise
+        try:
+            yield first, other
+        finally:
+            first.stop()
+            other.stop()
+
+
+@pytest.fixture(scope="session")
+def production_state(browser, production_servers) -> dict:
+    return _signed_in_state(browser, production_servers[0])
+
+
+@pytest.fixture(params=["embedded", "production"])
+def stack(request, server, demo_state) -> Stack:
+    if request.param == "embedded":
+        return Stack("embedded", server, server, demo_state)
+    first, other = request.getfixturevalue("production_servers")
+    return Stack("production", first, other, request.getfixturevalue("production_state"))
+
+
 @pytest.fixture(scope="session")
 def browser(server):
     from playwright.sync_api import sync_playwright
@@ -140,6 +215,7 @@ class BrowserLog:
     errors: list[str] = field(default_factory=list)
     allowed: list[re.Pattern[str]] = field(default_factory=list)
     dialogs: list[str] = field(default_factory=list)
+    failed_responses: list[str] = field(default_factory=list)  # to say which URL a 404 was
 
     def allow(self, pattern: str) -> None:
         """Declare a console error the test provokes on purpose (e.g. an HTTP 404)."""
@@ -161,19 +237,29 @@ def browser_log() -> BrowserLog:
 
 @pytest.fixture
 def new_context(browser, server, browser_log: BrowserLog):
-    """Make browser contexts that report errors to browser_log; checked after the test."""
+    """Make browser contexts that report errors to browser_log; checked after the test,
+    with the logs of the servers they used. `on` picks the server (the embedded one)."""
     contexts = []
-    log_offset = server.log_size()
+    log_offsets: dict[str, tuple[Server, int]] = {}
 
-    def make(**options):
+    def make(*, on: Server = server, **options):
         options.setdefault("viewport", DESKTOP)
-        context = browser.new_context(base_url=server.url, **options)
+        log_offsets.setdefault(on.url, (on, on.log_size()))
+        context = browser.new_context(base_url=on.url, **options)
         context.set_default_timeout(10_000)
         context.on(
             "console",
             lambda msg: browser_log.errors.append(msg.text) if msg.type == "error" else None,
         )
         context.on("weberror", lambda error: browser_log.errors.append(f"uncaught: {error.error}"))
+        context.on(
+            "response",
+            lambda r: (
+                browser_log.failed_responses.append(f"{r.status} {r.request.method} {r.url}")
+                if r.status >= 400
+                else None
+            ),
+        )
 
         def on_page(page):
             def on_dialog(dialog):
@@ -189,15 +275,22 @@ def new_context(browser, server, browser_log: BrowserLog):
     yield make
     for context in contexts:
         context.close()
-    assert browser_log.unexpected() == [], "console errors or CSP violations"
+    assert browser_log.unexpected() == [], (
+        f"console errors or CSP violations; failed responses: {browser_log.failed_responses}"
+    )
     assert browser_log.dialogs == [], "a dialog opened (injected script ran?)"
-    server_log = server.log_since(log_offset)
-    assert "Traceback" not in server_log, server_log[-3000:]
+    for used, offset in log_offsets.values():
+        server_log = used.log_since(offset)
+        assert "Traceback" not in server_log, server_log[-3000:]
 
 
 @pytest.fixture(scope="session")
 def demo_state(browser, server) -> dict:
     """The demo user's logged-in cookies, made once through the login form."""
+    return _signed_in_state(browser, server)
+
+
+def _signed_in_state(browser, server: Server) -> dict:
     context = browser.new_context(base_url=server.url)
     page = context.new_page()
     log_in(page, DEMO_EMAIL, DEMO_PASSWORD)
@@ -208,12 +301,24 @@ def demo_state(browser, server) -> dict:
 
 @pytest.fixture
 def page(new_context, demo_state):
-    """A page logged in as the demo user."""
+    """A page logged in as the demo user (embedded stack)."""
     return new_context(storage_state=demo_state).new_page()
 
 
-def log_in(page, email: str, password: str) -> None:
-    page.goto("/accounts/login/")
+@pytest.fixture
+def tab(new_context, stack: Stack):
+    """A page logged in as the demo user, on the stack's first server."""
+    return new_context(on=stack.first, storage_state=stack.demo_state).new_page()
+
+
+@pytest.fixture
+def other_tab(new_context, stack: Stack):
+    """Opens another tab of the same user, on the stack's other server."""
+    return lambda: new_context(on=stack.other, storage_state=stack.demo_state).new_page()
+
+
+def log_in(page, email: str, password: str, *, base: str = "") -> None:
+    page.goto(base + "/accounts/login/")
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign In").click()

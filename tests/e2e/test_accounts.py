@@ -44,17 +44,18 @@ def test_sign_up_log_out_and_log_in_again(new_context):
     expect(page.get_by_role("heading", name="Start a conversation")).to_be_visible()
 
 
-def test_signed_out_in_another_tab_the_message_waits_to_be_retried(new_context, browser_log):
+def test_signed_out_in_another_tab_the_message_waits_to_be_retried(new_context, stack, browser_log):
     """Not the login page swapped into the chat, and not a lost message: the page says so,
-    keeps the message, and sends it once the user signed in again (in another tab)."""
+    keeps the message, and sends it once the user signed in again (in another tab, on the
+    other process of the production stack)."""
     browser_log.allow("status of 401|Response Status Error Code 401")
-    context = new_context()
+    context = new_context(on=stack.first)
     chat = context.new_page()
     email = f"out-{uuid.uuid4().hex[:8]}@example.com"
     sign_up(chat, email)
     new_conversation(chat)
     other = context.new_page()
-    other.goto("/")
+    other.goto(stack.other.url + "/")
     other.get_by_role("button", name="Log out").click()
     notice = chat.locator("#notice")
     expect(notice).to_contain_text("signed out")  # told at once, before sending anything
@@ -68,14 +69,15 @@ def test_signed_out_in_another_tab_the_message_waits_to_be_retried(new_context, 
     expect(composer_box(chat)).to_be_focused()
     sign_in = notice.get_by_role("link", name=re.compile("Sign in"))
     expect(sign_in).to_have_attribute("target", "_blank")  # this page and its message stay
-    log_in(other, email, PASSWORD)  # a new session, and a new CSRF token
+    log_in(other, email, PASSWORD, base=stack.other.url)  # a new session and CSRF token
 
     bubble.get_by_role("button", name="Retry").click()
 
     answer = wait_until_finished(chat)
     expect(answer.locator(".msg-body")).to_have_text("kept for later")
     expect(notice).to_be_hidden()
-    other.goto(chat.url)  # live sync is back: what another tab sends shows here
+    # Live sync is back: what another tab sends shows here.
+    other.goto(chat.url.replace(stack.first.url, stack.other.url))
     send(other, echo("from the other tab"))
     expect(chat.locator("#transcript .msg-user", has_text="from the other tab")).to_be_visible()
     chat.reload()

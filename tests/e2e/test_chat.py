@@ -47,30 +47,30 @@ RECORD_STREAM = """() => {
 }"""
 
 
-def test_answer_grows_token_by_token_then_renders(page):
-    new_conversation(page)
-    expect(page.get_by_text("Say hello")).to_be_visible()  # the empty state
+def test_answer_grows_token_by_token_then_renders(tab):
+    new_conversation(tab)
+    expect(tab.get_by_text("Say hello")).to_be_visible()  # the empty state
     answer = "Streaming answers arrive a few words at a time, " * 3
-    page.evaluate(RECORD_STREAM)
+    tab.evaluate(RECORD_STREAM)
 
-    send(page, echo(answer.strip()))
+    send(tab, echo(answer.strip()))
 
-    expect(page.locator("#transcript .msg-user")).to_have_text(re.compile("Streaming answers"))
-    final = wait_until_finished(page)
-    states = page.evaluate("window.streamStates")
+    expect(tab.locator("#transcript .msg-user")).to_have_text(re.compile("Streaming answers"))
+    final = wait_until_finished(tab)
+    states = tab.evaluate("window.streamStates")
     assert states[-1] == "<final>"
     growing = states[:-1]
     assert len(growing) >= 3, growing
     for shorter, longer in itertools.pairwise(growing):
         assert longer.startswith(shorter) and len(longer) > len(shorter)
     assert all(answer.strip().startswith(state) for state in growing)
-    assert page.evaluate("window.typingShown"), "no typing indicator before the first token"
+    assert tab.evaluate("window.typingShown"), "no typing indicator before the first token"
     expect(final.locator(".msg-body")).to_have_text(answer.strip())
     expect(final.locator("time")).to_have_text("just now")  # relative, the date in its title
-    expect(page.get_by_text("Say hello")).to_have_count(0)
+    expect(tab.get_by_text("Say hello")).to_have_count(0)
     # The first message names the conversation, in the header and in the sidebar.
-    expect(page.locator("h1")).to_have_text(re.compile("^echo: Streaming answers"))
-    expect(page.locator("#sidebar [aria-current=page]")).to_contain_text("echo: Streaming")
+    expect(tab.locator("h1")).to_have_text(re.compile("^echo: Streaming answers"))
+    expect(tab.locator("#sidebar [aria-current=page]")).to_contain_text("echo: Streaming")
 
 
 def test_markdown_code_block_is_highlighted_and_copyable(page):
@@ -88,11 +88,11 @@ def test_markdown_code_block_is_highlighted_and_copyable(page):
     assert page.evaluate("navigator.clipboard.readText()").strip() == code
 
 
-def test_stop_mid_stream_keeps_the_partial_answer(page):
-    new_conversation(page)
+def test_stop_mid_stream_keeps_the_partial_answer(tab):
+    new_conversation(tab)
     prompt, full = long_echo(150)
-    send(page, prompt)
-    answer = last_answer(page)
+    send(tab, prompt)
+    answer = last_answer(tab)
     wait_for_text(answer, 40)
 
     answer.get_by_role("button", name="Stop").click()
@@ -101,28 +101,54 @@ def test_stop_mid_stream_keeps_the_partial_answer(page):
     stopped = answer_text(answer)
     assert 40 <= len(stopped) < len(full) and full.startswith(stopped)
     expect(answer.get_by_role("button", name="Retry")).to_be_visible()
-    expect(composer_box(page)).to_be_focused()
+    expect(composer_box(tab)).to_be_focused()
     time.sleep(0.3)
     assert answer_text(answer) == stopped  # it really stopped
-    page.reload()
-    expect(last_answer(page).get_by_text("Stopped")).to_be_visible()
-    assert answer_text(last_answer(page)) == stopped
+    tab.reload()
+    expect(last_answer(tab).get_by_text("Stopped")).to_be_visible()
+    assert answer_text(last_answer(tab)) == stopped
 
 
-def test_reload_mid_stream_continues_the_answer(page):
-    new_conversation(page)
+def test_reload_mid_stream_continues_the_answer(tab):
+    new_conversation(tab)
     prompt, full = long_echo(120)
-    send(page, prompt)
-    before = wait_for_text(last_answer(page), 60)
+    send(tab, prompt)
+    before = wait_for_text(last_answer(tab), 60)
 
-    page.reload()
+    tab.reload()
 
-    answer = last_answer(page)
+    answer = last_answer(tab)
     expect(answer.get_by_role("button", name="Stop")).to_be_visible()  # still streaming
     during = wait_for_text(answer, len(before) + 20)
     assert full.startswith(during)
-    final = wait_until_finished(page)
+    final = wait_until_finished(tab)
     assert answer_text(final) == full  # nothing lost, nothing repeated
+
+
+def test_two_tabs_follow_each_other_and_either_can_stop(tab, other_tab):
+    """On the production stack the tabs talk to two processes: the message reaches the
+    other tab over the channel layer, its answer over the Redis relay, and its Stop goes
+    back to the process that generates the answer."""
+    url = new_conversation(tab)
+    other = other_tab()
+    other.goto(url)
+    prompt, full = long_echo(150)
+
+    send(tab, prompt)
+
+    expect(other.locator("#transcript .msg-user .msg-body")).to_have_text(prompt)  # live sync
+    seen = wait_for_text(last_answer(other), 40)  # streaming in the other tab too
+    assert full.startswith(seen)
+    last_answer(other).get_by_role("button", name="Stop").click()
+    for page in (tab, other):
+        expect(last_answer(page).get_by_text("Stopped")).to_be_visible()
+    time.sleep(0.3)
+    stopped = answer_text(last_answer(tab))
+    assert len(seen) <= len(stopped) < len(full) and full.startswith(stopped)
+    assert answer_text(last_answer(other)) == stopped
+    send(other, echo("and back"))
+    expect(tab.locator("#transcript .msg-user", has_text="and back")).to_be_visible()
+    expect(wait_until_finished(tab).locator(".msg-body")).to_have_text("and back")
 
 
 def test_offline_send_offers_retry_and_is_stored_once(page, browser_log):
