@@ -103,6 +103,24 @@ def start_daphne(env: dict[str, str], log_path: Path) -> Server:
     return server
 
 
+@contextmanager
+def two_daphnes(env: dict[str, str], workdir: Path) -> Iterator[tuple[Server, Server]]:
+    """Two server processes on one migrated database with the demo user: scale-out."""
+    manage(env, "migrate", "--noinput")
+    manage(env, "ensure_demo_user")
+    first = start_daphne(env, workdir / "first.log")
+    try:
+        other = start_daphne(env, workdir / "other.log")
+    except BaseException:
+        first.stop()
+        raise
+    try:
+        yield first, other
+    finally:
+        first.stop()
+        other.stop()
+
+
 def _wait_until_up(server: Server, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

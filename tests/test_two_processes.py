@@ -21,7 +21,7 @@ import aiohttp
 import pytest
 
 from conversations.providers.demo import demo_answer
-from tests.servers import Server, manage, own_database, start_daphne
+from tests.servers import Server, own_database, two_daphnes
 from tests.streams import parse_block
 
 pytestmark = [
@@ -65,19 +65,8 @@ def cluster(database_url, tmp_path_factory) -> Iterator[Cluster]:
     )
     if database_url is not None:
         env["DATABASE_URL"] = database_url
-    manage(env, "migrate", "--noinput")
-    manage(env, "ensure_demo_user")
-    a = start_daphne(env, workdir / "a.log")
-    try:
-        b = start_daphne(env, workdir / "b.log")
-    except BaseException:
-        a.stop()
-        raise
-    try:
+    with two_daphnes(env, workdir) as (a, b):
         yield Cluster(a=a, b=b)
-    finally:
-        a.stop()
-        b.stop()
 
 
 async def logged_in(server: Server) -> aiohttp.ClientSession:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import Server, manage, own_database, start_daphne
+from tests.servers import Server, manage, own_database, start_daphne, two_daphnes
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "docs" / "screenshots"
@@ -170,19 +170,8 @@ def production_servers(tmp_path_factory) -> Iterator[tuple[Server, Server]]:
             REDIS_URL=os.environ["REDIS_URL"],
             REDIS_PREFIX=f"e2e-{os.getpid()}-{uuid.uuid4().hex[:6]}",
         )
-        manage(env, "migrate", "--noinput")
-        manage(env, "ensure_demo_user")
-        first = start_daphne(env, workdir / "first.log")
-        try:
-            other = start_daphne(env, workdir / "other.log")
-        except BaseException:
-            first.stop()
-            raise
-        try:
-            yield first, other
-        finally:
-            first.stop()
-            other.stop()
+        with two_daphnes(env, workdir) as servers:
+            yield servers
 
 
 @pytest.fixture(scope="session")
