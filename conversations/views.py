@@ -28,7 +28,8 @@ from conversations.selectors import (
     transcript,
 )
 from conversations.services import export, moderation, relay, sse
-from conversations.services.generation import request_stop, start_generation
+from conversations.services.control import request_stop
+from conversations.services.generation import start_generation
 from conversations.services.ratelimit import RateLimited
 from conversations.services.sending import (
     RetryRefused,
@@ -156,7 +157,7 @@ async def message_stream(
 def message_stop(request: HttpRequest, conversation_id: UUID, message_id: UUID) -> HttpResponse:
     message = message_for(request.user, conversation_id, message_id)
     if message.is_live:
-        async_to_sync(request_stop)(message)
+        async_to_sync(request_stop)(str(message.pk))
     if request.htmx:
         return HttpResponse(status=204)
     return redirect("conversation_detail", conversation_id)

@@ -20,7 +20,7 @@ from redis.exceptions import RedisError
 
 from chatsite import redis_cache
 from conversations.models import Message
-from conversations.services import control, generation, redis_relay
+from conversations.services import control, redis_relay
 from conversations.services.hub import StreamHub
 from tests.conftest import PASSWORD
 from tests.fakes import words
@@ -97,7 +97,7 @@ async def listener(private_redis, settings, monkeypatch):
     """This process's control listener on the private Redis; stops it hears are recorded."""
     settings.CHANNEL_LAYERS = redis_layer(private_redis.url)
     heard: list[str] = []
-    monkeypatch.setattr(generation, "stop_local", lambda message_id: heard.append(message_id))
+    monkeypatch.setattr(control, "stop_local", lambda message_id: heard.append(message_id))
     monkeypatch.setattr(control, "RETRY_SECONDS", 0.1)
     control.ensure_listening()
     yield heard

@@ -191,7 +191,7 @@ async def test_stop_during_the_final_write_leaves_nothing_spinning(
 
     from asgiref.sync import sync_to_async
 
-    from conversations.services.generation import stop_local
+    from conversations.services.control import stop_local
     from conversations.services.hub import get_hub
 
     provider.scripts = [[Delta("All of it"), Sleep(0.1)]]

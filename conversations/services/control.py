@@ -15,6 +15,7 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 
 from chatsite.outages import Outage
+from conversations.services.hub import get_hub
 from conversations.services.layer import group_send
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,27 @@ def stop_after_commit(message_ids: list[str]) -> None:
         transaction.on_commit(async_to_sync(stop_all))
 
 
+def stop_local(message_id: str) -> bool:
+    """Cancel the generation if this process runs it."""
+    try:
+        stream = get_hub().get(message_id)
+    except RuntimeError:  # no running loop
+        return False
+    if stream is None or stream.task is None or stream.task.done():
+        return False
+    if stream.finishing:  # the final write is under way: the answer is ending anyway
+        return True
+    stream.stop_requested = True
+    stream.task.cancel()
+    return True
+
+
+async def request_stop(message_id: str) -> None:
+    """Stop an answer wherever it is being generated."""
+    if not stop_local(message_id):
+        await broadcast_stop(message_id)
+
+
 async def broadcast_stop(message_id: str) -> None:
     await group_send(CONTROL_GROUP, {"type": "chat.stop", "message_id": str(message_id)})
 
@@ -58,8 +80,6 @@ async def broadcast_stop(message_id: str) -> None:
 async def _listen() -> None:
     """Forever, whatever Redis does: a listener that died would lose every stop sent to
     this process through another one until its next answer."""
-    from conversations.services.generation import stop_local
-
     layer = get_channel_layer()
     # The layer's default prefix: channels-redis reads every channel of a process through
     # one key and one receive lock, so a channel with a prefix of its own would hold that

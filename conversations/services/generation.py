@@ -96,27 +96,6 @@ async def _launch(message: Message) -> None:
     launch_generation(message)
 
 
-def stop_local(message_id: str) -> bool:
-    """Cancel the generation if this process runs it."""
-    try:
-        stream = get_hub().get(message_id)
-    except RuntimeError:  # no running loop
-        return False
-    if stream is None or stream.task is None or stream.task.done():
-        return False
-    if stream.finishing:  # the final write is under way: the answer is ending anyway
-        return True
-    stream.stop_requested = True
-    stream.task.cancel()
-    return True
-
-
-async def request_stop(message: Message) -> None:
-    """Stop an answer wherever it is being generated."""
-    if not stop_local(str(message.pk)):
-        await control.broadcast_stop(str(message.pk))
-
-
 async def generate_reply(message: Message, *, stream: LiveStream) -> None:
     message_id = str(message.pk)
     chat = settings.CHAT
@@ -376,7 +355,7 @@ async def _finish(
 ) -> None:
     """The one final write, then wake every reader so it renders the final state.
 
-    A stop that arrives now has nothing left to stop (stop_local sees `finishing`), and
+    A stop that arrives now has nothing left to stop (control.stop_local sees `finishing`), and
     whatever happens, the stream is closed: no reader is left waiting on it.
     """
     stream.finishing = True

@@ -1,6 +1,6 @@
 """The in-process stream hub: per in-flight message, a buffer of deltas and waiting readers.
 
-Tokens never go through the Channels layer (see DESIGN.md, "Scale"). Appending is O(1);
+Tokens never go through the Channels layer (docs/architecture.md says why). Appending is O(1);
 readers are woken by ONE process-wide ticker at most once per frame, so each SSE event
 carries every delta of its frame and no stream owns a timer.
 """
