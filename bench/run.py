@@ -582,7 +582,7 @@ def main() -> None:
                     results["streams"].append(stream_step(args, seed, work, kind, target, n, env))
     if "relay" in modes:
         if args.no_redis or not (ROOT / "conversations" / "services" / "redis_relay.py").exists():
-            results["relay"] = "skipped: needs REDIS_URL and conversations/services/redis_relay.py"
+            results["relay"] = "skipped: needs REDIS_URL and conversations/streaming/redis_relay.py"
             print(f"relay: {results['relay']}", flush=True)
         else:
             results["relay"] = relay_step(args, seed, work, env)

@@ -16,8 +16,8 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-from conversations.live_streams import serve_live_streams  # noqa: E402
 from conversations.routing import websocket_urlpatterns  # noqa: E402
+from conversations.streaming.fast_path import serve_live_streams  # noqa: E402
 
 application = ProtocolTypeRouter(
     {

@@ -27,9 +27,7 @@ from conversations.selectors import (
     message_for,
     transcript,
 )
-from conversations.services import export, moderation, relay, sse
-from conversations.services.control import request_stop
-from conversations.services.generation import start_generation
+from conversations.services import export, moderation
 from conversations.services.ratelimit import RateLimited
 from conversations.services.sending import (
     RetryRefused,
@@ -39,6 +37,9 @@ from conversations.services.sending import (
     retry_reply,
     send_message,
 )
+from conversations.streaming import reading, sse
+from conversations.streaming.control import request_stop
+from conversations.streaming.generation import start_generation
 
 DETAIL = "conversations/detail.html"
 HEALTH_TIMEOUT = 3.0  # seconds
@@ -148,7 +149,7 @@ async def message_stream(
         # as a broken stream and reconnect to it. A 401 fails it, with the reason.
         return HttpResponse(SIGNED_OUT, status=401, content_type="text/plain")
     message = await amessage_for(user, conversation_id, message_id)
-    events = relay.stream_events(message, last_event_id=request.headers.get("Last-Event-ID"))
+    events = reading.stream_events(message, last_event_id=request.headers.get("Last-Event-ID"))
     return StreamingHttpResponse(events, content_type=sse.CONTENT_TYPE, headers=sse.HEADERS)
 
 

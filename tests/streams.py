@@ -70,8 +70,8 @@ class OtherProcess:
     publishing as the real one does (each answer's stream and the shared `frames`)."""
 
     def __init__(self) -> None:
-        from conversations.services.hub import StreamHub
-        from conversations.services.redis_relay import RedisRelay
+        from conversations.streaming.hub import StreamHub
+        from conversations.streaming.redis_relay import RedisRelay
 
         self.hub = StreamHub(tick_seconds=0.01)
         self.relay = RedisRelay(self.hub)

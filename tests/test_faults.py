@@ -10,7 +10,7 @@ import time
 import pytest
 
 from conversations.models import Message
-from conversations.services import generation
+from conversations.streaming import generation
 from tests.fakes import Delta, Hang, Sleep, fatal, retryable, words
 from tests.streams import read_events, send_data, wait_until_final
 
@@ -69,7 +69,7 @@ async def test_non_retryable_error_is_not_retried(alice_async, conversation, pro
 
 async def test_retry_after_is_honoured_before_retrying(alice_async, conversation, provider, caplog):
     provider.scripts = [[retryable("429", retry_after=0.3)], words("ok")]
-    with caplog.at_level(logging.WARNING, logger="conversations.services.generation"):
+    with caplog.at_level(logging.WARNING, logger="conversations.streaming.generation"):
         assistant = await send(alice_async, conversation)
         final = await wait_until_final(assistant.pk)
     assert final.status == Message.Status.COMPLETE
@@ -168,7 +168,7 @@ async def test_failures_are_logged_with_ids_and_error_id(
     alice_async, conversation, provider, caplog
 ):
     provider.scripts = [[fatal("secret upstream detail")]]
-    with caplog.at_level(logging.ERROR, logger="conversations.services.generation"):
+    with caplog.at_level(logging.ERROR, logger="conversations.streaming.generation"):
         assistant = await send(alice_async, conversation)
         final = await wait_until_final(assistant.pk)
     record = next(r for r in caplog.records if r.getMessage().startswith("generation failed"))

@@ -15,10 +15,11 @@ from django.contrib.auth import get_user_model
 from django.core import signing
 
 from chatsite.asgi import http_application
-from conversations.live_streams import serve_live_streams
 from conversations.models import Conversation, Message, ModerationAction
-from conversations.services import generation, moderation, stream_access
-from conversations.services.hub import get_hub
+from conversations.services import moderation
+from conversations.streaming import access, generation
+from conversations.streaming.fast_path import serve_live_streams
+from conversations.streaming.hub import get_hub
 from tests.conftest import make_user
 from tests.fakes import words
 from tests.streams import OtherProcess, live_answer, parse_block, send_data, wait_until_final
@@ -189,11 +190,11 @@ async def test_a_bad_token_falls_back_to_the_full_checks(
     if spoil == "tampered":
         url = url[:-2] + ("AA" if not url.endswith("AA") else "BB")
     elif spoil == "other message":
-        url = f"{path}?t={stream_access.stream_token('x' * 36, cookie)}"
+        url = f"{path}?t={access.stream_token('x' * 36, cookie)}"
     else:
-        an_hour_ago = time.time() - stream_access.MAX_AGE - 1
+        an_hour_ago = time.time() - access.MAX_AGE - 1
         with mock.patch.object(signing.time, "time", return_value=an_hour_ago):
-            url = f"{path}?t={stream_access.stream_token(str(answer.pk), cookie)}"
+            url = f"{path}?t={access.stream_token(str(answer.pk), cookie)}"
 
     status, _, events = await get(app, url, cookie=cookie)
 
@@ -281,7 +282,7 @@ async def test_a_stop_that_cannot_be_sent_does_not_undo_the_moderators_change(
     provider.scripts = [words("an answer", pause=0.01)]
     _, answer = await send_and_get_stream_url(alice_async, conversation)
     layer_down = mock.patch(
-        "conversations.services.control.broadcast_stop", side_effect=OSError("Redis went away")
+        "conversations.streaming.control.broadcast_stop", side_effect=OSError("Redis went away")
     )
 
     with layer_down:
@@ -309,7 +310,7 @@ async def elsewhere(settings):
 
 
 def signed_url(conversation, answer, client) -> str:
-    token = stream_access.stream_token(str(answer.pk), session_of(client))
+    token = access.stream_token(str(answer.pk), session_of(client))
     return f"/c/{conversation.pk}/m/{answer.pk}/stream?t={token}"
 
 
@@ -409,19 +410,19 @@ async def test_a_relayed_answer_long_over_is_answered_by_django_at_once(
 async def test_when_the_database_fails_the_fast_path_django_answers_and_nothing_leaks(
     app, django_spy, alice_async, conversation, elsewhere, monkeypatch, caplog
 ):
-    from conversations.services import redis_relay, relay
+    from conversations.streaming import reading, redis_relay
 
     answer = await live_answer(conversation)
     await Message.objects.filter(pk=answer.pk).aupdate(status="complete", content="saved")
     failures = [ConnectionError("database went away")]
-    real_still_live = relay.still_live
+    real_still_live = reading.still_live
 
     async def flaky_still_live(message_id):
         if failures:
             raise failures.pop()
         return await real_still_live(message_id)
 
-    monkeypatch.setattr(relay, "still_live", flaky_still_live)
+    monkeypatch.setattr(reading, "still_live", flaky_still_live)
     status, _, events = await get(
         app, signed_url(conversation, answer, alice_async), cookie=session_of(alice_async)
     )

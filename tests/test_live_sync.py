@@ -13,7 +13,7 @@ from django.test import AsyncClient
 
 from chatsite.asgi import application
 from conversations.models import Conversation, Message
-from conversations.services import stream_access
+from conversations.streaming import access
 from tests.fakes import words
 from tests.streams import send_data, wait_until_final
 
@@ -87,7 +87,7 @@ async def test_message_sent_in_one_tab_appears_with_its_streaming_answer_in_the_
     # through a URL signed for that tab's session (so the fast path serves it).
     url = re.search(rf'sse-connect="/c/{conversation.pk}/m/{answer.pk}/stream\?t=([^"]+)"', frame)
     other_session = alice_second_device.cookies["sessionid"].value
-    assert stream_access.valid(str(answer.pk), other_session, unquote(url[1]))
+    assert access.valid(str(answer.pk), other_session, unquote(url[1]))
     # The first message named the conversation: the other tab's title and sidebar follow.
     assert 'id="chat-title" hx-swap-oob="true"' in frame
     assert "Hello from tab one</span>" in frame

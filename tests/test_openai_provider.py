@@ -26,7 +26,7 @@ from conversations.providers import (
     set_provider_override,
 )
 from conversations.providers.openai_compatible import OpenAICompatibleProvider
-from conversations.services import generation
+from conversations.streaming import generation
 from tests.servers import free_port
 from tests.streams import read_events, send_data, wait_until_final
 

@@ -10,7 +10,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from conversations.models import Message
-from conversations.services.recovery import interrupt_stale
+from conversations.streaming.recovery import interrupt_stale
 
 
 def live_answer(conversation, seq: int, *, age_seconds: float = 0) -> Message:
@@ -67,8 +67,8 @@ async def test_sweep_keeps_an_answer_still_waiting_for_its_first_token(
 
     from asgiref.sync import sync_to_async
 
-    from conversations.services.hub import get_hub
-    from conversations.services.recovery import sweep
+    from conversations.streaming.hub import get_hub
+    from conversations.streaming.recovery import sweep
     from tests.fakes import Delta, Sleep
     from tests.streams import send_data, wait_until_final
 

@@ -20,8 +20,8 @@ from redis.exceptions import RedisError
 
 from chatsite import redis_cache
 from conversations.models import Message
-from conversations.services import control, redis_relay
-from conversations.services.hub import StreamHub
+from conversations.streaming import control, redis_relay
+from conversations.streaming.hub import StreamHub
 from tests.conftest import PASSWORD
 from tests.fakes import words
 from tests.servers import PrivateRedis

@@ -10,8 +10,8 @@ import pytest
 import redis.asyncio as redis
 
 from conversations.models import Message
-from conversations.services import redis_relay
-from conversations.services.hub import get_hub
+from conversations.streaming import redis_relay
+from conversations.streaming.hub import get_hub
 from tests.fakes import words
 from tests.streams import OtherProcess, live_answer, read_events, send_data, wait_until_final
 
@@ -275,17 +275,17 @@ async def test_a_growing_mirror_does_not_ask_the_database_on_each_heartbeat(
     alice_async, conversation, elsewhere, monkeypatch, redis_settings
 ):
     """Only a mirror that went quiet for a whole heartbeat checks that its answer lives."""
-    from conversations.services import relay
+    from conversations.streaming import reading
 
     redis_settings.CHAT = {**redis_settings.CHAT, "HEARTBEAT_SECONDS": 0.1}
     checks = []
-    real_still_live = relay.still_live
+    real_still_live = reading.still_live
 
     async def counted(message_id):
         checks.append(message_id)
         return await real_still_live(message_id)
 
-    monkeypatch.setattr(relay, "still_live", counted)
+    monkeypatch.setattr(reading, "still_live", counted)
     answer = await live_answer(conversation)
     await elsewhere.say(answer.pk, "t0")
     response = await alice_async.get(f"/c/{conversation.pk}/m/{answer.pk}/stream")

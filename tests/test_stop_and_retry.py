@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from conversations.models import Message
-from conversations.services import control
+from conversations.streaming import control
 from tests.fakes import Delta, Sleep, fatal, words
 from tests.streams import read_events, send_data, wait_until_final
 
@@ -25,7 +25,7 @@ async def send(client, conversation, content: str = "Hello", client_id=None) -> 
 
 
 async def wait_for_text(message_id, text: str) -> None:
-    from conversations.services.hub import get_hub
+    from conversations.streaming.hub import get_hub
 
     for _ in range(200):
         stream = get_hub().get(str(message_id))
@@ -191,8 +191,8 @@ async def test_stop_during_the_final_write_leaves_nothing_spinning(
 
     from asgiref.sync import sync_to_async
 
-    from conversations.services.control import stop_local
-    from conversations.services.hub import get_hub
+    from conversations.streaming.control import stop_local
+    from conversations.streaming.hub import get_hub
 
     provider.scripts = [[Delta("All of it"), Sleep(0.1)]]
     assistant = await send(alice_async, conversation)

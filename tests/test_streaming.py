@@ -9,8 +9,9 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from conversations.models import Message
-from conversations.services import generation, sync
-from conversations.services.hub import get_hub
+from conversations.services import sync
+from conversations.streaming import generation
+from conversations.streaming.hub import get_hub
 from tests.fakes import Delta, Hang, Sleep, words
 from tests.streams import read_events, send_data, wait_until_final
 
@@ -276,7 +277,7 @@ async def test_checkpoints_save_partial_text_while_streaming(alice_async, conver
 async def test_a_checkpoint_batch_never_overwrites_a_finished_answer(conversation):
     """Checkpoints are written in one statement per batch; an answer whose final write
     landed first keeps its final text."""
-    from conversations.services.generation import _write_checkpoints
+    from conversations.streaming.generation import _write_checkpoints
 
     live = [
         await Message.objects.acreate(
@@ -346,7 +347,7 @@ async def test_deleting_a_conversation_stops_its_answers(alice_async, conversati
 def test_a_long_answer_keeps_a_compact_buffer_and_resumes_from_any_offset():
     """Thousands of deltas (a long answer) cost their text, not an object each; a reader
     resuming anywhere still gets exactly what follows."""
-    from conversations.services.hub import COMPACT_AT, LiveStream
+    from conversations.streaming.hub import COMPACT_AT, LiveStream
 
     stream = LiveStream(message_id="long")
     deltas = [f" t{index}" for index in range(5000)] + ["", "\n", " 🚀"]

@@ -17,7 +17,8 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from conversations.models import Conversation, Message, ModerationAction
-from conversations.services import control, sync
+from conversations.services import sync
+from conversations.streaming import control
 
 Kind = ModerationAction.Kind
 

@@ -14,8 +14,9 @@ from django.utils import timezone
 
 from conversations.models import Conversation, Message
 from conversations.providers import get_provider
-from conversations.services import control, moderation, sync
+from conversations.services import moderation, sync
 from conversations.services.ratelimit import RateLimited, check_send_allowed
+from conversations.streaming import control
 
 TITLE_CHARS = 60
 SEQ_ATTEMPTS = 5

@@ -15,7 +15,7 @@ from asgiref.sync import async_to_sync
 from django.db import transaction
 
 from conversations.models import Conversation
-from conversations.services.layer import group_send
+from conversations.streaming.layer import group_send
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from django.utils.safestring import SafeString
 
 from conversations.models import Message
 from conversations.rendering import render_markdown
-from conversations.services import stream_access
+from conversations.streaming import access
 
 register = template.Library()
 
@@ -28,7 +28,7 @@ def stream_url(context: template.Context, message: Message) -> str:
     url = reverse("message_stream", args=[message.conversation_id, message.id])
     if message.hidden or message.conversation.hidden:
         return url
-    session_key = stream_access.session_key_of(context)
+    session_key = access.session_key_of(context)
     if not session_key:
         return url
-    return f"{url}?{urlencode({'t': stream_access.stream_token(str(message.id), session_key)})}"
+    return f"{url}?{urlencode({'t': access.stream_token(str(message.id), session_key)})}"

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from conversations.services.recovery import interrupt_stale
+from conversations.streaming.recovery import interrupt_stale
 
 
 class Command(BaseCommand):

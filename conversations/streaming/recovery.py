@@ -13,8 +13,8 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from conversations.models import Message
-from conversations.services import redis_relay
-from conversations.services.hub import get_hub
+from conversations.streaming import redis_relay
+from conversations.streaming.hub import get_hub
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ import redis.asyncio as redis
 from django.conf import settings
 
 from chatsite.outages import Outage
-from conversations.services.hub import LiveStream, StreamHub
+from conversations.streaming.hub import LiveStream, StreamHub
 
 log = logging.getLogger(__name__)
 

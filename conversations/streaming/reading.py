@@ -15,8 +15,8 @@ from django.db import connections
 from django.template.loader import render_to_string
 
 from conversations.models import Message
-from conversations.services import recovery, redis_relay, sse
-from conversations.services.hub import LiveStream, get_hub
+from conversations.streaming import recovery, redis_relay, sse
+from conversations.streaming.hub import LiveStream, get_hub
 
 RETRY_MS = 1000  # the browser's reconnect delay
 LAUNCH_GRACE_SECONDS = 1.0

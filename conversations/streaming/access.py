@@ -2,7 +2,7 @@
 
 A stream URL carries a token signed for (message, session cookie). A request that brings both
 back may follow the answer's live stream without the session, user and message lookups of
-the full request cycle (`conversations.live_streams`); anything else goes the full way.
+the full request cycle (`conversations.streaming.fast_path`); anything else goes the full way.
 A token is worthless without the session cookie it was made for, and expires.
 """
 

@@ -15,8 +15,8 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 
 from chatsite.outages import Outage
-from conversations.services.hub import get_hub
-from conversations.services.layer import group_send
+from conversations.streaming.hub import get_hub
+from conversations.streaming.layer import group_send
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ from django.utils import timezone
 
 from conversations.models import Message
 from conversations.providers import ChatTurn, ProviderError, StreamResult, get_provider
-from conversations.services import control, recovery, redis_relay
-from conversations.services.hub import LiveStream, get_hub
+from conversations.streaming import control, recovery, redis_relay
+from conversations.streaming.hub import LiveStream, get_hub
 
 log = logging.getLogger(__name__)
 
