@@ -38,8 +38,8 @@ from conversations.services.sending import (
     send_message,
 )
 from conversations.streaming import reading, sse
-from conversations.streaming.control import request_stop
 from conversations.streaming.generation import start_generation
+from conversations.streaming.runtime import get_runtime
 
 DETAIL = "conversations/detail.html"
 HEALTH_TIMEOUT = 3.0  # seconds
@@ -158,7 +158,7 @@ async def message_stream(
 def message_stop(request: HttpRequest, conversation_id: UUID, message_id: UUID) -> HttpResponse:
     message = message_for(request.user, conversation_id, message_id)
     if message.is_live:
-        async_to_sync(request_stop)(str(message.pk))
+        async_to_sync(_request_stop)(str(message.pk))
     if request.htmx:
         return HttpResponse(status=204)
     return redirect("conversation_detail", conversation_id)
@@ -247,6 +247,10 @@ async def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse(
         {"status": "ok" if healthy else "error", **checks}, status=200 if healthy else 503
     )
+
+
+async def _request_stop(message_id: str) -> None:
+    await get_runtime().request_stop(message_id)  # on the server's loop, from this thread
 
 
 def _ping_database() -> None:

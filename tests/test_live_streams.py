@@ -19,7 +19,7 @@ from conversations.models import Conversation, Message, ModerationAction
 from conversations.services import moderation
 from conversations.streaming import access, generation
 from conversations.streaming.fast_path import serve_live_streams
-from conversations.streaming.hub import get_hub
+from conversations.streaming.runtime import get_runtime
 from tests.conftest import make_user
 from tests.fakes import words
 from tests.streams import OtherProcess, live_answer, parse_block, send_data, wait_until_final
@@ -207,7 +207,7 @@ async def test_a_finished_answer_is_answered_by_django_with_its_final_state(
 ):
     provider.scripts = [words("all done", pause=0.01)]
     url, answer = await send_and_get_stream_url(alice_async, conversation)
-    live = get_hub().get(str(answer.pk))
+    live = get_runtime().hub.get(str(answer.pk))
     if live is not None:
         await live.task  # the final write done, and the stream closed
 
@@ -338,7 +338,7 @@ async def test_an_answer_generated_by_another_process_is_relayed_without_the_req
     assert status == 200 and text_of(events) == "Hello from elsewhere"
     assert events[-1]["event"] == "done"
     assert django_spy.paths == []
-    assert get_hub().get(str(answer.pk)) is None  # the mirror went with its reader
+    assert get_runtime().hub.get(str(answer.pk)) is None  # the mirror went with its reader
 
 
 @pytest.mark.redis
@@ -354,7 +354,7 @@ async def test_a_reader_who_comes_before_the_generation_starts_gets_the_answer(
     url = signed_url(conversation, answer, alice_async)
     reading = asyncio.ensure_future(get(app, url, cookie=session_of(alice_async)))
     await asyncio.sleep(0.3)
-    assert get_hub().get(str(answer.pk)).task is None  # the reader came first: a mirror
+    assert get_runtime().hub.get(str(answer.pk)).task is None  # the reader came first: a mirror
 
     generation.launch_generation(answer)
     status, _, events = await reading
@@ -410,7 +410,7 @@ async def test_a_relayed_answer_long_over_is_answered_by_django_at_once(
 async def test_when_the_database_fails_the_fast_path_django_answers_and_nothing_leaks(
     app, django_spy, alice_async, conversation, elsewhere, monkeypatch, caplog
 ):
-    from conversations.streaming import reading, redis_relay
+    from conversations.streaming import reading
 
     answer = await live_answer(conversation)
     await Message.objects.filter(pk=answer.pk).aupdate(status="complete", content="saved")
@@ -430,5 +430,5 @@ async def test_when_the_database_fails_the_fast_path_django_answers_and_nothing_
     assert status == 200 and events[-1]["event"] == "done" and "saved" in events[-1]["data"]
     assert len(django_spy.paths) == 1
     assert "live stream fast path failed" in caplog.text
-    follower = redis_relay.get_relay(get_hub())
-    assert str(answer.pk) not in follower.readers and get_hub().get(str(answer.pk)) is None
+    follower = get_runtime().relay
+    assert str(answer.pk) not in follower.readers and get_runtime().hub.get(str(answer.pk)) is None

@@ -67,8 +67,8 @@ async def test_sweep_keeps_an_answer_still_waiting_for_its_first_token(
 
     from asgiref.sync import sync_to_async
 
-    from conversations.streaming.hub import get_hub
     from conversations.streaming.recovery import sweep
+    from conversations.streaming.runtime import get_runtime
     from tests.fakes import Delta, Sleep
     from tests.streams import send_data, wait_until_final
 
@@ -78,7 +78,7 @@ async def test_sweep_keeps_an_answer_still_waiting_for_its_first_token(
     answer = await Message.objects.aget(conversation=conversation, role="assistant")
     for _ in range(3):  # the janitor's rounds while the model is silent
         await asyncio.sleep(0.25)
-        local = [s.message_id for s in get_hub().streams.values() if s.task is not None]
+        local = [s.message_id for s in get_runtime().hub.streams.values() if s.task is not None]
         await sync_to_async(sweep)(generating_here=local)
     final = await wait_until_final(answer.pk)
     assert (final.status, final.content) == ("complete", "finally")

@@ -97,11 +97,9 @@ async def listener(private_redis, settings, monkeypatch):
     """This process's control listener on the private Redis; stops it hears are recorded."""
     settings.CHANNEL_LAYERS = redis_layer(private_redis.url)
     heard: list[str] = []
-    monkeypatch.setattr(control, "stop_local", lambda message_id: heard.append(message_id))
     monkeypatch.setattr(control, "RETRY_SECONDS", 0.1)
-    control.ensure_listening()
+    task = asyncio.create_task(control.listen(stop=heard.append))  # what the runtime runs
     yield heard
-    task = control._listeners.pop(asyncio.get_running_loop())
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
 

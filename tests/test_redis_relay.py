@@ -11,7 +11,7 @@ import redis.asyncio as redis
 
 from conversations.models import Message
 from conversations.streaming import redis_relay
-from conversations.streaming.hub import get_hub
+from conversations.streaming.runtime import get_runtime
 from tests.fakes import words
 from tests.streams import OtherProcess, live_answer, read_events, send_data, wait_until_final
 
@@ -56,8 +56,8 @@ async def test_a_live_answers_stream_expires_even_if_its_generator_dies(
     redis_client, redis_settings
 ):
     """The expiry is set with the first entry (not renewed every frame)."""
-    hub = get_hub()
-    relay = redis_relay.get_relay(hub)
+    hub = get_runtime().hub
+    relay = get_runtime().relay
     stream = hub.open("dies-midway")
     relay.track(stream)
     for word in ("first", " second", " third"):
@@ -82,7 +82,7 @@ async def test_other_process_relays_an_answer_it_does_not_generate(
     """Play the generating process by hand, while this process serves the SSE stream."""
     answer = await live_answer(conversation)
     await elsewhere.say(answer.pk, "Hello")
-    assert get_hub().get(str(answer.pk)) is None
+    assert get_runtime().hub.get(str(answer.pk)) is None
 
     response = await alice_async.get(f"/c/{conversation.pk}/m/{answer.pk}/stream")
     reader = asyncio.ensure_future(read_events(response))
@@ -137,7 +137,7 @@ async def test_answer_whose_generator_died_ends_as_interrupted(
     events = await asyncio.wait_for(read_events(response), 5)
     assert events[-1]["event"] == "done"
     assert "Interrupted" in events[-1]["data"]
-    assert get_hub().get(str(answer.pk)) is None  # the mirror was let go
+    assert get_runtime().hub.get(str(answer.pk)) is None  # the mirror was let go
 
 
 async def test_mirror_is_let_go_when_its_last_reader_leaves(alice_async, conversation, elsewhere):
@@ -147,15 +147,15 @@ async def test_mirror_is_let_go_when_its_last_reader_leaves(alice_async, convers
     # Two tabs follow the answer; closing a tab cancels its request (as the ASGI server does).
     tabs = [asyncio.ensure_future(read_events(await alice_async.get(url))) for _ in range(2)]
     await asyncio.sleep(0.2)
-    relay = redis_relay.get_relay(get_hub())
+    relay = get_runtime().relay
     assert relay.readers[str(answer.pk)] == 2
 
     tabs[0].cancel()
     await asyncio.sleep(0.05)
-    assert get_hub().get(str(answer.pk)) is not None  # one reader is still there
+    assert get_runtime().hub.get(str(answer.pk)) is not None  # one reader is still there
     tabs[1].cancel()
     await asyncio.sleep(0.05)
-    assert get_hub().get(str(answer.pk)) is None
+    assert get_runtime().hub.get(str(answer.pk)) is None
     assert str(answer.pk) not in relay.followed
 
 
@@ -163,8 +163,8 @@ async def test_a_thousand_answers_ending_together_all_get_their_end_marker(
     redis_client, redis_settings
 ):
     """A burst larger than any connection pool: every end marker is written, after its text."""
-    hub = get_hub()
-    relay = redis_relay.get_relay(hub)
+    hub = get_runtime().hub
+    relay = get_runtime().relay
     streams = [hub.open(f"burst-{n}") for n in range(1000)]
     for stream in streams:
         relay.track(stream)
@@ -207,8 +207,8 @@ async def test_text_whose_write_failed_is_sent_again_without_a_gap(
 ):
     from redis.exceptions import ConnectionError as RedisDown
 
-    hub = get_hub()
-    relay = redis_relay.get_relay(hub)
+    hub = get_runtime().hub
+    relay = get_runtime().relay
     stream = hub.open("flaky-redis")
     relay.track(stream)
     real_evalsha = relay.commands.evalsha
@@ -243,7 +243,7 @@ async def test_a_follower_that_missed_frames_catches_up_without_a_gap(
     reader = asyncio.ensure_future(read_events(response))
     await asyncio.sleep(0.2)
 
-    relay = redis_relay.get_relay(get_hub())
+    relay = get_runtime().relay
     deliver = relay._deliver
     dropped = []
 
@@ -303,7 +303,7 @@ async def test_a_growing_mirror_does_not_ask_the_database_on_each_heartbeat(
 
 async def test_answers_followed_at_once_share_one_reader(elsewhere, redis_settings, caplog):
     """Two first followers at the same moment: one reader, both mirrors get their text."""
-    relay = redis_relay.get_relay(get_hub())
+    relay = get_runtime().relay
     first, second = await asyncio.gather(relay.follow("at-once-1"), relay.follow("at-once-2"))
     reader = relay._reader
     await elsewhere.say("at-once-1", "one")
@@ -324,8 +324,8 @@ async def test_answers_followed_at_once_share_one_reader(elsewhere, redis_settin
 async def test_a_lone_surrogate_in_one_answer_does_not_stop_the_others(
     redis_client, redis_settings
 ):
-    hub = get_hub()
-    relay = redis_relay.get_relay(hub)
+    hub = get_runtime().hub
+    relay = get_runtime().relay
     broken, fine = hub.open("surrogate-broken"), hub.open("surrogate-fine")
     for stream in (broken, fine):
         relay.track(stream)

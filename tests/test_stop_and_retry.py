@@ -25,10 +25,10 @@ async def send(client, conversation, content: str = "Hello", client_id=None) -> 
 
 
 async def wait_for_text(message_id, text: str) -> None:
-    from conversations.streaming.hub import get_hub
+    from conversations.streaming.runtime import get_runtime
 
     for _ in range(200):
-        stream = get_hub().get(str(message_id))
+        stream = get_runtime().hub.get(str(message_id))
         if stream is not None and text in stream.text:
             return
         await asyncio.sleep(0.01)
@@ -191,8 +191,7 @@ async def test_stop_during_the_final_write_leaves_nothing_spinning(
 
     from asgiref.sync import sync_to_async
 
-    from conversations.streaming.control import stop_local
-    from conversations.streaming.hub import get_hub
+    from conversations.streaming.runtime import get_runtime
 
     provider.scripts = [[Delta("All of it"), Sleep(0.1)]]
     assistant = await send(alice_async, conversation)
@@ -200,12 +199,12 @@ async def test_stop_during_the_final_write_leaves_nothing_spinning(
     # Keep the database worker busy, so the final write waits while Stop is pressed.
     blocker = asyncio.ensure_future(sync_to_async(time.sleep)(0.6))
     await asyncio.sleep(0.3)
-    stream = get_hub().get(str(assistant.pk))
+    stream = get_runtime().hub.get(str(assistant.pk))
     assert stream is not None and stream.finishing
 
-    assert stop_local(str(assistant.pk))
+    assert get_runtime().stop_here(str(assistant.pk))
     await blocker
     final = await wait_until_final(assistant.pk)
     assert (final.status, final.content) == ("complete", "All of it")
     await asyncio.sleep(0.05)
-    assert get_hub().get(str(assistant.pk)) is None  # closed: no reader waits forever
+    assert get_runtime().hub.get(str(assistant.pk)) is None  # closed: no reader waits forever

@@ -11,7 +11,7 @@ from asgiref.sync import sync_to_async
 from conversations.models import Message
 from conversations.services import sync
 from conversations.streaming import generation
-from conversations.streaming.hub import get_hub
+from conversations.streaming.runtime import get_runtime
 from tests.fakes import Delta, Hang, Sleep, words
 from tests.streams import read_events, send_data, wait_until_final
 
@@ -166,7 +166,7 @@ async def test_orphaned_live_message_is_marked_interrupted_not_left_spinning(
 @pytest.fixture
 async def streams_open_when_other_tabs_hear(monkeypatch) -> list[set[str]]:
     """The answers this process streams at each moment other tabs are told of new messages."""
-    hub = get_hub()  # the test's loop: the server's
+    hub = get_runtime().hub  # the test's loop: the server's
     seen: list[set[str]] = []
     tell = sync._send
 
@@ -277,7 +277,7 @@ async def test_checkpoints_save_partial_text_while_streaming(alice_async, conver
 async def test_a_checkpoint_batch_never_overwrites_a_finished_answer(conversation):
     """Checkpoints are written in one statement per batch; an answer whose final write
     landed first keeps its final text."""
-    from conversations.streaming.generation import _write_checkpoints
+    from conversations.streaming.checkpoints import write_checkpoints
 
     live = [
         await Message.objects.acreate(
@@ -289,7 +289,7 @@ async def test_a_checkpoint_batch_never_overwrites_a_finished_answer(conversatio
         conversation=conversation, seq=3, role="assistant", status="complete", content="final"
     )
     texts = {str(m.pk): f"partial {m.seq}" for m in [*live, done]}
-    await sync_to_async(_write_checkpoints)(texts)
+    await sync_to_async(write_checkpoints)(texts)
 
     saved = {m.seq: m async for m in Message.objects.filter(conversation=conversation)}
     assert {seq: m.content for seq, m in saved.items()} == {

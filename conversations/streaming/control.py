@@ -7,15 +7,14 @@ runs the generation cancels it. Tokens never travel this way.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
+from collections.abc import Callable
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
 from chatsite.outages import Outage
-from conversations.streaming.hub import get_hub
 from conversations.streaming.layer import group_send
 
 log = logging.getLogger(__name__)
@@ -23,18 +22,6 @@ log = logging.getLogger(__name__)
 CONTROL_GROUP = "chat-control"
 RENEW_SECONDS = 3600
 RETRY_SECONDS = 1.0
-
-_listeners: dict[asyncio.AbstractEventLoop, asyncio.Task] = {}
-
-
-def ensure_listening() -> None:
-    """Start this process's listener on the running loop (once)."""
-    loop = asyncio.get_running_loop()
-    task = _listeners.get(loop)
-    if task is None or task.done():
-        _listeners[loop] = loop.create_task(
-            _listen(), name="chat-control-listener", context=contextvars.Context()
-        )
 
 
 def stop_after_commit(message_ids: list[str]) -> None:
@@ -52,34 +39,14 @@ def stop_after_commit(message_ids: list[str]) -> None:
         transaction.on_commit(async_to_sync(stop_all))
 
 
-def stop_local(message_id: str) -> bool:
-    """Cancel the generation if this process runs it."""
-    try:
-        stream = get_hub().get(message_id)
-    except RuntimeError:  # no running loop
-        return False
-    if stream is None or stream.task is None or stream.task.done():
-        return False
-    if stream.finishing:  # the final write is under way: the answer is ending anyway
-        return True
-    stream.stop_requested = True
-    stream.task.cancel()
-    return True
-
-
-async def request_stop(message_id: str) -> None:
-    """Stop an answer wherever it is being generated."""
-    if not stop_local(message_id):
-        await broadcast_stop(message_id)
-
-
 async def broadcast_stop(message_id: str) -> None:
     await group_send(CONTROL_GROUP, {"type": "chat.stop", "message_id": str(message_id)})
 
 
-async def _listen() -> None:
-    """Forever, whatever Redis does: a listener that died would lose every stop sent to
-    this process through another one until its next answer."""
+async def listen(*, stop: Callable[[str], object]) -> None:
+    """This process's listener (its runtime runs it): `stop` for each stop request heard.
+    Forever, whatever Redis does: a listener that died would lose every stop sent to this
+    process through another one."""
     layer = get_channel_layer()
     # The layer's default prefix: channels-redis reads every channel of a process through
     # one key and one receive lock, so a channel with a prefix of its own would hold that
@@ -97,7 +64,7 @@ async def _listen() -> None:
                 while True:
                     event = await layer.receive(channel)
                     if event.get("type") == "chat.stop":
-                        stop_local(event["message_id"])
+                        stop(event["message_id"])
         except Exception as exc:
             if isinstance(exc, TimeoutError) and renew.expired():
                 continue

@@ -17,8 +17,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
 
-from conversations.streaming import access, reading, redis_relay, sse
-from conversations.streaming.hub import LiveStream, get_hub
+from conversations.streaming import access, reading, sse
+from conversations.streaming.hub import LiveStream
+from conversations.streaming.runtime import get_runtime
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +46,7 @@ def serve_live_streams(django_app: ASGIApp) -> ASGIApp:
         try:
             await _serve(stream, scope, receive, send)
         finally:
-            if stream.task is None:  # a mirror: let it go with its last reader
-                redis_relay.get_relay(get_hub()).release(stream.message_id)
+            get_runtime().reader_left(stream.message_id)
 
     return app
 
@@ -63,26 +63,26 @@ def _authorized_message_id(scope: Scope) -> str | None:
 
 
 async def _live_stream(message_id: str) -> LiveStream | None:
-    """The live answer to serve, generated here or mirrored from the process that generates
-    it (through Redis); None leaves the request to Django's view (e.g. a finished answer)."""
-    hub = get_hub()
-    stream = hub.get(message_id)
-    if stream is not None and stream.task is not None:  # generated here
-        return None if stream.finished else stream
-    cross_process = redis_relay.get_relay(hub)
-    if cross_process is None:
-        return None
-    mirror = served = None
+    """The live answer to serve (reading.served_from), or None to leave the request to
+    Django's view: a finished answer, or, without Redis, one not in this process's hub
+    (the view waits out a launch's instant, or marks an orphan)."""
+    runtime = get_runtime()
+    if runtime.relay is None:
+        stream = runtime.hub.get(message_id)
+        return stream if stream is not None and not stream.finished else None
+    served = None
     try:
-        mirror = await cross_process.follow(message_id)  # counts this reader
-        # Nothing in Redis yet: a new answer, or one long over. The database says which.
-        if not mirror.finished and (mirror.length or await reading.still_live(message_id)):
-            served = mirror
+        stream = await reading.served_from(message_id)  # counts this reader
+        # A mirror with nothing in Redis yet: a new answer, or one long over. The database
+        # says which.
+        live = not stream.is_mirror or stream.length or await reading.still_live(message_id)
+        if not stream.finished and live:
+            served = stream
     except Exception:  # Redis or the database failed us: Django's view decides (and logs)
         log.warning("live stream fast path failed", exc_info=True, extra={"message_id": message_id})
     finally:
-        if served is None and (mirror is None or mirror.task is None):
-            cross_process.release(message_id)  # this reader does not stay (or left meanwhile)
+        if served is None:
+            runtime.reader_left(message_id)  # this reader does not stay
     return served
 
 

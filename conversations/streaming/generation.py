@@ -15,17 +15,15 @@ import secrets
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass
-from uuid import UUID
 
 from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
-from django.db import connection, transaction
 from django.utils import timezone
 
 from conversations.models import Message
 from conversations.providers import ChatTurn, ProviderError, StreamResult, get_provider
-from conversations.streaming import control, recovery, redis_relay
-from conversations.streaming.hub import LiveStream, get_hub
+from conversations.streaming.hub import LiveStream
+from conversations.streaming.runtime import get_runtime
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +43,11 @@ class GenerationTimeout(Exception):
 
 def launch_generation(message: Message) -> LiveStream:
     """Open the live stream now (so a reader can attach at once) and start the task."""
-    hub = get_hub()
-    control.ensure_listening()
-    recovery.ensure_janitor()
+    runtime = get_runtime()
+    hub, relay = runtime.hub, runtime.relay
     existing = hub.get(str(message.pk))
-    if existing is not None and existing.task is not None:
+    if existing is not None and not existing.is_mirror:
         return existing  # already generated here
-    relay = redis_relay.get_relay(hub)
     if existing is not None and relay is not None:
         # A mirror: a reader came in the instant between the send's commit and this launch
         # (relay._launched_soon) and took the answer for another process's. Its readers
@@ -61,7 +57,6 @@ def launch_generation(message: Message) -> LiveStream:
         stream = hub.open(str(message.pk))
     if relay is not None:
         relay.track(stream)
-        hub.on_frame = relay.publish
     stream.task = hub.loop.create_task(
         generate_reply(message, stream=stream),
         name=f"generate-{message.pk}",
@@ -102,10 +97,9 @@ async def generate_reply(message: Message, *, stream: LiveStream) -> None:
     log_ids: dict[str, str] = {"message_id": message_id}
     outcome = Outcome(status=Message.Status.ERROR)
     result = StreamResult()
-    loop = asyncio.get_running_loop()
-    checkpoints = _checkpoint_writer(loop)
+    runtime = get_runtime()
+    checkpoints, watchdog = runtime.checkpoints, runtime.watchdog
     checkpoints.add(message_id, stream)
-    watchdog = _idle_watchdog(loop)
     watchdog.watch(message_id, stream)
     try:
         turns, log_ids = await _load_context(message)
@@ -203,164 +197,17 @@ IDLE_MESSAGE = "The model stopped sending in the middle of the answer."
 NOT_STARTED_MESSAGE = "The answer could not be started."
 
 
-@dataclass
-class _Watched:
-    task: asyncio.Task
-    stream: LiveStream
-    length: int  # as last seen
-    since: float  # when that length was first seen (no earlier than the text grew to it)
-
-
-class _IdleWatchdog:
-    """One per event loop: cancels answers whose upstream went silent after its first delta.
-
-    It replaces an asyncio.timeout around every delta, one timer per token per stream: the
-    hottest line of the process at 300 streams (bench/). It looks at every answer's length a
-    few times per IDLE_TIMEOUT, so the cut comes late by at most two looks, never early.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.watched: dict[str, _Watched] = {}
-        self.fired: set[str] = set()
-        self.task: asyncio.Task | None = None
-
-    def watch(self, message_id: str, stream: LiveStream) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self.watched[message_id] = _Watched(task, stream, length=0, since=self.loop.time())
-        if self.task is None or self.task.done():
-            self.task = self.loop.create_task(
-                self._watch(), name="idle-watchdog", context=contextvars.Context()
-            )
-
-    def unwatch(self, message_id: str) -> None:
-        self.watched.pop(message_id, None)
-        self.fired.discard(message_id)
-
-    def cut(self, message_id: str) -> bool:
-        """True when the watchdog (not a stop, not a shutdown) cancelled this answer."""
-        return message_id in self.fired
-
-    async def _watch(self) -> None:
-        while self.watched:
-            idle = settings.CHAT["IDLE_TIMEOUT"]
-            await asyncio.sleep(min(1.0, idle / 4))
-            now = self.loop.time()
-            for message_id, watched in list(self.watched.items()):
-                if watched.stream.length != watched.length:
-                    watched.length, watched.since = watched.stream.length, now
-                    continue
-                # Silence before the first delta is the first-token timeout's business.
-                silent = watched.length and now - watched.since >= idle
-                if silent and message_id not in self.fired:
-                    self.fired.add(message_id)
-                    watched.task.cancel()
-
-
-_idle_watchdogs: dict[asyncio.AbstractEventLoop, _IdleWatchdog] = {}
-
-
-def _idle_watchdog(loop: asyncio.AbstractEventLoop) -> _IdleWatchdog:
-    return _one_per_loop(_idle_watchdogs, loop, _IdleWatchdog)
-
-
-class _CheckpointWriter:
-    """One per event loop: every CHECKPOINT_SECONDS, the text of each answer that grew since
-    its last checkpoint, all in one transaction. A crash loses at most that window.
-
-    Nothing happens per delta, and the token loop never waits for the database (bench/:
-    awaiting each write in the loop stalled every stream of the process behind one slow
-    commit); a slow database only spaces the batches out.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.streams: dict[str, LiveStream] = {}
-        self.written: dict[str, int] = {}  # message id -> length in its last checkpoint
-        self.task: asyncio.Task | None = None
-
-    def add(self, message_id: str, stream: LiveStream) -> None:
-        self.streams[message_id] = stream
-        self.written[message_id] = 0
-        if self.task is None or self.task.done():
-            self.task = self.loop.create_task(
-                self._write_forever(), name="checkpoint-writer", context=contextvars.Context()
-            )
-
-    def remove(self, message_id: str) -> None:
-        self.streams.pop(message_id, None)
-        self.written.pop(message_id, None)
-
-    async def _write_forever(self) -> None:
-        while self.streams:
-            await asyncio.sleep(settings.CHAT["CHECKPOINT_SECONDS"])
-            texts = {}
-            for message_id, stream in list(self.streams.items()):
-                if stream.length > self.written[message_id]:
-                    self.written[message_id] = stream.length
-                    texts[message_id] = stream.text
-            if texts:
-                try:
-                    await sync_to_async(_write_checkpoints)(texts)
-                except Exception:
-                    log.exception("checkpoint write failed", extra={"messages": len(texts)})
-
-
-_checkpoint_writers: dict[asyncio.AbstractEventLoop, _CheckpointWriter] = {}
-
-
-def _checkpoint_writer(loop: asyncio.AbstractEventLoop) -> _CheckpointWriter:
-    return _one_per_loop(_checkpoint_writers, loop, _CheckpointWriter)
-
-
-def _one_per_loop[T](registry: dict[asyncio.AbstractEventLoop, T], loop, factory) -> T:
-    """The loop's instance (tests run a loop each; a server runs one); closed loops' go."""
-    instance = registry.get(loop)
-    if instance is None:
-        for old_loop in [old for old in registry if old.is_closed()]:
-            del registry[old_loop]
-        instance = registry[loop] = factory(loop)
-    return instance
-
-
-def _write_checkpoints(texts: dict[str, str]) -> None:
-    """One round of checkpoints in one transaction: the same UPDATE for every answer, sent
-    with executemany (psycopg pipelines it), and only while the answer is still streaming
-    (its final write may already have landed).
-
-    Not the ORM's bulk_update: its CASE per row cost 0.3 ms of CPU per answer (150 ms for
-    500, holding the GIL while the event loop waited), executemany 0.02 ms (bench/).
-    """
-    fields = {name: Message._meta.get_field(name) for name in ("content", "updated_at", "status")}
-    column = {name: connection.ops.quote_name(field.column) for name, field in fields.items()}
-    pk = Message._meta.pk
-    sql = (
-        f"UPDATE {connection.ops.quote_name(Message._meta.db_table)}"
-        f" SET {column['content']} = %s, {column['updated_at']} = %s"
-        f" WHERE {connection.ops.quote_name(pk.column)} = %s AND {column['status']} = %s"
-    )
-    now = fields["updated_at"].get_db_prep_value(timezone.now(), connection)
-    streaming = fields["status"].get_db_prep_value(Message.Status.STREAMING, connection)
-    rows = [
-        (text, now, pk.get_db_prep_value(UUID(message_id), connection), streaming)
-        for message_id, text in texts.items()
-    ]
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
-
-
 async def _finish(
     message_id: str, stream: LiveStream, outcome: Outcome, result: StreamResult
 ) -> None:
     """The one final write, then wake every reader so it renders the final state.
 
-    A stop that arrives now has nothing left to stop (control.stop_local sees `finishing`), and
-    whatever happens, the stream is closed: no reader is left waiting on it.
+    A stop that arrives now has nothing left to stop (Runtime.stop_here sees `finishing`),
+    and whatever happens, the stream is closed: no reader is left waiting on it.
     """
     stream.finishing = True
     usage = result.usage
-    hub = get_hub()
+    runtime = get_runtime()
     try:
         try:
             written = await Message.objects.filter(
@@ -381,14 +228,13 @@ async def _finish(
                 )
         except Exception:
             log.exception("final write failed", extra={"message_id": message_id})
-        relay = redis_relay.get_relay(hub)
         try:
-            if relay is not None:
-                await relay.publish_end(stream, outcome.status)
+            if runtime.relay is not None:
+                await runtime.relay.publish_end(stream, outcome.status)
         except Exception:
             log.exception("relay end failed", extra={"message_id": message_id})
     finally:
-        hub.close(stream)
+        runtime.hub.close(stream)
 
 
 @sync_to_async

@@ -60,6 +60,11 @@ class LiveStream:
         head = self.chunks[index][offset - self.starts[index] :]
         return head + "".join(self.chunks[index + 1 :])
 
+    @property
+    def is_mirror(self) -> bool:
+        """Another process generates this answer; this stream follows it through Redis."""
+        return self.task is None
+
     def finish(self) -> None:
         """Called after the final state is in the database: wake every reader now."""
         self.finished = True
@@ -89,7 +94,7 @@ class LiveStream:
 
 
 class StreamHub:
-    """One per event loop (i.e. per server process)."""
+    """One per event loop (i.e. per server process), in its runtime (runtime.py)."""
 
     def __init__(self, tick_seconds: float) -> None:
         self.tick_seconds = tick_seconds
@@ -106,6 +111,10 @@ class StreamHub:
         self.ticks = 0  # frames that woke at least one stream (for benchmarks)
         # Called once per frame with the streams that grew (the Redis relay publishes them).
         self.on_frame: Callable[[list[LiveStream]], Awaitable[None]] | None = None
+
+    @property
+    def tasks(self) -> list[asyncio.Task]:
+        return [self._ticker, self._heartbeat]
 
     def open(self, message_id: str) -> LiveStream:
         stream = LiveStream(message_id=message_id, _on_dirty=self._mark_dirty)
@@ -149,17 +158,3 @@ class StreamHub:
             await asyncio.sleep(settings.CHAT["HEARTBEAT_SECONDS"])
             for stream in list(self.streams.values()):
                 stream.wake()
-
-
-_hubs: dict[asyncio.AbstractEventLoop, StreamHub] = {}
-
-
-def get_hub() -> StreamHub:
-    """The hub of the running event loop (tests run one loop each; a server runs one)."""
-    loop = asyncio.get_running_loop()
-    hub = _hubs.get(loop)
-    if hub is None:
-        for old_loop in [old for old in _hubs if old.is_closed()]:
-            del _hubs[old_loop]
-        hub = _hubs[loop] = StreamHub(settings.CHAT["TICK_SECONDS"])
-    return hub

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 
 from asgiref.sync import sync_to_async
@@ -14,7 +14,6 @@ from django.utils import timezone
 
 from conversations.models import Message
 from conversations.streaming import redis_relay
-from conversations.streaming.hub import get_hub
 
 log = logging.getLogger(__name__)
 
@@ -63,26 +62,14 @@ def _interrupt(messages: QuerySet[Message], *, older_than: float) -> int:
     return interrupted
 
 
-_janitors: dict[asyncio.AbstractEventLoop, asyncio.Task] = {}
-
-
-def ensure_janitor() -> None:
-    """Once per process: sweep stale live answers now and then (another process may have died)."""
-    loop = asyncio.get_running_loop()
-    task = _janitors.get(loop)
-    if task is None or task.done():
-        _janitors[loop] = loop.create_task(
-            _sweep_forever(), name="stale-stream-janitor", context=contextvars.Context()
-        )
-
-
-async def _sweep_forever() -> None:
+async def sweep_forever(generating_here: Callable[[], list[str]]) -> None:
+    """The janitor (the runtime runs one per process): now and then, a sweep, since another
+    process may have died."""
     interval = max(5.0, settings.CHAT["STALE_STREAM_SECONDS"] / 3)
     while True:
         await asyncio.sleep(interval)
-        alive = [s.message_id for s in get_hub().streams.values() if s.task is not None]
         try:
-            await sync_to_async(sweep)(generating_here=alive)
+            await sync_to_async(sweep)(generating_here=generating_here())
         except Exception:
             log.exception("stale stream sweep failed")
 

@@ -81,7 +81,8 @@ def frames_key() -> str:
 
 
 class RedisRelay:
-    """One per event loop: the publisher for local generations and the follower for others."""
+    """One per event loop, in its runtime: the publisher for local generations and the
+    follower for others."""
 
     def __init__(self, hub: StreamHub) -> None:
         self.hub = hub
@@ -126,6 +127,14 @@ class RedisRelay:
         # Logged once per outage, not once per round (ten a second per answer).
         self._write_outage = Outage("redis relay write", log)
         self._read_outage = Outage("redis relay read", log)
+
+    @property
+    def tasks(self) -> list[asyncio.Task]:
+        return [t for t in (self._writer, self._reader) if t is not None] + list(self._catch_ups)
+
+    async def aclose(self) -> None:
+        await self.commands.aclose()
+        await self.blocking.aclose()
 
     # -- publishing (the generating process) -------------------------------------------
     def track(self, stream: LiveStream) -> None:
@@ -226,7 +235,7 @@ class RedisRelay:
         """
         mirrored = self.hub.get(message_id)
         if mirrored is not None:
-            if mirrored.task is None:
+            if mirrored.is_mirror:
                 self.readers[message_id] = self.readers.get(message_id, 0) + 1
             return mirrored
         self.readers[message_id] = 1
@@ -399,17 +408,3 @@ def published_text(message_id: str) -> str:
         log.warning("redis relay: published text unreadable", extra={"message_id": message_id})
         return ""
     return joined_text([(int(f["o"]), f["t"]) for _, f in entries if "t" in f])
-
-
-_relays: dict[asyncio.AbstractEventLoop, RedisRelay] = {}
-
-
-def get_relay(hub: StreamHub) -> RedisRelay | None:
-    if not enabled():
-        return None
-    relay = _relays.get(hub.loop)
-    if relay is None:
-        for old_loop in [old for old in _relays if old.is_closed()]:
-            del _relays[old_loop]
-        relay = _relays[hub.loop] = RedisRelay(hub)
-    return relay

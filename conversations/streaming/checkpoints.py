@@ -1,0 +1,90 @@
+"""Partial answers saved every few seconds, all of a process's in one statement."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+from uuid import UUID
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from conversations.models import Message
+from conversations.streaming.hub import LiveStream
+
+log = logging.getLogger(__name__)
+
+
+class CheckpointWriter:
+    """One per event loop: every CHECKPOINT_SECONDS, the text of each answer that grew since
+    its last checkpoint, all in one transaction. A crash loses at most that window.
+
+    Nothing happens per delta, and the token loop never waits for the database (bench/:
+    awaiting each write in the loop stalled every stream of the process behind one slow
+    commit); a slow database only spaces the batches out.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.streams: dict[str, LiveStream] = {}
+        self.written: dict[str, int] = {}  # message id -> length in its last checkpoint
+        self.task: asyncio.Task | None = None
+
+    @property
+    def tasks(self) -> list[asyncio.Task]:
+        return [self.task] if self.task is not None else []
+
+    def add(self, message_id: str, stream: LiveStream) -> None:
+        self.streams[message_id] = stream
+        self.written[message_id] = 0
+        if self.task is None or self.task.done():
+            self.task = self.loop.create_task(
+                self._write_forever(), name="checkpoint-writer", context=contextvars.Context()
+            )
+
+    def remove(self, message_id: str) -> None:
+        self.streams.pop(message_id, None)
+        self.written.pop(message_id, None)
+
+    async def _write_forever(self) -> None:
+        while self.streams:
+            await asyncio.sleep(settings.CHAT["CHECKPOINT_SECONDS"])
+            texts = {}
+            for message_id, stream in list(self.streams.items()):
+                if stream.length > self.written[message_id]:
+                    self.written[message_id] = stream.length
+                    texts[message_id] = stream.text
+            if texts:
+                try:
+                    await sync_to_async(write_checkpoints)(texts)
+                except Exception:
+                    log.exception("checkpoint write failed", extra={"messages": len(texts)})
+
+
+def write_checkpoints(texts: dict[str, str]) -> None:
+    """One round of checkpoints in one transaction: the same UPDATE for every answer, sent
+    with executemany (psycopg pipelines it), and only while the answer is still streaming
+    (its final write may already have landed).
+
+    Not the ORM's bulk_update: its CASE per row cost 0.3 ms of CPU per answer (150 ms for
+    500, holding the GIL while the event loop waited), executemany 0.02 ms (bench/).
+    """
+    fields = {name: Message._meta.get_field(name) for name in ("content", "updated_at", "status")}
+    column = {name: connection.ops.quote_name(field.column) for name, field in fields.items()}
+    pk = Message._meta.pk
+    sql = (
+        f"UPDATE {connection.ops.quote_name(Message._meta.db_table)}"
+        f" SET {column['content']} = %s, {column['updated_at']} = %s"
+        f" WHERE {connection.ops.quote_name(pk.column)} = %s AND {column['status']} = %s"
+    )
+    now = fields["updated_at"].get_db_prep_value(timezone.now(), connection)
+    streaming = fields["status"].get_db_prep_value(Message.Status.STREAMING, connection)
+    rows = [
+        (text, now, pk.get_db_prep_value(UUID(message_id), connection), streaming)
+        for message_id, text in texts.items()
+    ]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
