@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
+from django_htmx.middleware import HtmxDetails
 
 from conversations.forms import MessageForm, RenameForm, ReportForm
 from conversations.middleware import SIGNED_OUT
@@ -42,12 +43,20 @@ from conversations.streaming.generation import start_generation
 from conversations.streaming.runtime import get_runtime
 
 DETAIL = "conversations/detail.html"
+
+
+class HtmxHttpRequest(HttpRequest):
+    """What django-htmx's middleware adds: `request.htmx`, typed."""
+
+    htmx: HtmxDetails
+
+
 HEALTH_TIMEOUT = 3.0  # seconds
 
 
 @login_required
 @require_GET
-def conversation_list(request: HttpRequest) -> HttpResponse:
+def conversation_list(request: HtmxHttpRequest) -> HttpResponse:
     page = _conversation_page(request)
     if request.htmx and request.GET.get("page"):
         return render(request, "conversations/list.html#conversation_items", {"page": page})
@@ -56,7 +65,7 @@ def conversation_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def conversation_create(request: HttpRequest) -> HttpResponse:
+def conversation_create(request: HtmxHttpRequest) -> HttpResponse:
     conversation = create_conversation(owner=request.user)
     url = reverse("conversation_detail", args=[conversation.pk])
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
@@ -64,7 +73,7 @@ def conversation_create(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def conversation_detail(request: HttpRequest, conversation_id: UUID) -> HttpResponse:
+def conversation_detail(request: HtmxHttpRequest, conversation_id: UUID) -> HttpResponse:
     conversation = conversation_for(request.user, conversation_id)
     before = _int_or_none(request.GET.get("before"))
     messages, has_earlier = transcript(
@@ -84,7 +93,7 @@ def conversation_detail(request: HttpRequest, conversation_id: UUID) -> HttpResp
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def conversation_rename(request: HttpRequest, conversation_id: UUID) -> HttpResponse:
+def conversation_rename(request: HtmxHttpRequest, conversation_id: UUID) -> HttpResponse:
     conversation = conversation_for(request.user, conversation_id)
     form = RenameForm(request.POST or None, initial={"title": conversation.title})
     if request.method == "POST" and form.is_valid():
@@ -99,7 +108,7 @@ def conversation_rename(request: HttpRequest, conversation_id: UUID) -> HttpResp
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def conversation_delete(request: HttpRequest, conversation_id: UUID) -> HttpResponse:
+def conversation_delete(request: HtmxHttpRequest, conversation_id: UUID) -> HttpResponse:
     conversation = conversation_for(request.user, conversation_id)
     if request.method == "POST":
         delete_conversation(conversation=conversation)
@@ -111,7 +120,7 @@ def conversation_delete(request: HttpRequest, conversation_id: UUID) -> HttpResp
 
 @login_required
 @require_POST
-def message_send(request: HttpRequest, conversation_id: UUID) -> HttpResponse:
+def message_send(request: HtmxHttpRequest, conversation_id: UUID) -> HttpResponse:
     conversation = conversation_for(request.user, conversation_id)
     form = MessageForm(request.POST)
     if not form.is_valid():
@@ -155,7 +164,7 @@ async def message_stream(
 
 @login_required
 @require_POST
-def message_stop(request: HttpRequest, conversation_id: UUID, message_id: UUID) -> HttpResponse:
+def message_stop(request: HtmxHttpRequest, conversation_id: UUID, message_id: UUID) -> HttpResponse:
     message = message_for(request.user, conversation_id, message_id)
     if message.is_live:
         async_to_sync(_request_stop)(str(message.pk))
@@ -166,7 +175,9 @@ def message_stop(request: HttpRequest, conversation_id: UUID, message_id: UUID) 
 
 @login_required
 @require_POST
-def message_retry(request: HttpRequest, conversation_id: UUID, message_id: UUID) -> HttpResponse:
+def message_retry(
+    request: HtmxHttpRequest, conversation_id: UUID, message_id: UUID
+) -> HttpResponse:
     message = message_for(request.user, conversation_id, message_id)
     try:
         result = retry_reply(message=message, launch=start_generation)
@@ -188,7 +199,9 @@ def message_retry(request: HttpRequest, conversation_id: UUID, message_id: UUID)
 
 @login_required
 @require_POST
-def message_report(request: HttpRequest, conversation_id: UUID, message_id: UUID) -> HttpResponse:
+def message_report(
+    request: HtmxHttpRequest, conversation_id: UUID, message_id: UUID
+) -> HttpResponse:
     message = message_for(request.user, conversation_id, message_id)
     form = ReportForm(request.POST)
     if not form.is_valid():
@@ -263,7 +276,7 @@ def _conversation_page(request: HttpRequest):
 
 
 def _composer_error(
-    request: HttpRequest, conversation: Conversation, form: MessageForm
+    request: HtmxHttpRequest, conversation: Conversation, form: MessageForm
 ) -> HttpResponse:
     """422 with the form and its errors; the typed text stays in the box."""
     context = {"conversation": conversation, "form": form}
