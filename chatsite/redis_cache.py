@@ -50,6 +50,11 @@ def _fail_open(default: Any, call: Callable[..., Any], *args: Any) -> Any:
 
 
 class SharedRedisCache(RedisCache):
+    # Set by RedisCache.__init__; not in django-stubs.
+    _servers: list[str]
+    _options: dict[str, Any]
+    _class: type[RedisCacheClient]
+
     # allauth's lock is an `add` that must succeed: True lets the request through.
     def add(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: Any = None):
         return _fail_open(True, super().add, key, value, timeout, version)

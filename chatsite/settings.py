@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
+
+from chatsite.chat_settings import ChatSettings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -220,7 +223,7 @@ EMAIL_BACKEND_PATH = env(
     if PRODUCTION
     else "django.core.mail.backends.console.EmailBackend",
 )
-MAILERS = {"default": {"BACKEND": EMAIL_BACKEND_PATH}}
+MAILERS: dict[str, dict[str, Any]] = {"default": {"BACKEND": EMAIL_BACKEND_PATH}}
 if EMAIL_BACKEND_PATH == "django.core.mail.backends.smtp.EmailBackend":
     MAILERS["default"]["OPTIONS"] = {
         "host": env("EMAIL_HOST", "localhost"),
@@ -272,7 +275,7 @@ if PRODUCTION:
     }
 
 # The chat itself. Every limit and timeout is configurable from the environment.
-CHAT = {
+CHAT: ChatSettings = {
     # "demo" (offline, the default) or "openai" (any OpenAI-compatible server).
     "PROVIDER": env("CHAT_PROVIDER", "openai" if env("OPENAI_API_KEY") else "demo"),
     "MODEL": env("CHAT_MODEL", env("OPENAI_MODEL", "")),

@@ -16,7 +16,7 @@ from autobahn.exception import Disconnected  # Daphne's; uvicorn raises an OSErr
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.http import Http404
 from django.template.loader import render_to_string
 
@@ -36,7 +36,7 @@ class SyncConsumer(AsyncWebsocketConsumer):
     listed = 0  # conversations the page's sidebar shows ("Older conversations" adds some)
 
     async def connect(self) -> None:
-        self.user: AbstractBaseUser = self.scope["user"]
+        self.user: User = self.scope["user"]
         if not self.user.is_authenticated:
             await self.close()  # refused at the handshake (HTTP 403)
             return
@@ -103,7 +103,7 @@ class Frame:
 
 @database_sync_to_async
 def render_frame(
-    user: AbstractBaseUser,
+    user: User,
     shown: UUID | None,
     *,
     after_seq: int,

@@ -5,6 +5,7 @@ from django.http import HttpRequest
 from conversations.providers import get_provider
 
 
-def provider(request: HttpRequest) -> dict[str, object]:
+def provider(request: HttpRequest | None) -> dict[str, object]:
+    """Also called with no request, for a live-sync frame rendered off the socket."""
     current = get_provider()
     return {"provider_label": current.label, "provider_is_demo": current.name == "demo"}

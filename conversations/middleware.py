@@ -93,7 +93,7 @@ class RefuseUndecodableFormsMiddleware:
 
 
 def _form_is_utf8(request: HttpRequest) -> bool:
-    charset = request.content_params.get("charset", "utf-8").lower()
+    charset = (request.content_params or {}).get("charset", "utf-8").lower()
     if request.content_type == "application/x-www-form-urlencoded":
         return charset in ("utf-8", "utf8") and all(
             _is_utf8(unquote_to_bytes(field.replace(b"+", b" ")))
@@ -107,7 +107,7 @@ def _form_is_utf8(request: HttpRequest) -> bool:
 def _multipart_text_is_utf8(request: HttpRequest) -> bool:
     """Every part that is not a file. A body too large to hold in memory is left to
     Django's own limits (its text fields cannot exceed DATA_UPLOAD_MAX_MEMORY_SIZE)."""
-    boundary = request.content_params.get("boundary", "")
+    boundary = (request.content_params or {}).get("boundary", "")
     length = int(request.META.get("CONTENT_LENGTH") or 0)
     if not boundary or length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
         return True

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
 from django.shortcuts import aget_object_or_404, get_object_or_404
@@ -15,16 +15,16 @@ from django.shortcuts import aget_object_or_404, get_object_or_404
 from conversations.models import Conversation, Message
 
 
-def conversations_of(user: AbstractBaseUser) -> QuerySet[Conversation]:
+def conversations_of(user: User) -> QuerySet[Conversation]:
     # A conversation a moderator hid leaves the list; opened by its address it shows as hidden.
     return Conversation.objects.filter(owner=user, archived=False, hidden=False)
 
 
-def conversation_for(user: AbstractBaseUser, conversation_id: UUID) -> Conversation:
+def conversation_for(user: User, conversation_id: UUID) -> Conversation:
     return get_object_or_404(Conversation, id=conversation_id, owner=user)
 
 
-def message_for(user: AbstractBaseUser, conversation_id: UUID, message_id: UUID) -> Message:
+def message_for(user: User, conversation_id: UUID, message_id: UUID) -> Message:
     return get_object_or_404(
         Message.objects.select_related("conversation"),
         id=message_id,
@@ -33,7 +33,7 @@ def message_for(user: AbstractBaseUser, conversation_id: UUID, message_id: UUID)
     )
 
 
-async def amessage_for(user: AbstractBaseUser, conversation_id: UUID, message_id: UUID) -> Message:
+async def amessage_for(user: User, conversation_id: UUID, message_id: UUID) -> Message:
     return await aget_object_or_404(
         Message.objects.select_related("conversation"),
         id=message_id,
@@ -42,11 +42,11 @@ async def amessage_for(user: AbstractBaseUser, conversation_id: UUID, message_id
     )
 
 
-def _sidebar_rows(user: AbstractBaseUser) -> QuerySet[Conversation]:
+def _sidebar_rows(user: User) -> QuerySet[Conversation]:
     return conversations_of(user).only("id", "title", "updated_at")
 
 
-def conversation_page(user: AbstractBaseUser, number: object = None) -> Page:
+def conversation_page(user: User, number: int | str | None = None) -> Page:
     """One page of the sidebar's conversation list, most recently active first."""
     paginator = Paginator(
         _sidebar_rows(user),
@@ -76,7 +76,7 @@ class ListPages:
         return self.last + 1
 
 
-def conversation_pages(user: AbstractBaseUser, *, shown: int) -> ListPages:
+def conversation_pages(user: User, *, shown: int) -> ListPages:
     """The whole pages that hold the first `shown` conversations (at least one page)."""
     per_page = settings.CHAT["CONVERSATIONS_PER_PAGE"]
     last = min(max(1, -(-shown // per_page)), MAX_SYNCED_PAGES)

@@ -9,16 +9,18 @@ from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Page
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
-from django_htmx.middleware import HtmxDetails
 
 from conversations.forms import MessageForm, RenameForm, ReportForm
+from conversations.http import SignedInRequest
 from conversations.middleware import SIGNED_OUT
 from conversations.models import Conversation, Message
 from conversations.selectors import (
@@ -45,18 +47,12 @@ from conversations.streaming.runtime import get_runtime
 DETAIL = "conversations/detail.html"
 
 
-class HtmxHttpRequest(HttpRequest):
-    """What django-htmx's middleware adds: `request.htmx`, typed."""
-
-    htmx: HtmxDetails
-
-
 HEALTH_TIMEOUT = 3.0  # seconds
 
 
 @login_required
 @require_GET
-def conversation_list(request: HtmxHttpRequest) -> HttpResponse:
+def conversation_list(request: SignedInRequest) -> HttpResponse:
     page = _conversation_page(request)
     if request.htmx and request.GET.get("page"):
         return render(request, "conversations/list.html#conversation_items", {"page": page})
@@ -65,7 +61,7 @@ def conversation_list(request: HtmxHttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def conversation_create(request: HtmxHttpRequest) -> HttpResponse:
+def conversation_create(request: SignedInRequest) -> HttpResponse:
     conversation = create_conversation(owner=request.user)
     url = reverse("conversation_detail", args=[conversation.pk])
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
@@ -73,7 +69,7 @@ def conversation_create(request: HtmxHttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def conversation_detail(request: HtmxHttpRequest, conversation_id: UUID) -> HttpResponse:
+def conversation_detail(request: SignedInRequest, conversation_id: UUID) -> HttpResponse:
     conversation = conversation_for(request.user, conversation_id)
     before = _int_or_none(request.GET.get("before"))
     messages, has_earlier = transcript(
@@ -93,7 +89,7 @@ def conversation_detail(request: HtmxHttpRequest, conversation_id: UUID) -> Http
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def conversation_rename(request: HtmxHttpRequest, conversation_id: UUID) -> HttpResponse:
+def conversation_rename(request: SignedInRequest, conversation_id: UUID) -> HttpResponse:
     conversation = conversation_for(request.user, conversation_id)
     form = RenameForm(request.POST or None, initial={"title": conversation.title})
     if request.method == "POST" and form.is_valid():
@@ -108,7 +104,7 @@ def conversation_rename(request: HtmxHttpRequest, conversation_id: UUID) -> Http
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def conversation_delete(request: HtmxHttpRequest, conversation_id: UUID) -> HttpResponse:
+def conversation_delete(request: SignedInRequest, conversation_id: UUID) -> HttpResponse:
     conversation = conversation_for(request.user, conversation_id)
     if request.method == "POST":
         delete_conversation(conversation=conversation)
@@ -120,7 +116,7 @@ def conversation_delete(request: HtmxHttpRequest, conversation_id: UUID) -> Http
 
 @login_required
 @require_POST
-def message_send(request: HtmxHttpRequest, conversation_id: UUID) -> HttpResponse:
+def message_send(request: SignedInRequest, conversation_id: UUID) -> HttpResponse:
     conversation = conversation_for(request.user, conversation_id)
     form = MessageForm(request.POST)
     if not form.is_valid():
@@ -151,7 +147,7 @@ def message_send(request: HtmxHttpRequest, conversation_id: UUID) -> HttpRespons
 @require_GET
 async def message_stream(
     request: HttpRequest, conversation_id: UUID, message_id: UUID
-) -> HttpResponse:
+) -> HttpResponseBase:
     user = await request.auser()
     if not user.is_authenticated:
         # An EventSource cannot follow a redirect to a login page: it would read that page
@@ -164,7 +160,7 @@ async def message_stream(
 
 @login_required
 @require_POST
-def message_stop(request: HtmxHttpRequest, conversation_id: UUID, message_id: UUID) -> HttpResponse:
+def message_stop(request: SignedInRequest, conversation_id: UUID, message_id: UUID) -> HttpResponse:
     message = message_for(request.user, conversation_id, message_id)
     if message.is_live:
         async_to_sync(_request_stop)(str(message.pk))
@@ -176,7 +172,7 @@ def message_stop(request: HtmxHttpRequest, conversation_id: UUID, message_id: UU
 @login_required
 @require_POST
 def message_retry(
-    request: HtmxHttpRequest, conversation_id: UUID, message_id: UUID
+    request: SignedInRequest, conversation_id: UUID, message_id: UUID
 ) -> HttpResponse:
     message = message_for(request.user, conversation_id, message_id)
     try:
@@ -200,7 +196,7 @@ def message_retry(
 @login_required
 @require_POST
 def message_report(
-    request: HtmxHttpRequest, conversation_id: UUID, message_id: UUID
+    request: SignedInRequest, conversation_id: UUID, message_id: UUID
 ) -> HttpResponse:
     message = message_for(request.user, conversation_id, message_id)
     form = ReportForm(request.POST)
@@ -218,13 +214,13 @@ def message_report(
 
 @login_required
 @require_GET
-def my_data(request: HttpRequest) -> HttpResponse:
+def my_data(request: SignedInRequest) -> HttpResponse:
     return render(request, "conversations/my_data.html")
 
 
 @login_required
 @require_GET
-def my_data_download(request: HttpRequest) -> HttpResponse:
+def my_data_download(request: SignedInRequest) -> HttpResponseBase:
     """All the user's own conversations as one file, streamed (hidden messages left out)."""
     fmt = request.GET.get("format", "jsonl")
     if fmt not in export.FORMATS:
@@ -271,12 +267,12 @@ def _ping_database() -> None:
         cursor.execute("SELECT 1")
 
 
-def _conversation_page(request: HttpRequest):
+def _conversation_page(request: SignedInRequest) -> Page:
     return conversation_page(request.user, request.GET.get("page"))
 
 
 def _composer_error(
-    request: HtmxHttpRequest, conversation: Conversation, form: MessageForm
+    request: SignedInRequest, conversation: Conversation, form: MessageForm
 ) -> HttpResponse:
     """422 with the form and its errors; the typed text stays in the box."""
     context = {"conversation": conversation, "form": form}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -53,6 +53,6 @@ class Provider(Protocol):
     label: str  # shown in the UI
     model: str
 
-    def stream(self, turns: list[ChatTurn], result: StreamResult) -> AsyncIterator[str]:
+    def stream(self, turns: list[ChatTurn], result: StreamResult) -> AsyncGenerator[str]:
         """Yield text deltas. Cancellation (aclose) must stop the upstream request."""
         ...

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from django.conf import settings
 
@@ -80,7 +80,7 @@ class DemoProvider:
         self.token_interval = token_interval
         self.echo = settings.CHAT.get("DEMO_ECHO", False) if echo is None else echo
 
-    async def stream(self, turns: list[ChatTurn], result: StreamResult) -> AsyncIterator[str]:
+    async def stream(self, turns: list[ChatTurn], result: StreamResult) -> AsyncGenerator[str]:
         prompt = next((t.content for t in reversed(turns) if t.role == "user"), "")
         tokens = tokenize(demo_answer(prompt, echo=self.echo))
         loop = asyncio.get_running_loop()

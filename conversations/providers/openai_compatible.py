@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from typing import cast
 
 import openai
+from openai.types.chat import ChatCompletionMessageParam
 
 from conversations.providers.base import ChatTurn, ProviderError, StreamResult
 from conversations.providers.text import DeltaCleaner
@@ -36,11 +38,11 @@ class OpenAICompatibleProvider:
             timeout=openai.Timeout(read_timeout, connect=connect_timeout),
         )
 
-    async def stream(self, turns: list[ChatTurn], result: StreamResult) -> AsyncIterator[str]:
+    async def stream(self, turns: list[ChatTurn], result: StreamResult) -> AsyncGenerator[str]:
         try:
             response = await self.client.chat.completions.create(
                 model=self.model,
-                messages=[{"role": t.role, "content": t.content} for t in turns],
+                messages=[_message(t) for t in turns],
                 stream=True,
                 stream_options={"include_usage": True},
             )
@@ -121,3 +123,8 @@ def _retry_after(exc: openai.APIStatusError) -> float | None:
         except ValueError:
             continue
     return None
+
+
+def _message(turn: ChatTurn) -> ChatCompletionMessageParam:
+    # The SDK types each role's message apart; ChatTurn's role is one of these three.
+    return cast(ChatCompletionMessageParam, {"role": turn.role, "content": turn.content})

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from conversations.providers.base import ChatTurn, StreamResult
 
@@ -32,7 +32,7 @@ class PacedProvider:
         self.model = model or "paced"
         self.token_interval = token_interval
 
-    async def stream(self, turns: list[ChatTurn], result: StreamResult) -> AsyncIterator[str]:
+    async def stream(self, turns: list[ChatTurn], result: StreamResult) -> AsyncGenerator[str]:
         prompt = next((t.content for t in reversed(turns) if t.role == "user"), "")
         count = answer_length(prompt)
         loop = asyncio.get_running_loop()

@@ -12,13 +12,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from asgiref.sync import sync_to_async
+from django.contrib.auth.models import User
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from conversations.models import Conversation, Message
@@ -119,7 +120,7 @@ class Selection:
 def select(
     *,
     conversations: QuerySet[Conversation] | None = None,
-    owner: object | None = None,
+    owner: User | None = None,
     emails: Sequence[str] = (),
     conversation_ids: Sequence[UUID] = (),
     since: datetime | None = None,
@@ -145,7 +146,7 @@ def export_chunks(
     fmt: str = "jsonl",
     *,
     progress: Callable[[int], None] | None = None,
-) -> Iterator[str]:
+) -> Generator[str]:
     """The export as text chunks of about CHUNK_CHARS; `progress(messages_so_far)` now and then."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; choose from {', '.join(FORMATS)}")
@@ -155,15 +156,19 @@ def export_chunks(
     walk.finish()
 
 
-async def aexport_chunks(chunks: Iterator[str]) -> AsyncIterator[str]:
+async def aexport_chunks(chunks: Generator[str]) -> AsyncIterator[str]:
     """For StreamingHttpResponse under ASGI, which would otherwise read a sync iterator whole
     into memory: chunk by chunk, each read in the request's one sync thread (its cursor)."""
-    step = sync_to_async(next, thread_sensitive=True)
+    step = sync_to_async(_next_or_none, thread_sensitive=True)
     try:
-        while (chunk := await step(chunks, None)) is not None:
+        while (chunk := await step(chunks)) is not None:
             yield chunk
     finally:
         await sync_to_async(chunks.close, thread_sensitive=True)()
+
+
+def _next_or_none(chunks: Iterator[str]) -> str | None:
+    return next(chunks, None)
 
 
 def filename(fmt: str, stem: str = "streamchat-export") -> str:

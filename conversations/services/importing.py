@@ -17,6 +17,7 @@ from uuid import UUID
 
 from django.contrib.auth import get_user_model
 from django.db import DatabaseError, transaction
+from django.db.models import Field, Model, TextChoices
 
 from conversations.models import Conversation, Message
 from conversations.services.export import SCHEMA, SCHEMA_VERSION
@@ -177,26 +178,31 @@ def _finish(block: _Block | None, report: ImportReport, owners: _Owners) -> None
 
 def _write(block: _Block, owners: _Owners) -> tuple[bool, int, int]:
     values = dict(block.conversation or {})
+    conversation_id: UUID = values["id"]  # validated, unlike conversation_id
     owner = owners.get(values.pop("owner"), block.line)
     current_owner = (
-        Conversation.objects.filter(pk=block.id).values_list("owner_id", flat=True).first()
+        Conversation.objects.filter(pk=conversation_id).values_list("owner_id", flat=True).first()
     )
     created = current_owner is None
     if created:
         created_at, updated_at = values.pop("created_at"), values.pop("updated_at")
         Conversation(owner=owner, **values).save(force_insert=True)
     elif current_owner != owner.pk:
-        raise _Conflict(block.line, f"conversation {block.id} exists and belongs to another user")
+        raise _Conflict(
+            block.line, f"conversation {conversation_id} exists and belongs to another user"
+        )
 
     # What the conversation already holds: ids are idempotence, seqs and client_ids unique.
     held = list(
-        Message.objects.filter(conversation_id=block.id).values_list("id", "seq", "client_id")
+        Message.objects.filter(conversation_id=conversation_id).values_list(
+            "id", "seq", "client_id"
+        )
     )
     held_ids = {row[0] for row in held}
     seqs = {row[1]: row[0] for row in held}
     client_ids = {row[2]: row[0] for row in held if row[2] is not None}
     file_ids = {message["id"] for _, message in block.messages}
-    elsewhere = _ids_in_other_conversations(file_ids - held_ids, block.id)
+    elsewhere = _ids_in_other_conversations(file_ids - held_ids, conversation_id)
     known = file_ids | held_ids
 
     new: list[Message] = []
@@ -229,17 +235,17 @@ def _write(block: _Block, owners: _Owners) -> tuple[bool, int, int]:
 
     Message.objects.bulk_create(new, batch_size=BATCH)
     # auto_now_add/auto_now stamped "now" on insert: put the exported times back.
-    for message, (message_created, message_updated) in zip(new, timestamps, strict=True):
-        message.created_at, message.updated_at = message_created, message_updated
+    for row, (row_created, row_updated) in zip(new, timestamps, strict=True):
+        row.created_at, row.updated_at = row_created, row_updated
     Message.objects.bulk_update(new, ["created_at", "updated_at"], batch_size=BATCH)
     if created:
-        Conversation.objects.filter(pk=block.id).update(
+        Conversation.objects.filter(pk=conversation_id).update(
             created_at=created_at, updated_at=updated_at
         )
     return created, len(new), present
 
 
-def _ids_in_other_conversations(ids: set[UUID], conversation_id: UUID | None) -> set[UUID]:
+def _ids_in_other_conversations(ids: set[UUID], conversation_id: UUID) -> set[UUID]:
     found: set[UUID] = set()
     pending = list(ids)
     for start in range(0, len(pending), BATCH):
@@ -344,8 +350,10 @@ def _text(limit: int | None = None) -> Callable[[object], str]:
     return check
 
 
-def _limit(model: type, name: str) -> int:
-    return model._meta.get_field(name).max_length
+def _limit(model: type[Model], name: str) -> int:
+    field = model._meta.get_field(name)
+    assert isinstance(field, Field) and field.max_length is not None, name
+    return field.max_length
 
 
 def _email(value: object) -> str:
@@ -381,13 +389,13 @@ def _datetime(value: object) -> datetime:
     return parsed
 
 
-def _choice(choices: type) -> Callable[[object], str]:
+def _choice(choices: type[TextChoices]) -> Callable[[object], str]:
     allowed = set(choices.values)
 
     def check(value: object) -> str:
         if value not in allowed:
             raise InvalidRecord(f"must be one of {', '.join(sorted(allowed))}")
-        return value
+        return str(value)
 
     return check
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser, Group, Permission
+from django.contrib.auth.models import Group, Permission, User
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Model, Q, QuerySet
 from django.utils import timezone
 
 from conversations.models import Conversation, Message, ModerationAction
@@ -57,11 +57,11 @@ def ensure_can_send(conversation: Conversation, *, owner_active: bool) -> None:
         raise SendRefused(SUSPENDED)
 
 
-def is_suspended(user_id: object) -> bool:
+def is_suspended(user_id: int | str) -> bool:
     return get_user_model().objects.filter(pk=user_id, is_active=False).exists()
 
 
-def report_message(*, message: Message, reporter: AbstractBaseUser, reason: str) -> None:
+def report_message(*, message: Message, reporter: User, reason: str) -> None:
     """The owner reports a message: it is flagged for moderators, the reason kept."""
     with transaction.atomic():
         Message.objects.filter(pk=message.pk).update(
@@ -71,9 +71,7 @@ def report_message(*, message: Message, reporter: AbstractBaseUser, reason: str)
         _record(reporter, Kind.REPORT, reason, [_message_target(message)])
 
 
-def moderate_messages(
-    *, messages: QuerySet[Message], kind: Kind, actor: AbstractBaseUser, reason: str
-) -> int:
+def moderate_messages(*, messages: QuerySet[Message], kind: Kind, actor: User, reason: str) -> int:
     """Flag, unflag, hide or unhide; returns how many messages changed."""
     changes = _MESSAGE_CHANGES[kind]
     with transaction.atomic():
@@ -91,7 +89,7 @@ def moderate_messages(
 
 
 def set_conversations_hidden(
-    *, conversations: QuerySet[Conversation], hidden: bool, actor: AbstractBaseUser, reason: str
+    *, conversations: QuerySet[Conversation], hidden: bool, actor: User, reason: str
 ) -> int:
     kind = Kind.HIDE_CONVERSATION if hidden else Kind.UNHIDE_CONVERSATION
     with transaction.atomic():
@@ -110,9 +108,7 @@ def set_conversations_hidden(
     return len(changing)
 
 
-def set_users_suspended(
-    *, users: QuerySet, suspended: bool, actor: AbstractBaseUser, reason: str
-) -> int:
+def set_users_suspended(*, users: QuerySet, suspended: bool, actor: User, reason: str) -> int:
     """Suspend (or reactivate) accounts. Nobody suspends themselves, and only a superuser
     suspends a superuser."""
     kind = Kind.SUSPEND if suspended else Kind.REACTIVATE
@@ -132,7 +128,7 @@ def set_users_suspended(
     return len(changing)
 
 
-def record_export(*, actor: AbstractBaseUser, conversations: int, reason: str = "") -> None:
+def record_export(*, actor: User, conversations: int, reason: str = "") -> None:
     _record(actor, Kind.EXPORT, reason, [(f"{conversations} conversation(s)", {})])
 
 
@@ -156,10 +152,12 @@ def _stop_live(messages: QuerySet[Message]) -> None:
     control.stop_after_commit([str(pk) for pk in live])
 
 
-def _lockable(model: type, selection: QuerySet) -> QuerySet:
+def _lockable(model: type[Model], selection: QuerySet) -> QuerySet:
     """The selected rows, locked: by primary key, since an admin selection may carry a
     DISTINCT (search across relations) that FOR UPDATE refuses."""
-    return model.objects.filter(pk__in=selection.values("pk")).select_for_update().order_by()
+    return (
+        model._default_manager.filter(pk__in=selection.values("pk")).select_for_update().order_by()
+    )
 
 
 def _message_target(message: Message) -> tuple[str, dict[str, object]]:
@@ -168,7 +166,7 @@ def _message_target(message: Message) -> tuple[str, dict[str, object]]:
 
 
 def _record(
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     kind: Kind,
     reason: str,
     targets: Iterable[tuple[str, dict[str, object]]],

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -43,7 +43,7 @@ class RetryRefused(Exception):
     """Only the conversation's last answer, once it is finished, can be retried."""
 
 
-def create_conversation(*, owner: AbstractBaseUser, title: str = "") -> Conversation:
+def create_conversation(*, owner: User, title: str = "") -> Conversation:
     provider = get_provider()
     conversation = Conversation.objects.create(
         owner=owner, title=title.strip(), provider=provider.name, model=provider.model
@@ -201,9 +201,9 @@ def _next_seq(conversation: Conversation) -> int:
 
 
 def _touch(conversation: Conversation, *, first_text: str = "") -> None:
-    fields = {"updated_at": timezone.now()}
+    fields: dict[str, object] = {"updated_at": timezone.now()}
     if first_text and not conversation.title:
         title = " ".join(first_text.split())
-        fields["title"] = title[:TITLE_CHARS] + ("…" if len(title) > TITLE_CHARS else "")
-        conversation.title = fields["title"]
+        conversation.title = title[:TITLE_CHARS] + ("…" if len(title) > TITLE_CHARS else "")
+        fields["title"] = conversation.title
     Conversation.objects.filter(pk=conversation.pk).update(**fields)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -24,8 +24,8 @@ from conversations.streaming.runtime import get_runtime
 log = logging.getLogger(__name__)
 
 Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
+Receive = Callable[[], Awaitable[Mapping[str, Any]]]
+Send = Callable[[Mapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 STREAM_PATH = re.compile(r"^/c/[0-9a-f-]{36}/m/(?P<message_id>[0-9a-f-]{36})/stream$")
@@ -75,8 +75,9 @@ async def _live_stream(message_id: str) -> LiveStream | None:
         stream = await reading.served_from(message_id)  # counts this reader
         # A mirror with nothing in Redis yet: a new answer, or one long over. The database
         # says which.
-        live = not stream.is_mirror or stream.length or await reading.still_live(message_id)
-        if not stream.finished and live:
+        if stream is None or stream.finished:
+            return None
+        if not stream.is_mirror or stream.length or await reading.still_live(message_id):
             served = stream
     except Exception:  # Redis or the database failed us: Django's view decides (and logs)
         log.warning("live stream fast path failed", exc_info=True, extra={"message_id": message_id})

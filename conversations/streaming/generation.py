@@ -12,7 +12,7 @@ import contextvars
 import logging
 import random
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass
 
@@ -116,7 +116,9 @@ async def generate_reply(message: Message, *, stream: LiveStream) -> None:
         outcome = Outcome(status=Message.Status.COMPLETE)
     except asyncio.CancelledError:
         if watchdog.cut(message_id):
-            asyncio.current_task().uncancel()
+            this_task = asyncio.current_task()
+            assert this_task is not None
+            this_task.uncancel()
             outcome = _failure(IDLE_MESSAGE, log_ids, "timeout")
         elif stream.stop_requested:
             outcome = Outcome(status=Message.Status.STOPPED)
@@ -141,7 +143,7 @@ async def generate_reply(message: Message, *, stream: LiveStream) -> None:
 
 async def _start_with_retries(
     provider, turns: list[ChatTurn], result: StreamResult, log_ids: dict[str, str]
-) -> tuple[str, AsyncIterator[str]]:
+) -> tuple[str, AsyncGenerator[str]]:
     """The provider's first delta and the rest of its stream, retrying failures (and a first
     token that does not come) before anything was streamed; after it, errors are final."""
     chat = settings.CHAT
@@ -251,7 +253,7 @@ def _load_context(message: Message) -> tuple[list[ChatTurn], dict[str, str]]:
     }
     # History up to the user message this answers; failed answers and answers that a
     # regenerate replaced are not part of the conversation the model sees.
-    answered_seq = message.reply_to.seq if message.reply_to_id else message.seq - 1
+    answered_seq = message.reply_to.seq if message.reply_to is not None else message.seq - 1
     history = (
         conversation.messages.filter(seq__lte=answered_seq, hidden=False)
         .exclude(role=Message.Role.ASSISTANT, status__in=Message.RETRYABLE_STATUSES)

@@ -8,7 +8,7 @@ what follows it; a reader without one (a page reload, a new EventSource) first g
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from asgiref.sync import sync_to_async
 from django.db import connections
@@ -42,7 +42,7 @@ def final_event(message_id: str) -> str:
         release_connections()
 
 
-async def stream_events(message: Message, *, last_event_id: str | None) -> AsyncIterator[str]:
+async def stream_events(message: Message, *, last_event_id: str | None) -> AsyncGenerator[str]:
     message_id = str(message.pk)
     yield sse.retry_hint(RETRY_MS)
 
@@ -90,7 +90,7 @@ async def served_from(message_id: str) -> LiveStream | None:
     return None
 
 
-async def live_events(stream: LiveStream, *, last_event_id: str | None) -> AsyncIterator[str]:
+async def live_events(stream: LiveStream, *, last_event_id: str | None) -> AsyncGenerator[str]:
     """A live answer's events from the reader's offset to the end (after the retry hint)."""
     message_id = stream.message_id
     offset = _parse_offset(last_event_id)

@@ -22,6 +22,7 @@ import asyncio
 import contextvars
 import json
 import logging
+from typing import cast
 
 import redis as redis_sync
 import redis.asyncio as redis
@@ -40,6 +41,9 @@ BLOCK_MS = 100
 SOCKET_TIMEOUT = 2.0  # seconds
 COMMAND_CONNECTIONS = 4
 END = "end"
+# A stream's entries as redis-py returns them with decode_responses=True (its types say
+# bytes or str, and maybe None).
+Entries = list[tuple[str, dict[str, str]]]
 
 # One round of the writer in one command: an XADD per answer that grew (the expiry set with
 # its first entry), the end markers, then the whole round as one entry of `frames`. A
@@ -286,7 +290,8 @@ class RedisRelay:
         message_id = mirror.message_id
         caught_up: list[tuple[int, str | None, str]] = []
         try:
-            for _, fields in await self.commands.xrange(stream_key(message_id)):
+            entries = cast(Entries, await self.commands.xrange(stream_key(message_id)))
+            for _, fields in entries:
                 caught_up.append((int(fields.get("o", 0)), fields.get(END), fields.get("t", "")))
         except Exception:
             log.exception("redis relay catch-up failed", extra={"message_id": message_id})
@@ -330,7 +335,7 @@ class RedisRelay:
     async def _read_forever(self) -> None:
         while self.followed and not self._positioned.is_set():
             try:
-                last = await self.commands.xrevrange(frames_key(), count=1)
+                last = cast(Entries, await self.commands.xrevrange(frames_key(), count=1))
             except Exception:
                 self._read_outage.failed()
                 await asyncio.sleep(0.5)
@@ -340,8 +345,11 @@ class RedisRelay:
             self._positioned.set()
         while self.followed:
             try:
-                batches = await self.blocking.xread(
-                    {frames_key(): self._frames_read}, block=BLOCK_MS, count=FRAMES_PER_READ
+                batches = cast(
+                    list[tuple[str, Entries]],
+                    await self.blocking.xread(
+                        {frames_key(): self._frames_read}, block=BLOCK_MS, count=FRAMES_PER_READ
+                    ),
                 )
             except asyncio.CancelledError:
                 raise
@@ -403,7 +411,7 @@ def published_text(message_id: str) -> str:
             socket_connect_timeout=SOCKET_TIMEOUT,
         )
     try:
-        entries = client.xrange(stream_key(message_id))
+        entries = cast(Entries, client.xrange(stream_key(message_id)))
     except redis_sync.RedisError:
         log.warning("redis relay: published text unreadable", extra={"message_id": message_id})
         return ""

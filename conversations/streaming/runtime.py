@@ -51,12 +51,13 @@ class Runtime:
     def stop_here(self, message_id: str) -> bool:
         """Cancel the answer's generation if this process runs it."""
         stream = self.hub.get(message_id)
-        if stream is None or stream.is_mirror or stream.task.done():
+        task = stream.task if stream is not None else None  # None: a mirror
+        if stream is None or task is None or task.done():
             return False
         if stream.finishing:  # the final write is under way: the answer is ending anyway
             return True
         stream.stop_requested = True
-        stream.task.cancel()
+        task.cancel()
         return True
 
     async def request_stop(self, message_id: str) -> None:
@@ -73,7 +74,7 @@ class Runtime:
     async def close(self) -> None:
         """Stop the background work (the ASGI server's shutdown, a test's end): answers
         still generating are cancelled and end as interrupted, offered for retry."""
-        generating = [s.task for s in self.hub.streams.values() if not s.is_mirror]
+        generating = [s.task for s in self.hub.streams.values() if s.task is not None]
         tasks = [*self._tasks, *generating, *self.hub.tasks, *self.watchdog.tasks]
         tasks += self.checkpoints.tasks + (self.relay.tasks if self.relay else [])
         for task in tasks:

@@ -55,7 +55,11 @@ class Command(BaseCommand):
             include_hidden=options["include_hidden"],
         )
         fmt = options["format"]
-        progress = Progress.for_terminal(self.stderr._out, total=None, unit="messages")
+        progress = Progress.for_terminal(
+            self.stderr._out,  # type: ignore[arg-type]  # the stream (the stubs say a callable)
+            total=None,
+            unit="messages",
+        )
         if progress.enabled:
             progress.total = selection.count_messages()
         chunks = export.export_chunks(selection, fmt, progress=progress.update)

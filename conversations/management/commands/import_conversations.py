@@ -28,7 +28,11 @@ class Command(BaseCommand):
                 raise CommandError(f"no such file: {path}")
             opener = gzip.open if path.endswith(".gz") else open
             stream = opener(path, "rb")
-        progress = Progress.for_terminal(self.stderr._out, total=None, unit="lines")
+        progress = Progress.for_terminal(
+            self.stderr._out,  # type: ignore[arg-type]  # the stream (the stubs say a callable)
+            total=None,
+            unit="lines",
+        )
         try:
             report = importing.import_conversations(
                 importing.read_lines(stream), progress=progress.update

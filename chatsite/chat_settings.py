@@ -1,0 +1,30 @@
+"""The shape of ``settings.CHAT``: one typed dict, so every reader of a limit or timeout
+is checked against its type (django-stubs reads the annotation in settings.py)."""
+
+from typing import TypedDict
+
+
+class ChatSettings(TypedDict):
+    PROVIDER: str  # "demo", "openai" or "paced" (the benchmark)
+    MODEL: str
+    OPENAI_BASE_URL: str
+    OPENAI_API_KEY: str
+    DEMO_TOKEN_INTERVAL: float
+    DEMO_ECHO: bool
+    MAX_MESSAGE_CHARS: int
+    CONTEXT_MESSAGES: int
+    CONNECT_TIMEOUT: float
+    FIRST_TOKEN_TIMEOUT: float
+    IDLE_TIMEOUT: float
+    TOTAL_TIMEOUT: float
+    RETRY_ATTEMPTS: int
+    RETRY_BASE_DELAY: float
+    RETRY_MAX_DELAY: float
+    CHECKPOINT_SECONDS: float
+    TICK_SECONDS: float
+    HEARTBEAT_SECONDS: float
+    STALE_STREAM_SECONDS: float
+    MESSAGES_PER_MINUTE: int
+    CONCURRENT_STREAMS: int
+    CONVERSATIONS_PER_PAGE: int
+    MESSAGES_PER_PAGE: int
