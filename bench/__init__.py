@@ -1,1 +1,1 @@
-"""The streaming benchmark (not part of the test suite): bench/run.py, README "Performance"."""
+"""The streaming benchmark (not part of the test suite): bench/run.py, docs/performance.md."""

@@ -129,7 +129,7 @@ if env("DATABASE_URL"):
     DATABASES = {"default": dj_database_url.parse(env("DATABASE_URL"), conn_max_age=0)}
     # A process-wide connection pool: under ASGI each request's sync code runs in a thread
     # of its own, so Django's persistent connections are never reused and every request
-    # paid a new connection (bench/: 25 -> 22 ms CPU and 51 -> 27 ms per chat start).
+    # paid a new connection (docs/performance.md: a chat start took twice as long).
     # It also caps the connections one process opens (PostgreSQL allows 100 by default).
     # PostgreSQL only (postgis too): other backends refuse the option.
     if DATABASES["default"]["ENGINE"].endswith(("postgresql", "postgis")) and env_bool(

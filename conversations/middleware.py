@@ -29,7 +29,7 @@ class SignedOutMiddleware:
     """
 
     # Sync only, and last in MIDDLEWARE: Django then runs the whole stack in one thread,
-    # instead of two thread hops per sync middleware on every request (measured in bench/).
+    # instead of two thread hops per sync middleware on every request (docs/performance.md).
     async_capable = False
     sync_capable = True
 

@@ -22,9 +22,9 @@ class CheckpointWriter:
     """One per event loop: every CHECKPOINT_SECONDS, the text of each answer that grew since
     its last checkpoint, all in one transaction. A crash loses at most that window.
 
-    Nothing happens per delta, and the token loop never waits for the database (bench/:
-    awaiting each write in the loop stalled every stream of the process behind one slow
-    commit); a slow database only spaces the batches out.
+    Nothing happens per delta, and the token loop never waits for the database (awaiting
+    each write in the loop stalled every stream of the process behind one slow commit:
+    docs/performance.md); a slow database only spaces the batches out.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -69,8 +69,8 @@ def write_checkpoints(texts: dict[str, str]) -> None:
     with executemany (psycopg pipelines it), and only while the answer is still streaming
     (its final write may already have landed).
 
-    Not the ORM's bulk_update: its CASE per row cost 0.3 ms of CPU per answer (150 ms for
-    500, holding the GIL while the event loop waited), executemany 0.02 ms (bench/).
+    Not the ORM's bulk_update: its CASE per row cost 15 times the CPU, holding the GIL while
+    the event loop waited (docs/performance.md).
     """
     fields = {field.name: field for field in Message._meta.concrete_fields}
     column = {name: connection.ops.quote_name(fields[name].column or name) for name in fields}

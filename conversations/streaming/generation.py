@@ -259,7 +259,7 @@ def _load_context(message: Message) -> tuple[list[ChatTurn], dict[str, str]]:
         .exclude(role=Message.Role.ASSISTANT, status__in=Message.RETRYABLE_STATUSES)
         .exclude(content="")
         .order_by("-seq")
-        # Tuples, not model instances: 4 -> 2 ms of CPU per answer in a long conversation.
+        # Tuples, not model instances: half the CPU in a long conversation (docs/performance.md).
         .values_list("role", "content", "reply_to_id")[: settings.CHAT["CONTEXT_MESSAGES"]]
     )
     latest_answer: set[object] = set()

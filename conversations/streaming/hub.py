@@ -19,8 +19,8 @@ from django.conf import settings
 log = logging.getLogger(__name__)
 
 FRAME_HOOK_TIMEOUT = 1.0  # seconds
-# A delta is a small string plus its offset: ~100 bytes apiece, 230 KB for a long answer
-# (bench/). Past this many, the chunks are joined into one.
+# A delta is a small string plus its offset, ~100 bytes apiece (docs/performance.md): past
+# this many, the chunks are joined into one.
 COMPACT_AT = 64
 
 

@@ -11,7 +11,7 @@ A process asked to relay an answer it does not generate mirrors it into a local 
 so its SSE readers use the same code path as local ones: it catches up from the answer's
 own stream, then one reader task per process follows `frames` with a single XREAD BLOCK,
 one entry per writer round whatever the number of answers. (An XREAD over one key per
-answer cost 12 ms of CPU per round at 1,000 answers, most of the follower's time.) Text
+answer was most of the follower's time: docs/performance.md.) Text
 that does not join up with the mirror (entries trimmed from `frames` while the follower
 lagged) is fetched again from the answer's stream.
 """
@@ -46,12 +46,12 @@ END = "end"
 Entries = list[tuple[str, dict[str, str]]]
 
 # One round of the writer in one command: an XADD per answer that grew (the expiry set with
-# its first entry), the end markers, then the whole round as one entry of `frames`. A
-# pipeline of a thousand XADDs cost 40 ms of CPU to pack and parse in redis-py, this 1.6 ms
-# (bench/). An answer's stream is not trimmed (its expiry and CHAT_TOTAL_TIMEOUT bound it:
-# a follower must be able to read it from the start); `frames` keeps the last 20 s. The keys
-# are made here from the prefix, not passed one by one: like the rest of our Redis use, it
-# needs a plain (not clustered) Redis.
+# its first entry), the end markers, then the whole round as one entry of `frames`: a
+# pipeline of an XADD per answer cost redis-py 25 times as much CPU to pack and parse
+# (docs/performance.md). An answer's stream is not trimmed (its expiry and
+# CHAT_TOTAL_TIMEOUT bound it: a follower must be able to read it from the start); `frames`
+# keeps the last 20 s. The keys are made here from the prefix, not passed one by one: like
+# the rest of our Redis use, it needs a plain (not clustered) Redis.
 PUBLISH_BATCH = """
 local batch = cjson.decode(ARGV[1])
 local prefix = ARGV[2]

@@ -23,9 +23,10 @@ class Watched:
 class IdleWatchdog:
     """One per event loop: cancels answers whose upstream went silent after its first delta.
 
-    It replaces an asyncio.timeout around every delta, one timer per token per stream: the
-    hottest line of the process at 300 streams (bench/). It looks at every answer's length a
-    few times per IDLE_TIMEOUT, so the cut comes late by at most two looks, never early.
+    It replaces an asyncio.timeout around every delta, one timer per token per stream, which
+    was the hottest line of the process under load (docs/performance.md). It looks at every
+    answer's length a few times per IDLE_TIMEOUT, so the cut comes late by at most two looks,
+    never early.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
