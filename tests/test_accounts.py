@@ -87,6 +87,17 @@ def test_log_out_ends_the_session(alice_client):
     assert not is_logged_in(alice_client)
 
 
+def test_the_login_page_after_signing_out_says_signed_out_not_signed_in(client, alice):
+    log_in(client, "alice@example.com")
+    assert is_logged_in(client)  # the chat page, which shows no notices
+    client.post("/accounts/logout/")
+
+    page = client.get("/accounts/login/").content.decode()
+
+    assert "signed out" in page
+    assert "signed in as" not in page.lower()
+
+
 @pytest.mark.parametrize(
     "path", ["/accounts/login/", "/accounts/signup/", "/accounts/password/reset/"]
 )
