@@ -178,7 +178,7 @@ def _finish(block: _Block | None, report: ImportReport, owners: _Owners) -> None
 
 def _write(block: _Block, owners: _Owners) -> tuple[bool, int, int]:
     values = dict(block.conversation or {})
-    conversation_id: UUID = values["id"]  # validated, unlike conversation_id
+    conversation_id: UUID = values["id"]  # validated (block.id may be None)
     owner = owners.get(values.pop("owner"), block.line)
     current_owner = (
         Conversation.objects.filter(pk=conversation_id).values_list("owner_id", flat=True).first()

@@ -72,9 +72,16 @@ def write_checkpoints(texts: dict[str, str]) -> None:
     Not the ORM's bulk_update: its CASE per row cost 15 times the CPU, holding the GIL while
     the event loop waited (docs/performance.md).
     """
-    fields = {field.name: field for field in Message._meta.concrete_fields}
-    column = {name: connection.ops.quote_name(fields[name].column or name) for name in fields}
     pk = Message._meta.pk
+    # Concrete fields (get_field may also return a relation, which has no column).
+    fields = {
+        field.name: field
+        for field in Message._meta.concrete_fields
+        if field.name in ("content", "updated_at", "status", pk.name)
+    }
+    column = {
+        name: connection.ops.quote_name(field.column or name) for name, field in fields.items()
+    }
     sql = (
         f"UPDATE {connection.ops.quote_name(Message._meta.db_table)}"
         f" SET {column['content']} = %s, {column['updated_at']} = %s"
