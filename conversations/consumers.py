@@ -20,6 +20,7 @@ from django.contrib.auth.models import User
 from django.http import Http404
 from django.template.loader import render_to_string
 
+from conversations.branches import shown_path
 from conversations.context_processors import provider
 from conversations.selectors import conversation_for, conversation_pages, transcript
 from conversations.services import sync
@@ -129,9 +130,13 @@ def render_frame(
             context["gone"] = True
     if conversation is not None:
         limit = settings.CHAT["MESSAGES_PER_PAGE"]
-        messages, too_many = transcript(conversation, after_seq=after_seq, limit=limit)
-        if too_many:  # too far behind to append: the latest page replaces the transcript
-            messages, context["has_earlier"] = transcript(conversation, limit=limit)
+        tree, path = shown_path(conversation)
+        messages, too_many = transcript(conversation, after_seq=after_seq, limit=limit, tree=tree)
+        # The page's last message is off the path shown now (a version switched, an edit
+        # made elsewhere), or it is too far behind to append: the latest page replaces it.
+        off_path = after_seq > 0 and after_seq not in {tree.seq[pk] for pk in path}
+        if too_many or off_path:
+            messages, context["has_earlier"] = transcript(conversation, limit=limit, tree=tree)
             context["replace_transcript"] = True
         if messages:
             last_seq = messages[-1].seq

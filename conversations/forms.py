@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import uuid
+
 from django import forms
 from django.conf import settings
+
+from conversations.models import Message
 
 MAX_CHARS = settings.CHAT["MAX_MESSAGE_CHARS"]
 
@@ -55,4 +59,14 @@ class ReportForm(forms.Form):
                 "maxlength": 500,
             }
         ),
+    )
+
+
+def edit_form(message: Message, data: object = None) -> MessageForm:
+    """The composer's form, filled with `message`'s text, ids unique to it on the page. A
+    fresh client_id per form: saving twice from it stores one version."""
+    return MessageForm(
+        data,  # type: ignore[arg-type]
+        auto_id=f"edit-{message.pk}-%s",
+        initial={"content": message.content, "client_id": uuid.uuid4()},
     )

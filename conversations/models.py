@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+
+if TYPE_CHECKING:
+    from conversations.branches import Versions
 
 
 class Conversation(models.Model):
@@ -21,6 +25,10 @@ class Conversation(models.Model):
     archived = models.BooleanField(default=False)
     # Hidden by a moderator: out of its owner's list, every message shown as hidden, no sends.
     hidden = models.BooleanField(default=False)
+    # The branch the page shows (and the next send continues): a leaf of the message tree.
+    current_leaf = models.ForeignKey(
+        "Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -54,6 +62,9 @@ class Message(models.Model):
         ERROR = "error"
         INTERRUPTED = "interrupted"
 
+    # Set where a page shows the message (conversations.branches): its place among siblings.
+    versions: Versions | None = None
+
     LIVE_STATUSES = (Status.PENDING, Status.STREAMING)
     RETRYABLE_STATUSES = (Status.STOPPED, Status.ERROR, Status.INTERRUPTED)
 
@@ -70,6 +81,11 @@ class Message(models.Model):
     # The user message an assistant message answers (retries answer the same one).
     reply_to = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replies"
+    )
+    # The message this one follows: messages form a tree whose root has none. Siblings are
+    # versions: an edit is a sibling of the message edited, a regenerate of the answer.
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
     )
     provider = models.CharField(max_length=50, blank=True)
     model = models.CharField(max_length=100, blank=True)

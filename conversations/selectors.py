@@ -12,6 +12,7 @@ from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
 from django.shortcuts import aget_object_or_404, get_object_or_404
 
+from conversations.branches import Tree, shown_path
 from conversations.models import Conversation, Message
 
 
@@ -90,13 +91,22 @@ def transcript(
     before_seq: int | None = None,
     after_seq: int | None = None,
     limit: int = 50,
+    tree: Tree | None = None,
 ) -> tuple[list[Message], bool]:
-    """The last `limit` messages (between the seqs given), in seq order, and whether more exist."""
-    qs = conversation.messages.all()
-    if before_seq is not None:
-        qs = qs.filter(seq__lt=before_seq)
-    if after_seq is not None:
-        qs = qs.filter(seq__gt=after_seq)
-    page = list(qs.order_by("-seq")[: limit + 1])
-    has_earlier = len(page) > limit
-    return list(reversed(page[:limit])), has_earlier
+    """The last `limit` messages of the path the conversation shows (between the seqs
+    given), root first, each with its `versions`; and whether more exist."""
+    tree, path = shown_path(conversation, tree)
+    steps = [
+        pk
+        for pk in path
+        if (before_seq is None or tree.seq[pk] < before_seq)
+        and (after_seq is None or tree.seq[pk] > after_seq)
+    ]
+    has_earlier = len(steps) > limit
+    steps = steps[len(steps) - limit :] if has_earlier else steps
+    rows = conversation.messages.in_bulk(steps)
+    messages = [rows[pk] for pk in steps if pk in rows]
+    for message in messages:
+        message.conversation = conversation  # the partial reads it: no query per message
+        message.versions = tree.versions(message.pk)
+    return messages, has_earlier

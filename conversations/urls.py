@@ -10,6 +10,21 @@ urlpatterns = [
     path("c/<uuid:conversation_id>/delete", views.conversation_delete, name="conversation_delete"),
     path("c/<uuid:conversation_id>/messages", views.message_send, name="message_send"),
     path(
+        "c/<uuid:conversation_id>/m/<uuid:message_id>/",
+        views.message_detail,
+        name="message_detail",
+    ),
+    path(
+        "c/<uuid:conversation_id>/m/<uuid:message_id>/edit",
+        views.message_edit,
+        name="message_edit",
+    ),
+    path(
+        "c/<uuid:conversation_id>/m/<uuid:message_id>/show",
+        views.message_show,
+        name="message_show",
+    ),
+    path(
         "c/<uuid:conversation_id>/m/<uuid:message_id>/stream",
         views.message_stream,
         name="message_stream",

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Page
 from django.db import connection
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -19,7 +19,8 @@ from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
-from conversations.forms import MessageForm, RenameForm, ReportForm
+from conversations.branches import with_versions
+from conversations.forms import MessageForm, RenameForm, ReportForm, edit_form
 from conversations.http import SignedInRequest
 from conversations.middleware import SIGNED_OUT
 from conversations.models import Conversation, Message
@@ -33,12 +34,15 @@ from conversations.selectors import (
 from conversations.services import export, moderation
 from conversations.services.ratelimit import RateLimited
 from conversations.services.sending import (
+    EditRefused,
     RetryRefused,
     create_conversation,
     delete_conversation,
+    edit_message,
     rename_conversation,
     retry_reply,
     send_message,
+    show_version,
 )
 from conversations.streaming import reading, sse
 from conversations.streaming.generation import start_generation
@@ -182,15 +186,67 @@ def message_retry(
     except moderation.SendRefused as exc:
         return _refused(exc)
     except RetryRefused as exc:
-        return HttpResponse(str(exc), status=409, content_type="text/plain")
+        return _conflict(exc)
     if not request.htmx:
         return redirect("conversation_detail", conversation_id)
-    old = Message.objects.select_related("conversation").get(pk=message.pk)
-    return render(
-        request,
-        f"{DETAIL}#retry_result",
-        {"conversation": old.conversation, "old": old, "messages": [result.reply]},
+    # The new version takes the old one's place; the old one is a switch away.
+    reply = with_versions(result.reply)
+    return render(request, f"{DETAIL}#message", {"message": reply})
+
+
+@login_required
+@require_GET
+def message_detail(
+    request: SignedInRequest, conversation_id: UUID, message_id: UUID
+) -> HttpResponse:
+    """One bubble as the page shows it (an edit form's Cancel puts it back)."""
+    message = message_for(request.user, conversation_id, message_id)
+    if not request.htmx:
+        return redirect("conversation_detail", conversation_id)
+    return render(request, f"{DETAIL}#message", {"message": with_versions(message)})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def message_edit(request: SignedInRequest, conversation_id: UUID, message_id: UUID) -> HttpResponse:
+    message = message_for(request.user, conversation_id, message_id)
+    if message.role != Message.Role.USER:
+        raise Http404("Only your own messages can be edited.")
+    form = edit_form(message, request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            edit_message(
+                message=message,
+                content=form.cleaned_data["content"],
+                client_id=form.cleaned_data["client_id"],
+                launch=start_generation,
+            )
+        except RateLimited as exc:
+            return _rate_limited(exc)
+        except moderation.SendRefused as exc:
+            return _refused(exc)
+        except EditRefused as exc:
+            return _conflict(exc)
+        return _shown_branch(request, message.conversation)
+    status = 422 if form.errors else 200
+    context = {"conversation": message.conversation, "message": message, "form": form}
+    if not request.htmx:
+        return render(request, "conversations/edit.html", context, status=status)
+    response = render(request, f"{DETAIL}#edit_form", context, status=status)
+    # The form itself targets the transcript (a saved edit shows the new branch); its errors
+    # go back in its place.
+    return (
+        reswap(retarget(response, f"#msg-{message.pk}"), "outerHTML") if form.errors else response
     )
+
+
+@login_required
+@require_POST
+def message_show(request: SignedInRequest, conversation_id: UUID, message_id: UUID) -> HttpResponse:
+    """Switch to `message`'s version: the path through it, down to its latest message."""
+    message = message_for(request.user, conversation_id, message_id)
+    show_version(message=message)
+    return _shown_branch(request, message.conversation)
 
 
 @login_required
@@ -282,6 +338,19 @@ def _composer_error(
     messages, has_earlier = transcript(conversation)
     context.update(messages=messages, has_earlier=has_earlier, page=_conversation_page(request))
     return render(request, DETAIL, context, status=422)
+
+
+def _shown_branch(request: SignedInRequest, conversation: Conversation) -> HttpResponse:
+    """The transcript of the branch the conversation now shows, for #transcript."""
+    if not request.htmx:
+        return redirect("conversation_detail", conversation.pk)
+    messages, has_earlier = transcript(conversation, limit=settings.CHAT["MESSAGES_PER_PAGE"])
+    context = {"conversation": conversation, "messages": messages, "has_earlier": has_earlier}
+    return render(request, f"{DETAIL}#earlier", context)
+
+
+def _conflict(exc: Exception) -> HttpResponse:
+    return HttpResponse(str(exc), status=409, content_type="text/plain")
 
 
 def _rate_limited(exc: RateLimited) -> HttpResponse:

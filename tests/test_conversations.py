@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from conversations.branches import link_as_one_path
 from conversations.models import Conversation, Message
 
 HTMX = {"HX-Request": "true"}
@@ -165,6 +166,7 @@ def conversation_with_messages(conversation):
     Message.objects.create(
         conversation=conversation, seq=2, role="assistant", content="A", reply_to=question
     )
+    link_as_one_path(conversation)
     return conversation
 
 
@@ -222,6 +224,7 @@ def long_conversation(conversation, settings):
         )
         for seq in range(1, 11)
     )
+    link_as_one_path(conversation)
     return conversation
 
 

@@ -13,6 +13,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from conversations.branches import link_as_one_path
 from conversations.models import Conversation, Message
 from conversations.services import importing
 from tests.conftest import make_user
@@ -38,6 +39,7 @@ def add_conversation(owner, title, turns, *, at, hidden=False, system_prompt="")
         question = message if role == "user" else question
         moment = at + timedelta(minutes=index, microseconds=index * 1001)
         Message.objects.filter(pk=message.pk).update(created_at=moment, updated_at=moment)
+    link_as_one_path(conversation)
     Conversation.objects.filter(pk=conversation.pk).update(
         created_at=at, updated_at=at + timedelta(hours=1), hidden=hidden
     )

@@ -8,10 +8,12 @@ import re
 from urllib.parse import unquote
 
 import pytest
+from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.test import AsyncClient
 
 from chatsite.asgi import application
+from conversations.branches import link_as_one_path
 from conversations.models import Conversation, Message
 from conversations.streaming import access
 from tests.fakes import words
@@ -133,6 +135,7 @@ async def test_reconnecting_tab_gets_the_messages_after_its_last_seq(alice_async
         await Message.objects.acreate(
             conversation=conversation, seq=seq, role="user", content=f"message {seq}"
         )
+    await sync_to_async(link_as_one_path)(conversation)
     shown = [m async for m in Message.objects.filter(conversation=conversation).order_by("seq")]
 
     socket, frame = await open_tab(alice_async, conversation, after_seq=2)
@@ -147,6 +150,7 @@ async def test_tab_too_far_behind_gets_the_latest_page_instead(alice_async, conv
         await Message.objects.acreate(
             conversation=conversation, seq=seq, role="user", content=f"message {seq}"
         )
+    await sync_to_async(link_as_one_path)(conversation)
 
     socket, frame = await open_tab(alice_async, conversation, after_seq=1)
 

@@ -11,6 +11,7 @@ from django.contrib.auth.models import Group, Permission
 from django.core.management import call_command
 from django.test import AsyncClient, Client
 
+from conversations.branches import link_as_one_path
 from conversations.models import Conversation, Message, ModerationAction
 from conversations.services import moderation
 from conversations.services.sending import send_message
@@ -61,7 +62,7 @@ def onlooker(db) -> Client:
 
 def add_messages(conversation, *contents: str, **fields) -> list[Message]:
     start = conversation.messages.count()
-    return [
+    added = [
         Message.objects.create(
             conversation=conversation,
             seq=start + index + 1,
@@ -71,6 +72,8 @@ def add_messages(conversation, *contents: str, **fields) -> list[Message]:
         )
         for index, content in enumerate(contents)
     ]
+    link_as_one_path(conversation)
+    return added
 
 
 def act(client: Client, url: str, action: str, objects, reason: str = "breaks the rules"):
@@ -163,6 +166,7 @@ def test_staff_without_any_permission_sees_no_conversations(db, conversation):
 def test_conversation_page_shows_a_read_only_transcript_in_seq_order(mod_client, conversation):
     for seq, content in [(3, "third <b>bold?</b>"), (1, "first"), (2, "second")]:
         Message.objects.create(conversation=conversation, seq=seq, role="user", content=content)
+    link_as_one_path(conversation)
 
     page = mod_client.get(f"{CONVERSATIONS}{conversation.pk}/change/").text
 

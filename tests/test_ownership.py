@@ -7,6 +7,7 @@ import json
 import pytest
 from django.test import Client
 
+from conversations.branches import link_as_one_path
 from conversations.middleware import SIGNED_OUT
 from conversations.models import Conversation, Message
 
@@ -44,15 +45,18 @@ def bobs_conversation(bob):
         content="Bob's answer",
         reply_to=question,
     )
+    link_as_one_path(conversation)
     return conversation
 
 
 @pytest.fixture
 def alices_answer(conversation):
     question = Message.objects.create(conversation=conversation, seq=1, role="user", content="Q")
-    return Message.objects.create(
+    answer = Message.objects.create(
         conversation=conversation, seq=2, role="assistant", content="A", reply_to=question
     )
+    link_as_one_path(conversation)
+    return answer
 
 
 def snapshot(conversation: Conversation) -> tuple:

@@ -110,8 +110,11 @@ async def test_retry_after_error_adds_a_new_answer_and_keeps_the_failed_one(
     assert retry.reply_to_id == failed.reply_to_id
     # The failed answer was not sent to the model as history.
     assert [t.role for t in provider.calls[-1]] == ["user"]
+    # The new answer takes the failed one's place, which stays as its version 1 of 2.
+    assert retry.parent_id == failed.parent_id
     body = response.content.decode()
-    assert f'id="msg-{failed.pk}"' in body and f'id="msg-{retry.pk}"' in body
+    assert f'id="msg-{retry.pk}"' in body and f'id="msg-{failed.pk}"' not in body
+    assert "2 / 2" in body
 
 
 async def test_double_retry_makes_one_new_answer(alice_async, conversation, provider):

@@ -5,13 +5,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from uuid import UUID
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
-from django.db.models import Max
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
+from conversations import branches
 from conversations.models import Conversation, Message
 from conversations.providers import get_provider
 from conversations.services import moderation, sync
@@ -41,6 +43,10 @@ class RetryResult:
 
 class RetryRefused(Exception):
     """Only the conversation's last answer, once it is finished, can be retried."""
+
+
+class EditRefused(Exception):
+    """Not an editable message, or an answer is still being written in the conversation."""
 
 
 def create_conversation(*, owner: User, title: str = "") -> Conversation:
@@ -79,59 +85,56 @@ def send_message(
     client_id: uuid.UUID | None,
     launch: Launch | None,
 ) -> SendResult:
-    """Store the user's message and an assistant placeholder with the next two `seq` values,
-    and once committed, `launch` the answer's generation.
+    """Store the user's message, following the branch the conversation shows, and an
+    assistant placeholder, with the next two `seq` values; once committed, `launch` the
+    answer's generation.
 
     Idempotent on `client_id`: a repeat returns the messages of the first send, even where a
     new send would be refused. The unique client_id finds repeats, so a first send (nearly
     every one) pays no lookup; a repeat counts as a hit against the rate limit.
     """
-    client_id = client_id or uuid.uuid4()
-    provider = get_provider()
-    for attempt in range(SEQ_ATTEMPTS):
-        try:
-            with transaction.atomic():
-                owner_active = _lock_sender(conversation)
-                moderation.ensure_can_send(conversation, owner_active=owner_active)
-                if attempt == 0:
-                    check_send_allowed(user_id=conversation.owner_id)
-                seq = _next_seq(conversation)
-                user_message = Message(
-                    conversation=conversation,
-                    seq=seq,
-                    role=Message.Role.USER,
-                    content=content,
-                    client_id=client_id,
-                )
-                assistant = Message(
-                    conversation=conversation,
-                    seq=seq + 1,
-                    role=Message.Role.ASSISTANT,
-                    status=Message.Status.STREAMING,
-                    reply_to=user_message,
-                    provider=provider.name,
-                    model=provider.model,
-                )
-                Message.objects.bulk_create([user_message, assistant])  # one INSERT
-                _touch(conversation, first_text=content)
-                _launch_and_announce(conversation, assistant, launch)
-            return SendResult(user_message, assistant, created=True)
-        except (IntegrityError, moderation.SendRefused, RateLimited) as refusal:
-            existing = _existing_send(conversation, client_id)
-            if existing is not None:
-                return existing  # a repeat (or the same send racing itself: a double submit)
-            if not isinstance(refusal, IntegrityError):
-                raise
-            # else: another send took our seq; try again with a fresh one
-    raise IntegrityError(f"could not allocate a seq in conversation {conversation.pk}")
+    return _ask(conversation, content=content, client_id=client_id, launch=launch)
+
+
+def edit_message(
+    *,
+    message: Message,
+    content: str,
+    client_id: uuid.UUID | None,
+    launch: Launch | None,
+) -> SendResult:
+    """The edited text as a new version of `message` (its sibling), with an answer to it;
+    the original and everything below it stay, one switch away. Idempotent on `client_id`
+    like a send. Refused while an answer is being written: the edit would leave it
+    streaming into a branch nobody sees."""
+    if message.role != Message.Role.USER:
+        raise EditRefused("Only your own messages can be edited.")
+    if message.hidden:
+        raise EditRefused("A moderator hid this message: it cannot be edited.")
+    return _ask(
+        message.conversation, content=content, client_id=client_id, launch=launch, edit_of=message
+    )
+
+
+def show_version(*, message: Message) -> Message | None:
+    """Show `message`'s branch: the conversation's path goes through it, down to the
+    latest message below it. Remembered (reload and other tabs show the same branch).
+    Returns the new leaf."""
+    conversation = message.conversation
+    with transaction.atomic():
+        leaf_id = branches.Tree.of(conversation).latest_leaf_below(message.pk)
+        Conversation.objects.filter(pk=conversation.pk).update(current_leaf_id=leaf_id)
+        conversation.current_leaf_id = leaf_id
+        sync.announce_messages(conversation)
+    return Message.objects.filter(pk=leaf_id).first()
 
 
 def retry_reply(*, message: Message, launch: Launch | None) -> RetryResult:
-    """A new assistant answer to the same user message, with the next `seq`, `launch`ed once
-    committed.
+    """A new version of an answer: a sibling answering the same question, with the next
+    `seq`, `launch`ed once committed; the one retried stays as a version in its state.
 
-    Only the conversation's last message can be retried or regenerated, so a double click
-    returns the answer the first click made instead of a second one.
+    Only the answer the conversation ends with can be retried or regenerated, so a double
+    click returns the answer the first click made instead of a second one.
     """
     if message.role != Message.Role.ASSISTANT or message.is_live:
         raise RetryRefused("Only a finished answer can be retried.")
@@ -141,25 +144,87 @@ def retry_reply(*, message: Message, launch: Launch | None) -> RetryResult:
     provider = get_provider()
     with transaction.atomic():
         owner_active = _lock_sender(conversation)
-        last = conversation.messages.order_by("-seq").first()
-        if last is not None and last.pk != message.pk:
-            if last.role == Message.Role.ASSISTANT and last.reply_to_id == message.reply_to_id:
-                return RetryResult(last, created=False)
+        seq, leaf_id = _next_seq_and_leaf(conversation)
+        if leaf_id != message.pk:
+            siblings = Message.objects.filter(parent_id=message.parent_id, role=message.role)
+            leaf = siblings.filter(pk=leaf_id).first() if leaf_id else None
+            if leaf is not None:
+                return RetryResult(leaf, created=False)  # the first click's answer
             raise RetryRefused("Only the last answer can be retried.")
         moderation.ensure_can_send(conversation, owner_active=owner_active)
         check_send_allowed(user_id=conversation.owner_id)
         reply = Message.objects.create(
             conversation=conversation,
-            seq=_next_seq(conversation),
+            seq=seq,
             role=Message.Role.ASSISTANT,
             status=Message.Status.STREAMING,
             reply_to_id=message.reply_to_id,
+            parent_id=message.parent_id,
             provider=provider.name,
             model=provider.model,
         )
-        _touch(conversation)
+        _touch(conversation, leaf=reply)
         _launch_and_announce(conversation, reply, launch)
     return RetryResult(reply, created=True)
+
+
+def _ask(
+    conversation: Conversation,
+    *,
+    content: str,
+    client_id: uuid.UUID | None,
+    launch: Launch | None,
+    edit_of: Message | None = None,
+) -> SendResult:
+    """A question and its answer's placeholder: after the shown leaf, or beside `edit_of`."""
+    client_id = client_id or uuid.uuid4()
+    provider = get_provider()
+    for attempt in range(SEQ_ATTEMPTS):
+        try:
+            with transaction.atomic():
+                owner_active = _lock_sender(conversation)
+                moderation.ensure_can_send(conversation, owner_active=owner_active)
+                if attempt == 0:
+                    check_send_allowed(user_id=conversation.owner_id)
+                seq, leaf_id = _next_seq_and_leaf(conversation)
+                if edit_of is not None:
+                    _ensure_nothing_streams(conversation)
+                parent_id = edit_of.parent_id if edit_of is not None else leaf_id
+                user_message = Message(
+                    conversation=conversation,
+                    seq=seq,
+                    role=Message.Role.USER,
+                    content=content,
+                    client_id=client_id,
+                    parent_id=parent_id,
+                )
+                assistant = Message(
+                    conversation=conversation,
+                    seq=seq + 1,
+                    role=Message.Role.ASSISTANT,
+                    status=Message.Status.STREAMING,
+                    reply_to=user_message,
+                    parent=user_message,
+                    provider=provider.name,
+                    model=provider.model,
+                )
+                Message.objects.bulk_create([user_message, assistant])  # one INSERT
+                _touch(conversation, leaf=assistant, first_text=content)
+                _launch_and_announce(conversation, assistant, launch)
+            return SendResult(user_message, assistant, created=True)
+        except (IntegrityError, moderation.SendRefused, RateLimited, EditRefused) as refusal:
+            existing = _existing_send(conversation, client_id)
+            if existing is not None:
+                return existing  # a repeat (or the same send racing itself: a double submit)
+            if not isinstance(refusal, IntegrityError):
+                raise
+            # else: another send took our seq; try again with a fresh one
+    raise IntegrityError(f"could not allocate a seq in conversation {conversation.pk}")
+
+
+def _ensure_nothing_streams(conversation: Conversation) -> None:
+    if conversation.messages.filter(status__in=Message.LIVE_STATUSES).exists():
+        raise EditRefused("An answer is still being written: stop it, then edit.")
 
 
 def _launch_and_announce(
@@ -195,13 +260,24 @@ def _existing_send(conversation: Conversation, client_id: uuid.UUID) -> SendResu
     return SendResult(user_message, assistant, created=False)
 
 
-def _next_seq(conversation: Conversation) -> int:
-    current = conversation.messages.aggregate(top=Max("seq"))["top"]
-    return (current or 0) + 1
+def _next_seq_and_leaf(conversation: Conversation) -> tuple[int, UUID | None]:
+    """The next seq and the leaf the conversation shows, in one statement, read under the
+    sender's lock. A leaf is kept on every write; a conversation without one (imported
+    bare, or emptied by hand) continues after its latest message."""
+    top = Message.objects.filter(conversation=OuterRef("pk")).order_by("-seq")
+    leaf_id, latest_id, latest_seq = (
+        Conversation.objects.filter(pk=conversation.pk)
+        .values_list(
+            "current_leaf_id", Subquery(top.values("id")[:1]), Subquery(top.values("seq")[:1])
+        )
+        .get()
+    )
+    return (latest_seq or 0) + 1, leaf_id or latest_id
 
 
-def _touch(conversation: Conversation, *, first_text: str = "") -> None:
-    fields: dict[str, object] = {"updated_at": timezone.now()}
+def _touch(conversation: Conversation, *, leaf: Message, first_text: str = "") -> None:
+    conversation.current_leaf_id = leaf.pk
+    fields: dict[str, object] = {"updated_at": timezone.now(), "current_leaf_id": leaf.pk}
     if first_text and not conversation.title:
         title = " ".join(first_text.split())
         conversation.title = title[:TITLE_CHARS] + ("…" if len(title) > TITLE_CHARS else "")

@@ -20,6 +20,7 @@ from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
 from django.utils import timezone
 
+from conversations import branches
 from conversations.models import Message
 from conversations.providers import ChatTurn, ProviderError, StreamResult, get_provider
 from conversations.streaming.hub import LiveStream
@@ -251,27 +252,9 @@ def _load_context(message: Message) -> tuple[list[ChatTurn], dict[str, str]]:
         "conversation_id": str(conversation.pk),
         "user_id": str(conversation.owner_id),
     }
-    # History up to the user message this answers; failed answers and answers that a
-    # regenerate replaced are not part of the conversation the model sees.
-    answered_seq = message.reply_to.seq if message.reply_to is not None else message.seq - 1
-    history = (
-        conversation.messages.filter(seq__lte=answered_seq, hidden=False)
-        .exclude(role=Message.Role.ASSISTANT, status__in=Message.RETRYABLE_STATUSES)
-        .exclude(content="")
-        .order_by("-seq")
-        # Tuples, not model instances: half the CPU in a long conversation (docs/performance.md).
-        .values_list("role", "content", "reply_to_id")[: settings.CHAT["CONTEXT_MESSAGES"]]
-    )
-    latest_answer: set[object] = set()
-    turns = []
-    # Newest first: the first answer seen per question is the latest.
-    for role, content, reply_to_id in history:
-        if role == Message.Role.ASSISTANT:
-            if reply_to_id in latest_answer:
-                continue
-            latest_answer.add(reply_to_id)
-        turns.append(ChatTurn(role, content))
-    turns.reverse()
+    # The path from the root to the question this answers: never another branch.
+    rows = branches.context_rows(message.parent_id, limit=settings.CHAT["CONTEXT_MESSAGES"])
+    turns = [ChatTurn(role, content) for role, content in rows]
     if conversation.system_prompt:
         turns.insert(0, ChatTurn("system", conversation.system_prompt))
     return turns, log_ids
