@@ -87,6 +87,14 @@ def alice_async(alice) -> AsyncClient:
     return client
 
 
+@pytest.fixture
+def alice_second_device(alice) -> AsyncClient:
+    """Alice signed in on another device (its own session)."""
+    client = AsyncClient()
+    client.force_login(alice)
+    return client
+
+
 def pytest_collection_modifyitems(config, items):
     """Browser tests last: Playwright's sync API keeps an event loop running in this thread
     for the rest of the session, which async tests and fixtures after it cannot share."""

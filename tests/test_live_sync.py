@@ -46,13 +46,6 @@ def message_ids(frame: str) -> list[str]:
     return re.findall(r'<article id="msg-([0-9a-f-]+)"', frame)
 
 
-@pytest.fixture
-def alice_second_device(alice) -> AsyncClient:
-    client = AsyncClient()
-    client.force_login(alice)
-    return client
-
-
 async def test_anonymous_socket_is_refused(db):
     socket = tab(None)
     connected, _ = await socket.connect(timeout=WAIT)
