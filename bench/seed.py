@@ -43,6 +43,8 @@ def main() -> None:
     parser.add_argument("--slots", type=int, required=True)
     parser.add_argument("--heavy-conversations", type=int, default=10_000)
     parser.add_argument("--heavy-messages", type=int, default=2_000)
+    # Questions edited once (an older version with its answer beside the one shown).
+    parser.add_argument("--heavy-branch-points", type=int, default=200)
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
 
@@ -84,20 +86,12 @@ def main() -> None:
             for i in range(args.heavy_conversations)
         )
         long_chat = heavy_conversations[-1]
-        Message.objects.bulk_create(
-            (
-                Message(
-                    conversation=long_chat,
-                    seq=seq,
-                    role=Message.Role.USER if seq % 2 else Message.Role.ASSISTANT,
-                    content=_sample_text(seq),
-                    status=Message.Status.COMPLETE,
-                    created_at=now - timedelta(minutes=args.heavy_messages - seq),
-                )
-                for seq in range(1, args.heavy_messages + 1)
-            ),
-            batch_size=1000,
-        )
+        messages = _long_chat(Message, long_chat, args.heavy_messages, args.heavy_branch_points)
+        for message in messages:
+            message.created_at = now - timedelta(minutes=args.heavy_messages - message.seq)
+        Message.objects.bulk_create(messages, batch_size=1000)
+        long_chat.current_leaf = messages[-1]
+        long_chat.save(update_fields=["current_leaf"])
         Conversation.objects.filter(pk=long_chat.pk).update(updated_at=now + timedelta(hours=1))
 
     with connection.cursor() as cursor:
@@ -135,6 +129,39 @@ def _session(user, store_class) -> tuple[str, str, object]:
     }
     key = uuid.uuid4().hex
     return key, store.encode(payload), store.get_expiry_date()
+
+
+def _long_chat(message_model, conversation, count: int, branch_points: int) -> list:
+    """`count` messages, questions and answers in turn, `branch_points` of the questions
+    edited: each such step stores an older version (and its answer) before the one shown."""
+    Role = message_model.Role
+    pairs = count // 2
+    every = max(1, (pairs - branch_points) // branch_points) if branch_points else 0
+    messages: list = []
+    parent = None
+
+    def add(role, parent):
+        answers = parent if role == Role.ASSISTANT else None
+        message = message_model(
+            conversation=conversation,
+            seq=len(messages) + 1,
+            role=role,
+            content=_sample_text(len(messages) + 1),
+            status=message_model.Status.COMPLETE,
+            parent=parent,
+            reply_to=answers,
+        )
+        messages.append(message)
+        return message
+
+    pair = 0
+    while len(messages) + 2 <= count:
+        if every and pair % every == 0 and len(messages) + 4 <= count:
+            add(Role.ASSISTANT, add(Role.USER, parent))  # the version not shown
+        question = add(Role.USER, parent)
+        parent = add(Role.ASSISTANT, question)
+        pair += 1
+    return messages
 
 
 def _sample_text(seq: int) -> str:
