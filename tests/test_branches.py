@@ -317,3 +317,58 @@ async def test_someone_elses_message_is_404_on_every_branch_route(
     assert response.status_code == 404
     fresh = await Conversation.objects.aget(pk=bobs.pk)
     assert fresh.current_leaf_id == question.pk and await bobs.messages.acount() == 1
+
+
+# ---- the path, a page at a time -----------------------------------------------------------
+
+
+def build_tree(conversation, shape: list[tuple[str, int | None]]) -> list[Message]:
+    """Messages in seq order, each (text, index of its parent in `shape` or None); the
+    conversation shows the last one."""
+    made: list[Message] = []
+    for seq, (text, parent) in enumerate(shape, start=1):
+        made.append(
+            Message.objects.create(
+                conversation=conversation,
+                seq=seq,
+                role="user" if text.startswith("q") else "assistant",
+                content=text,
+                parent=made[parent] if parent is not None else None,
+            )
+        )
+    Conversation.objects.filter(pk=conversation.pk).update(current_leaf=made[-1])
+    return made
+
+
+@pytest.mark.django_db
+def test_load_earlier_pages_through_the_branch_shown_only(alice_client, conversation, settings):
+    settings.CHAT = {**settings.CHAT, "MESSAGES_PER_PAGE": 2}
+    build_tree(
+        conversation,
+        [("q1", None), ("a1", 0), ("q2 old", 1), ("a2 old", 2), ("q2", 1), ("a2", 4)],
+    )
+
+    first = alice_client.get(f"/c/{conversation.pk}/").content.decode()
+    earlier = alice_client.get(f"/c/{conversation.pk}/?before=5", headers=HTMX).content.decode()
+
+    assert shown_texts(first) == ["q2", "a2"] and "Load earlier messages" in first
+    assert shown_texts(earlier) == ["q1", "a1"] and "Load earlier messages" not in earlier
+
+
+@pytest.mark.django_db
+def test_the_models_context_is_the_path_without_hidden_or_failed_messages(conversation):
+    from conversations.branches import context_rows
+
+    made = build_tree(
+        conversation,
+        [("q1", None), ("a1 failed", 0), ("a1", 0), ("q2 other", 2), ("q2", 2), ("a2", 4)],
+    )
+    Message.objects.filter(pk=made[1].pk).update(status="error")
+    Message.objects.filter(pk=made[4].pk).update(hidden=True)
+
+    assert context_rows(made[5].pk, limit=10) == [
+        ("user", "q1"),
+        ("assistant", "a1"),
+        ("assistant", "a2"),
+    ]
+    assert context_rows(made[5].pk, limit=2) == [("assistant", "a1"), ("assistant", "a2")]
