@@ -308,7 +308,9 @@
   let keptFromBottom = null;
   document.body.addEventListener("htmx:beforeSwap", function (evt) {
     const target = evt.detail.target;
-    if (target && target.classList && target.classList.contains("load-earlier")) {
+    // Only for a swap that happens: a failed request has no afterSwap to use it up, and the
+    // next swap (a message sent) would jump to the place kept here.
+    if (evt.detail.shouldSwap && target && target.classList && target.classList.contains("load-earlier")) {
       keptFromBottom = scroller().scrollHeight - scroller().scrollTop;
     }
   });
