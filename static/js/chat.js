@@ -160,6 +160,13 @@
     const token = csrfToken();
     if (token) evt.detail.headers["X-CSRFToken"] = token;
   });
+  // A form's own field wins over the header (Django reads it first): refresh it as the form
+  // is submitted, before htmx (or the browser, for a plain form like Log out) reads it.
+  document.addEventListener("submit", function (evt) {
+    const token = csrfToken();
+    const field = evt.target instanceof HTMLFormElement && evt.target.elements.namedItem("csrfmiddlewaretoken");
+    if (token && field instanceof HTMLInputElement) field.value = token;
+  }, true);
 
   document.body.addEventListener("htmx:configRequest", function (evt) {
     const form = evt.detail.elt;
