@@ -25,7 +25,7 @@ from django.test import Client
 call_command("collectstatic", "--noinput", verbosity=0)
 proxied = Client(HTTP_HOST="chat.example.com", HTTP_X_FORWARDED_PROTO="https")
 page = proxied.get("/accounts/login/")
-script = re.search(r'src="(/static/js/sync\\.[0-9a-f]{12}\\.js)"', page.text).group(1)
+script = re.search(r'src="(/static/js/chat/sync\\.[0-9a-f]{12}\\.js)"', page.text).group(1)
 asset = proxied.get(script)
 plain = Client(HTTP_HOST="chat.example.com").get("/accounts/login/")
 probe = Client(HTTP_HOST="chat.example.com").get("/healthz")

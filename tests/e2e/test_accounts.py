@@ -84,6 +84,37 @@ def test_signed_out_in_another_tab_the_message_waits_to_be_retried(new_context, 
     expect(chat.locator("#transcript .msg-user", has_text="kept for later")).to_have_count(1)
 
 
+def test_a_page_from_before_signing_in_again_sends_the_new_csrf_token(new_context, stack):
+    """Signing in again (in another tab, after a sign-out or an expired session) gives the
+    session a new CSRF token: the forms this page was rendered with still go through, the
+    composer's and Log out's, never a 403."""
+    context = new_context(on=stack.first)
+    chat = context.new_page()
+    email = f"csrf-{uuid.uuid4().hex[:8]}@example.com"
+    sign_up(chat, email)
+    new_conversation(chat)
+    rendered_with = csrf_cookie(chat)
+    other = context.new_page()
+    other.goto(stack.other.url + "/")
+    other.get_by_role("button", name="Log out").click()
+    expect(chat.locator("#notice")).to_contain_text("signed out")
+    log_in(other, email, PASSWORD, base=stack.other.url)
+    assert csrf_cookie(chat) != rendered_with  # the page's forms hold the old token
+
+    send(chat, echo("sent with the new token"))
+
+    answer = wait_until_finished(chat)
+    expect(answer.locator(".msg-body")).to_have_text("sent with the new token")
+    chat.get_by_role("button", name="Log out").click()
+    expect(chat.get_by_role("heading", name="Sign In")).to_be_visible()
+    chat.goto("/")
+    expect(chat).to_have_url(re.compile("/accounts/login/"))  # signed out for real
+
+
+def csrf_cookie(page) -> str:
+    return next(c["value"] for c in page.context.cookies() if c["name"] == "csrftoken")
+
+
 def test_wrong_password_is_refused_with_a_message(new_context):
     page = new_context().new_page()
     page.goto("/accounts/login/")

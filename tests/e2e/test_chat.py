@@ -209,6 +209,51 @@ def test_load_earlier_keeps_the_message_being_read_in_place(page):
     assert abs(first_shown.bounding_box()["y"] - top_before) < 2  # the page did not jump
 
 
+# Sends `count` messages straight to the conversation shown, one after the other.
+FILL_CONVERSATION = """async (count) => {
+  const url = document.getElementById("transcript").dataset.sendUrl;
+  const token = document.cookie.match(/(?:^|;\\s*)csrftoken=([^;]+)/)[1];
+  for (let i = 0; i < count; i++) {
+    const body = new FormData();
+    body.set("content", "echo: filler " + i);
+    body.set("client_id", crypto.randomUUID());
+    const response = await fetch(url, { method: "POST", body, headers: { "X-CSRFToken": token } });
+    if (!response.ok) throw new Error("send " + i + ": " + response.status);
+  }
+}"""
+
+
+def test_a_failed_load_earlier_does_not_move_the_page_at_the_next_swap(tab, browser_log):
+    """The place "Load earlier messages" keeps is for its own swap: when that request fails,
+    the next swap (a message sent) still scrolls to the latest and follows the answer."""
+    browser_log.allow("status of 500|Response Status Error Code 500")
+    new_conversation(tab)
+    tab.evaluate(FILL_CONVERSATION, 26)  # 52 messages: more than one page
+    tab.reload()
+    tab.route(
+        re.compile(r"\?before=\d+$"),
+        lambda route: route.fulfill(
+            status=500, content_type="text/html", body="<!doctype html><h1>Server Error</h1>"
+        ),
+    )
+    tab.evaluate("window.scrollTo(0, 0)")
+
+    tab.get_by_role("link", name="Load earlier messages").click()
+
+    expect(tab.locator("#notice")).to_contain_text("The server had a problem (500)")
+    assert tab.evaluate("scrollY") == 0
+    lines = "\n\n".join(f"Line {i}" for i in range(90))
+    send(tab, "echo: " + lines)
+    answer = last_answer(tab)
+    wait_for_text(answer, 300)
+    at_bottom = "() => innerHeight + scrollY >= document.documentElement.scrollHeight - 100"
+    tab.wait_for_function(at_bottom)  # it followed the growing answer
+    expect(tab.get_by_role("button", name=re.compile("Jump to latest"))).to_be_hidden()
+    wait_until_finished(tab)
+    tab.wait_for_function(at_bottom)
+    expect(tab.get_by_role("button", name=re.compile("Jump to latest"))).to_be_hidden()
+
+
 def test_a_paste_cut_to_the_length_limit_says_so(new_context, demo_state):
     context = new_context(storage_state=demo_state)
     context.grant_permissions(["clipboard-read", "clipboard-write"])

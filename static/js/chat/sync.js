@@ -18,6 +18,9 @@
     });
     return last;
   }
+  function listedConversations() {
+    return document.querySelectorAll("#conversation-list a[id^='conv-']").length;
+  }
 
   function announce() {
     const sync = document.getElementById("live-sync");
@@ -44,18 +47,18 @@
   // A confirmed message replaces this tab's optimistic bubble of the same send.
   function confirmPending(root) {
     root.querySelectorAll(".msg[data-client-id]").forEach(function (msg) {
-      const pending = document.querySelector('[data-pending-id="' + msg.dataset.clientId + '"]');
+      const pending = Chat.findPending(msg.dataset.clientId);
       if (pending) pending.remove();
     });
   }
 
-  document.body.addEventListener("htmx:wsOpen", function (evt) {
+  Chat.on("htmx:wsOpen", "sync.announce", function (evt) {
     socket = evt.detail.socketWrapper;
     announce();
   });
   // The extension retries only abnormal closes (1006, 1011-1013). A socket the server ended
   // cleanly (Daphne's --websocket_timeout, a restart) is retried here; a logout (4401) is not.
-  document.body.addEventListener("htmx:wsClose", function (evt) {
+  Chat.on("htmx:wsClose", "sync.closed", function (evt) {
     socket = null;
     const code = evt.detail.event.code;
     if (code === LOGGED_OUT) {
@@ -70,32 +73,29 @@
     }, 1000 + Math.random() * 4000);
   });
   setInterval(announce, RENEW_MS);
+
   // "Older conversations" opened more of the list: say so, or the next frame folds it back.
   let listGrew = false;
-  document.body.addEventListener("htmx:beforeSwap", function (evt) {
+  Chat.on("htmx:beforeSwap", "sync.listGrew", function (evt) {
     const target = evt.detail.target;
     if (target && target.closest && target.closest("#conversation-list")) listGrew = true;
   });
-  document.body.addEventListener("htmx:afterSettle", function () {
+  Chat.on("htmx:afterSettle", "sync.listGrew", function () {
     if (listGrew) { listGrew = false; announce(); }
   });
 
   // Signed in again (in another tab): the first request that gets through reopens the socket.
-  document.body.addEventListener("htmx:afterRequest", function (evt) {
+  Chat.on("htmx:afterRequest", "sync.reconnect", function (evt) {
     if (!signedOut || !evt.detail.successful) return;
     const wrapper = signedOut;
     signedOut = null;
     if (document.getElementById("live-sync")) wrapper.reconnect();
   });
 
-  function listedConversations() {
-    return document.querySelectorAll("#conversation-list a[id^='conv-']").length;
-  }
-
   // A frame rendered for a shorter list than the page now shows ("Older conversations" was
   // opened since) would fold it back, and one that comes while older ones load would take
   // away the place they go. Either way the frame that answers the newer count follows.
-  document.body.addEventListener("htmx:oobBeforeSwap", function (evt) {
+  Chat.on("htmx:oobBeforeSwap", "sync.staleList", function (evt) {
     const fragment = evt.detail.fragment;
     if (!fragment || fragment.id !== "conversation-list") return;
     const stale = parseInt(fragment.dataset.listed || "0", 10) < listedConversations();
@@ -106,14 +106,16 @@
   // cancelling shows the title anyway), and one that shows what the page already has (this
   // tab's own rename, coming back a moment later) is not swapped, so the focus stays put.
   function text(node) { return node.textContent.replace(/\s+/g, " ").trim(); }
-  document.body.addEventListener("htmx:oobBeforeSwap", function (evt) {
+  Chat.on("htmx:oobBeforeSwap", "sync.title", function (evt) {
     const target = evt.detail.target;
     if (!target || target.id !== "chat-title") return;
     const fragment = evt.detail.fragment;
     if (target.tagName === "FORM" || (fragment && text(fragment) === text(target))) evt.detail.shouldSwap = false;
   });
 
-  document.body.addEventListener("htmx:oobBeforeSwap", function (evt) {
+  // Messages a frame appends: those the page has are dropped, the pending bubbles they
+  // confirm removed.
+  Chat.on("htmx:oobBeforeSwap", "sync.appended", function (evt) {
     const fragment = evt.detail.fragment;
     if (!fragment || !fragment.hasAttribute || !fragment.hasAttribute("data-sync-append")) return;
     dropKnownMessages(fragment);
@@ -122,7 +124,7 @@
 
   // Sends append to #transcript; a retry or regenerate replaces its answer with the old one
   // plus the new one, which the socket may have brought already.
-  document.body.addEventListener("htmx:beforeSwap", function (evt) {
+  Chat.on("htmx:beforeSwap", "sync.dropKnown", function (evt) {
     const response = evt.detail.serverResponse;
     const target = evt.detail.target;
     if (!target || !(target.id === "transcript" || target.classList.contains("msg"))) return;
@@ -132,7 +134,7 @@
     if (dropKnownMessages(template.content, target.id)) evt.detail.serverResponse = template.innerHTML;
   });
 
-  document.body.addEventListener("htmx:wsAfterMessage", function () {
+  Chat.on("htmx:wsAfterMessage", "sync.empty", function () {
     const empty = document.getElementById("transcript-empty");
     if (empty && document.querySelector("#transcript .msg")) empty.remove();
   });

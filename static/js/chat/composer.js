@@ -1,0 +1,68 @@
+// The composer: Enter sends and Esc stops the streaming answer, the Send button and the
+// box's height follow the text, the error line under it, and a paste cut short says so.
+// Also Esc in the title's rename or delete form.
+(function () {
+  "use strict";
+
+  // Send is enabled only with text; the box grows with it, up to 240 px.
+  function syncSendButton(form) {
+    const box = form.querySelector("textarea");
+    const button = form.querySelector("button[type=submit]");
+    if (box && button) button.disabled = box.value.trim().length === 0;
+    if (box) {
+      box.style.height = "auto";
+      box.style.height = Math.min(box.scrollHeight, 240) + "px";
+    }
+  }
+  function showComposerError(text) {
+    const slot = document.querySelector("#composer .composer-error");
+    if (slot) slot.textContent = text;
+  }
+  Chat.syncSendButton = syncSendButton;
+  Chat.showComposerError = showComposerError;
+
+  // Esc in the rename or delete form goes back to the title, as its Cancel link does.
+  document.addEventListener("keydown", function (evt) {
+    if (evt.key !== "Escape" || !(evt.target instanceof Element)) return;
+    const form = evt.target.closest(".rename-form, .delete-form");
+    const cancel = form && form.querySelector("a.cancel");
+    if (cancel) { evt.preventDefault(); cancel.click(); }
+  });
+
+  document.addEventListener("keydown", function (evt) {
+    const box = evt.target;
+    if (!(box instanceof HTMLTextAreaElement) || !box.closest("#composer")) return;
+    if (evt.key === "Enter" && !evt.shiftKey && !evt.isComposing) {
+      evt.preventDefault();
+      if (box.value.trim()) box.form.requestSubmit();
+    } else if (evt.key === "Escape") {
+      // Esc in the composer stops the answer that is streaming, as in other chat apps.
+      const stop = document.querySelector("#transcript .msg-actions .stop");
+      if (stop) { evt.preventDefault(); stop.click(); }
+    }
+  });
+  document.addEventListener("input", function (evt) {
+    const form = evt.target.closest && evt.target.closest("#composer");
+    if (form) { syncSendButton(form); showComposerError(""); }
+  });
+  // The box's maxlength cuts a paste that is too long without a word: say so.
+  document.addEventListener("paste", function (evt) {
+    const box = evt.target;
+    if (!(box instanceof HTMLTextAreaElement) || !box.closest("#composer")) return;
+    const pasted = ((evt.clipboardData && evt.clipboardData.getData("text")) || "").replace(/\r\n?/g, "\n");
+    const limit = Chat.maxChars(box);
+    if (box.value.length - (box.selectionEnd - box.selectionStart) + pasted.length <= limit) return;
+    setTimeout(function () { // after the input event, which clears the message
+      showComposerError("The pasted text was cut to " + limit.toLocaleString("en") +
+        " characters, the most a message can have.");
+    }, 0);
+  });
+
+  // The initial state of a composer on the page or swapped in (a 422 brings it back).
+  function initial(root) {
+    const form = root.querySelector ? root.querySelector("#composer") : null;
+    if (form) syncSendButton(form);
+  }
+  Chat.on("htmx:load", "composer.initial", function (evt) { initial(evt.detail.elt); });
+  Chat.on("DOMContentLoaded", "composer.initial", function () { initial(document); });
+})();

@@ -1,0 +1,121 @@
+// Sending: the user's bubble shows at once (pending, with a fresh client_id), the response
+// replaces it, and a send that failed says why and offers Retry (same client_id) or Discard.
+(function () {
+  "use strict";
+
+  function newClientId() {
+    if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+    return "10000000-1000-4000-8000-100000000000".replace(/[018]/g, function (c) {
+      return (c ^ (crypto.getRandomValues(new Uint8Array(1))[0] & (15 >> (c / 4)))).toString(16);
+    });
+  }
+
+  function pendingBubble(clientId, content) {
+    const template = document.getElementById("pending-template");
+    const bubble = template.content.firstElementChild.cloneNode(true);
+    bubble.dataset.pendingId = clientId;
+    bubble.dataset.content = content;
+    bubble.querySelector(".msg-body").textContent = content;
+    const empty = document.getElementById("transcript-empty");
+    if (empty) empty.remove();
+    Chat.transcript().appendChild(bubble);
+    Chat.scrollToLatest();
+    return bubble;
+  }
+
+  function markFailed(bubble, reason) {
+    bubble.classList.remove("status-pending");
+    bubble.classList.add("status-failed");
+    bubble.removeAttribute("aria-busy");
+    bubble.querySelector(".state").textContent = "Not sent";
+    bubble.querySelector(".failure").textContent = reason;
+    bubble.querySelector(".msg-actions").hidden = false;
+    // The failure is announced (role=alert); whoever is typing keeps typing.
+    const active = document.activeElement;
+    if (!active || active === document.body) bubble.querySelector(".retry-send").focus();
+  }
+
+  function failureReason(xhr) {
+    if (!xhr || xhr.status === 0) return "You seem to be offline.";
+    if (xhr.status === 429) {
+      const wait = parseInt(xhr.getResponseHeader("Retry-After") || "", 10);
+      const text = Chat.serverText(xhr) || "Too many messages.";
+      return wait && !/\d+ s\b/.test(text) ? text + " (Try again in " + wait + " s.)" : text;
+    }
+    if (xhr.status >= 500) return "The server had a problem (" + xhr.status + ").";
+    return Chat.serverText(xhr) || "Sending failed (" + xhr.status + ").";
+  }
+
+  Chat.on("htmx:configRequest", "sending.pending", function (evt) {
+    const form = evt.detail.elt;
+    if (!form || form.id !== "composer") return;
+    const content = String(evt.detail.parameters.get ? evt.detail.parameters.get("content") : evt.detail.parameters.content || "").trim();
+    if (!content) { evt.preventDefault(); Chat.showComposerError("Type a message first."); return; }
+    const limit = Chat.maxChars(form.querySelector("textarea"));
+    if (content.length > limit) {
+      evt.preventDefault();
+      Chat.showComposerError("Messages can be at most " + limit + " characters (this one has " + content.length + ").");
+      return;
+    }
+    const clientId = newClientId();
+    if (evt.detail.parameters.set) evt.detail.parameters.set("client_id", clientId);
+    else evt.detail.parameters.client_id = clientId;
+    evt.detail.headers["X-Client-Id"] = clientId;
+    pendingBubble(clientId, content);
+    const box = form.querySelector("textarea");
+    box.value = "";
+    box.focus(); // after a click on Send, keep typing
+    Chat.syncSendButton(form);
+    Chat.showComposerError("");
+  });
+
+  Chat.on("htmx:beforeSwap", "sending.confirm", function (evt) {
+    const clientId = Chat.requestClientId(evt);
+    if (!clientId) return;
+    const bubble = Chat.findPending(clientId);
+    const status = evt.detail.xhr.status;
+    if (status >= 200 && status < 300 && bubble) bubble.remove();
+    if (status === 422 && bubble) bubble.remove(); // the composer comes back with the text
+  });
+
+  Chat.on("htmx:afterRequest", "sending.result", function (evt) {
+    // hx-disabled-elt re-enables Send when the request ends, even with an empty box.
+    const form = Chat.composer();
+    if (form && evt.detail.elt === form) Chat.syncSendButton(form);
+    const clientId = Chat.requestClientId(evt);
+    if (!clientId || evt.detail.successful) return;
+    const status = evt.detail.xhr ? evt.detail.xhr.status : 0;
+    if (status === 422) return;
+    const bubble = Chat.findPending(clientId);
+    if (bubble) markFailed(bubble, failureReason(evt.detail.xhr));
+  });
+
+  // A retry resends the same client_id: the server answers with the first send's messages.
+  // It goes through htmx (not fetch + htmx.swap) so that the same handlers see it: the
+  // pending bubble is confirmed or marked failed above, and sync.js drops bubbles the live
+  // socket already delivered.
+  function retrySend(bubble) {
+    const clientId = bubble.dataset.pendingId;
+    bubble.classList.remove("status-failed");
+    bubble.classList.add("status-pending");
+    bubble.setAttribute("aria-busy", "true");
+    bubble.querySelector(".state").textContent = "Sending…";
+    bubble.querySelector(".msg-actions").hidden = true;
+    Chat.focusComposer();
+    htmx.ajax("POST", Chat.transcript().dataset.sendUrl, {
+      target: "#transcript", swap: "beforeend",
+      values: { content: bubble.dataset.content, client_id: clientId },
+      headers: { "X-Client-Id": clientId },
+    }).then(function () {
+      if (!Chat.findPending(clientId)) Chat.scrollToLatest();
+    }, function () { /* a network failure: htmx:afterRequest marked the bubble failed */ });
+  }
+
+  document.addEventListener("click", function (evt) {
+    const target = evt.target;
+    if (!(target instanceof Element)) return;
+    const bubble = target.closest("[data-pending-id]");
+    if (bubble && target.closest(".retry-send")) retrySend(bubble);
+    else if (bubble && target.closest(".discard-send")) { bubble.remove(); Chat.focusComposer(); }
+  });
+})();
