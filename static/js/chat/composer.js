@@ -1,6 +1,6 @@
 // The composer: Enter sends and Esc stops the streaming answer, the Send button and the
 // box's height follow the text, the error line under it, and a paste cut short says so.
-// Also Esc in the title's rename or delete form.
+// Also Esc in the title's rename or delete form, and the keys of a message's edit form.
 (function () {
   "use strict";
 
@@ -27,6 +27,20 @@
     const form = evt.target.closest(".rename-form, .delete-form");
     const cancel = form && form.querySelector("a.cancel");
     if (cancel) { evt.preventDefault(); cancel.click(); }
+  });
+
+  // Editing a sent message: Enter saves (Shift+Enter a new line), Esc cancels. An empty
+  // edit goes to the server too, which says what is wrong in the form.
+  document.addEventListener("keydown", function (evt) {
+    const box = evt.target;
+    if (!(box instanceof HTMLTextAreaElement) || !box.closest(".edit-form")) return;
+    if (evt.key === "Enter" && !evt.shiftKey && !evt.isComposing) {
+      evt.preventDefault();
+      box.form.requestSubmit();
+    } else if (evt.key === "Escape") {
+      const cancel = box.form.querySelector("a.edit-cancel");
+      if (cancel) { evt.preventDefault(); cancel.click(); }
+    }
   });
 
   document.addEventListener("keydown", function (evt) {

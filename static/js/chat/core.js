@@ -15,12 +15,14 @@ window.Chat = (function () {
       "sending.confirm",    // a send's response (or its 422) replaces the pending bubble
       "scroll.keepPlace",   // "Load earlier" notes the place to keep
       "focus.note",         // a target already gone is not swapped; else note the focus
+      "versions.note",      // a version switch notes which switch button had the focus
       "sync.listGrew",      // "Older conversations" opened more of the list
       "sync.dropKnown",     // messages the socket already brought leave the response
     ],
     "htmx:afterSwap": ["scroll.keepPlace"],
     "htmx:afterSettle": [
       "focus.restore",      // the focus back where the next action is
+      "versions.restore",   // after a switch, on the same button of the version now shown
       "sync.listGrew",      // then the socket hears of the longer list
     ],
     "htmx:afterRequest": [
@@ -51,9 +53,9 @@ window.Chat = (function () {
     "htmx:wsClose": ["sync.closed"],
     "htmx:wsAfterMessage": ["sync.empty"],
     // htmx.onLoad's event: the page once htmx started, then every piece it swaps in.
-    "htmx:load": ["enhance.copyButtons", "composer.initial", "times.update", "replaced.mark", "scroll.follow"],
+    "htmx:load": ["enhance.copyButtons", "composer.initial", "times.update", "scroll.follow"],
     // On document, once every deferred script ran.
-    "DOMContentLoaded": ["enhance.copyButtons", "composer.initial", "times.update", "replaced.mark", "scroll.toLatest"],
+    "DOMContentLoaded": ["enhance.copyButtons", "composer.initial", "times.update", "scroll.toLatest"],
   };
   const handlers = {}; // event -> "module.handler" -> function
 

@@ -13,7 +13,10 @@
     const target = swapTarget;
     if (!target) return;
     if (target.isConnected) { // not swapped yet (an out-of-band part came first), or never
-      if (!target.contains(document.activeElement)) swapTarget = null;
+      if (target.contains(document.activeElement)) return;
+      swapTarget = null;
+      // Its content was replaced (an edit saved, the transcript swapped): the composer.
+      if (!document.activeElement || document.activeElement === document.body) Chat.focusComposer();
       return;
     }
     swapTarget = null;

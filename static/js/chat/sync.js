@@ -122,12 +122,14 @@
     confirmPending(fragment);
   });
 
-  // Sends append to #transcript; a retry or regenerate replaces its answer with the old one
-  // plus the new one, which the socket may have brought already.
+  // Sends append to #transcript, and a retry or regenerate replaces its answer with the new
+  // one: the socket may have brought it already. A version switch or an edit replaces the
+  // whole transcript (data-replaces-transcript), which keeps every message it brings.
   Chat.on("htmx:beforeSwap", "sync.dropKnown", function (evt) {
     const response = evt.detail.serverResponse;
     const target = evt.detail.target;
     if (!target || !(target.id === "transcript" || target.classList.contains("msg"))) return;
+    if (evt.detail.elt && evt.detail.elt.closest("[data-replaces-transcript]")) return;
     if (typeof response !== "string" || response.indexOf('id="msg-') < 0) return;
     const template = document.createElement("template");
     template.innerHTML = response;
