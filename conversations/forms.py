@@ -65,8 +65,12 @@ class ReportForm(forms.Form):
 def edit_form(message: Message, data: object = None) -> MessageForm:
     """The composer's form, filled with `message`'s text, ids unique to it on the page. A
     fresh client_id per form: saving twice from it stores one version."""
-    return MessageForm(
+    form = MessageForm(
         data,  # type: ignore[arg-type]
         auto_id=f"edit-{message.pk}-%s",
         initial={"content": message.content, "client_id": uuid.uuid4()},
     )
+    box = form.fields["content"].widget
+    box.attrs = {**box.attrs, "aria-label": "Edit your message", "rows": 3}
+    box.attrs.pop("placeholder", None)
+    return form

@@ -14,6 +14,7 @@ from asgiref.sync import sync_to_async
 from django.db import connections
 from django.template.loader import render_to_string
 
+from conversations import branches
 from conversations.models import Message
 from conversations.streaming import recovery, sse
 from conversations.streaming.hub import LiveStream
@@ -37,7 +38,9 @@ def final_event(message_id: str) -> str:
         except Message.DoesNotExist:  # its conversation was deleted: the bubble goes away
             return sse.frame("done", "", event_id=0)
         event = "error" if message.status == Message.Status.ERROR else "done"
-        return sse.frame(event, render_message(message), event_id=len(message.content))
+        # The final bubble keeps the version switcher the live one had (a regenerate's).
+        html = render_message(branches.with_versions(message))
+        return sse.frame(event, html, event_id=len(message.content))
     finally:
         release_connections()
 

@@ -71,7 +71,8 @@ def test_edit_a_message_branches_and_the_original_is_one_click_away(tab):
     expect(answers(tab)).to_have_count(3)
 
 
-def test_escape_cancels_an_edit_and_a_bad_edit_keeps_the_form(tab):
+def test_escape_cancels_an_edit_and_a_bad_edit_keeps_the_form(tab, browser_log):
+    browser_log.allow("status of 422")
     new_conversation(tab)
     send(tab, echo("keep me"))
     wait_until_finished(tab)
@@ -93,7 +94,8 @@ def test_escape_cancels_an_edit_and_a_bad_edit_keeps_the_form(tab):
     expect(wait_until_finished(tab).locator(".msg-body")).to_have_text("kept after all")
 
 
-def test_an_edit_while_an_answer_streams_says_to_stop_it_first(tab):
+def test_an_edit_while_an_answer_streams_says_to_stop_it_first(tab, browser_log):
+    browser_log.allow("status of 409|Response Status Error Code 409")
     new_conversation(tab)
     send(tab, echo("first"))
     wait_until_finished(tab)

@@ -15,10 +15,10 @@ window.Chat = (function () {
       "sending.confirm",    // a send's response (or its 422) replaces the pending bubble
       "scroll.keepPlace",   // "Load earlier" notes the place to keep
       "focus.note",         // a target already gone is not swapped; else note the focus
-      "versions.note",      // a version switch notes which switch button had the focus
       "sync.listGrew",      // "Older conversations" opened more of the list
       "sync.dropKnown",     // messages the socket already brought leave the response
     ],
+    "htmx:beforeRequest": ["versions.note"], // a switch notes which of its buttons was used
     "htmx:afterSwap": ["scroll.keepPlace"],
     "htmx:afterSettle": [
       "focus.restore",      // the focus back where the next action is
@@ -36,6 +36,7 @@ window.Chat = (function () {
       "focus.note",         // note the focus before a live-sync frame replaces it
       "sync.staleList",     // a list rendered for fewer conversations than shown is refused
       "sync.title",         // so is a title over an open rename form, or the same title
+      "sync.sameTranscript", // and a transcript of the messages the page already shows
       "sync.appended",      // appended messages: known ones dropped, pending ones confirmed
     ],
     "htmx:oobAfterSwap": ["focus.restore"],

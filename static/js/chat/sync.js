@@ -115,6 +115,20 @@
 
   // Messages a frame appends: those the page has are dropped, the pending bubbles they
   // confirm removed.
+  // This tab's own version switch or edit comes back by the socket too: a transcript of the
+  // messages the page already shows (each streams or settles by itself) is not swapped, so
+  // the focus and the open streams stay put.
+  function messageIds(root) {
+    return Array.prototype.map.call(root.querySelectorAll(".msg[id]"), function (msg) { return msg.id; }).join(" ");
+  }
+  Chat.on("htmx:oobBeforeSwap", "sync.sameTranscript", function (evt) {
+    const target = evt.detail.target;
+    const fragment = evt.detail.fragment;
+    if (!target || target.id !== "transcript" || !fragment) return;
+    const ids = messageIds(fragment);
+    if (ids && ids === messageIds(target)) evt.detail.shouldSwap = false;
+  });
+
   Chat.on("htmx:oobBeforeSwap", "sync.appended", function (evt) {
     const fragment = evt.detail.fragment;
     if (!fragment || !fragment.hasAttribute || !fragment.hasAttribute("data-sync-append")) return;
@@ -129,7 +143,8 @@
     const response = evt.detail.serverResponse;
     const target = evt.detail.target;
     if (!target || !(target.id === "transcript" || target.classList.contains("msg"))) return;
-    if (evt.detail.elt && evt.detail.elt.closest("[data-replaces-transcript]")) return;
+    const asker = evt.detail.requestConfig && evt.detail.requestConfig.elt; // detail.elt is the target
+    if (asker && asker.closest && asker.closest("[data-replaces-transcript]")) return;
     if (typeof response !== "string" || response.indexOf('id="msg-') < 0) return;
     const template = document.createElement("template");
     template.innerHTML = response;

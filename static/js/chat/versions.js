@@ -4,16 +4,17 @@
 (function () {
   "use strict";
 
-  let pending = null; // {place, which}: where the focus was, while a switch is on its way
+  let pending = null; // {place, which}: the button used, while its switch is on its way
 
-  Chat.on("htmx:beforeSwap", "versions.note", function (evt) {
-    const button = document.activeElement;
-    const nav = button && button.closest && button.closest(".versions");
-    if (!nav || !evt.detail.elt || !nav.contains(evt.detail.elt)) return;
+  Chat.on("htmx:beforeRequest", "versions.note", function (evt) {
+    const form = evt.detail.elt;
+    const nav = form && form.closest && form.closest(".versions");
+    if (!nav) return;
+    const button = form.querySelector("button");
     const messages = Array.prototype.slice.call(document.querySelectorAll("#transcript > .msg"));
     pending = {
       place: messages.indexOf(nav.closest(".msg")),
-      which: button.classList.contains("version-previous") ? "previous" : "next",
+      which: button && button.classList.contains("version-previous") ? "previous" : "next",
     };
   });
 
