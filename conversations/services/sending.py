@@ -116,17 +116,17 @@ def edit_message(
     )
 
 
-def show_version(*, message: Message) -> Message | None:
+def show_version(*, message: Message) -> UUID:
     """Show `message`'s branch: the conversation's path goes through it, down to the
     latest message below it. Remembered (reload and other tabs show the same branch).
-    Returns the new leaf."""
+    Returns the new leaf's id."""
     conversation = message.conversation
     with transaction.atomic():
         leaf_id = branches.Tree.of(conversation).latest_leaf_below(message.pk)
         Conversation.objects.filter(pk=conversation.pk).update(current_leaf_id=leaf_id)
         conversation.current_leaf_id = leaf_id
         sync.announce_messages(conversation)
-    return Message.objects.filter(pk=leaf_id).first()
+    return leaf_id
 
 
 def retry_reply(*, message: Message, launch: Launch | None) -> RetryResult:
@@ -146,7 +146,8 @@ def retry_reply(*, message: Message, launch: Launch | None) -> RetryResult:
         owner_active = _lock_sender(conversation)
         seq, leaf_id = _next_seq_and_leaf(conversation)
         if leaf_id != message.pk:
-            siblings = Message.objects.filter(parent_id=message.parent_id, role=message.role)
+            # A sibling answer at the end: the one a first click (in any tab) just made.
+            siblings = conversation.messages.filter(parent_id=message.parent_id, role=message.role)
             leaf = siblings.filter(pk=leaf_id).first() if leaf_id else None
             if leaf is not None:
                 return RetryResult(leaf, created=False)  # the first click's answer
