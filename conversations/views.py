@@ -132,10 +132,8 @@ def message_send(request: SignedInRequest, conversation_id: UUID) -> HttpRespons
             client_id=form.cleaned_data["client_id"],
             launch=start_generation,
         )
-    except RateLimited as exc:
-        return _rate_limited(exc)
-    except moderation.SendRefused as exc:
-        return _refused(exc)
+    except REFUSALS as exc:
+        return _refusal(exc)
     if not request.htmx:
         return redirect("conversation_detail", conversation.pk)
     messages = [m for m in (result.user_message, result.assistant_message) if m is not None]
@@ -181,12 +179,8 @@ def message_retry(
     message = message_for(request.user, conversation_id, message_id)
     try:
         result = retry_reply(message=message, launch=start_generation)
-    except RateLimited as exc:
-        return _rate_limited(exc)
-    except moderation.SendRefused as exc:
-        return _refused(exc)
-    except RetryRefused as exc:
-        return _conflict(exc)
+    except REFUSALS as exc:
+        return _refusal(exc)
     if not request.htmx:
         return redirect("conversation_detail", conversation_id)
     # The new version takes the old one's place; the old one is a switch away.
@@ -221,12 +215,8 @@ def message_edit(request: SignedInRequest, conversation_id: UUID, message_id: UU
                 client_id=form.cleaned_data["client_id"],
                 launch=start_generation,
             )
-        except RateLimited as exc:
-            return _rate_limited(exc)
-        except moderation.SendRefused as exc:
-            return _refused(exc)
-        except EditRefused as exc:
-            return _conflict(exc)
+        except REFUSALS as exc:
+            return _refusal(exc)
         return _shown_branch(request, message.conversation)
     status = 422 if form.errors else 200
     context = {"conversation": message.conversation, "message": message, "form": form}
@@ -349,18 +339,19 @@ def _shown_branch(request: SignedInRequest, conversation: Conversation) -> HttpR
     return render(request, f"{DETAIL}#earlier", context)
 
 
-def _conflict(exc: Exception) -> HttpResponse:
-    return HttpResponse(str(exc), status=409, content_type="text/plain")
+# What a write can refuse, each answered with its own status by _refusal.
+REFUSALS = (RateLimited, moderation.SendRefused, RetryRefused, EditRefused)
 
 
-def _rate_limited(exc: RateLimited) -> HttpResponse:
-    response = HttpResponse(exc.message, status=429, content_type="text/plain")
-    response["Retry-After"] = str(exc.retry_after)
-    return response
-
-
-def _refused(exc: moderation.SendRefused) -> HttpResponse:
-    return HttpResponse(str(exc), status=403, content_type="text/plain")
+def _refusal(exc: Exception) -> HttpResponse:
+    """429 with Retry-After (too many), 403 (not allowed to send), 409 (not now: a retry
+    of an older answer, an edit while an answer is written); the reason as text."""
+    if isinstance(exc, RateLimited):
+        response = HttpResponse(exc.message, status=429, content_type="text/plain")
+        response["Retry-After"] = str(exc.retry_after)
+        return response
+    status = 403 if isinstance(exc, moderation.SendRefused) else 409
+    return HttpResponse(str(exc), status=status, content_type="text/plain")
 
 
 def _int_or_none(raw: str | None) -> int | None:
