@@ -90,8 +90,9 @@ def main() -> None:
         for message in messages:
             message.created_at = now - timedelta(minutes=args.heavy_messages - message.seq)
         Message.objects.bulk_create(messages, batch_size=1000)
-        long_chat.current_leaf = messages[-1]
-        long_chat.save(update_fields=["current_leaf"])
+        if messages:
+            long_chat.current_leaf = messages[-1]
+            long_chat.save(update_fields=["current_leaf"])
         Conversation.objects.filter(pk=long_chat.pk).update(updated_at=now + timedelta(hours=1))
 
     with connection.cursor() as cursor:
