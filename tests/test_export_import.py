@@ -181,7 +181,7 @@ def test_import_completes_a_conversation_exported_in_parts(chats, tmp_path):
 def test_jsonl_starts_with_a_versioned_header_and_keeps_seq_order(chats):
     rows = records("--user", "alice@example.com")
 
-    assert rows[0] == {"type": "header", "schema": "streamchat.conversations", "version": 1}
+    assert rows[0] == {"type": "header", "schema": "streamchat.conversations", "version": 2}
     tea = [r for r in rows if r["type"] == "message" and r["conversation"] == str(chats["tea"].pk)]
     assert [r["seq"] for r in tea] == [1, 2, 3, 4]
     assert tea[1]["reply_to"] == tea[0]["id"] and tea[1]["prompt_tokens"] == 12
@@ -191,7 +191,7 @@ def test_jsonl_starts_with_a_versioned_header_and_keeps_seq_order(chats):
 def test_json_is_one_document_with_the_messages_inside_their_conversation(chats):
     document = json.loads(export("--format", "json"))
 
-    assert (document["schema"], document["version"]) == ("streamchat.conversations", 1)
+    assert (document["schema"], document["version"]) == ("streamchat.conversations", 2)
     by_title = {c["title"]: c for c in document["conversations"]}
     assert [m["seq"] for m in by_title["Bob's chat"]["messages"]] == [1, 2]
     assert by_title["Empty"]["messages"] == []
@@ -202,7 +202,7 @@ def test_csv_has_one_row_per_message_and_one_for_an_empty_conversation(chats):
         csv.DictReader(io.StringIO(export("--format", "csv", "--user", "alice@example.com")))
     )
 
-    assert {row["schema_version"] for row in rows} == {"1"}
+    assert {row["schema_version"] for row in rows} == {"2"}
     empty = [row for row in rows if row["conversation_title"] == "Empty"]
     assert len(empty) == 1 and empty[0]["message_id"] == ""
     tea = [row for row in rows if row["conversation_id"] == str(chats["tea"].pk)]
@@ -213,7 +213,7 @@ def test_csv_has_one_row_per_message_and_one_for_an_empty_conversation(chats):
 def test_markdown_reads_as_a_transcript(chats):
     text = export("--format", "markdown", "--conversation", str(chats["tea"].pk))
 
-    assert text.startswith("<!-- streamchat.conversations version 1 -->")
+    assert text.startswith("<!-- streamchat.conversations version 2 -->")
     assert '# Tea & <script>alert("x")</script>' in text
     assert text.index("## 1. user") < text.index("## 2. assistant") < text.index("## 4. assistant")
     assert "(error)" in text and "> Answer briefly.\n> Always." in text
@@ -288,7 +288,8 @@ def test_unknown_user_is_an_error_not_an_empty_export(chats):
 
 # Bad input ------------------------------------------------------------------------------------
 
-HEADER = '{"type":"header","schema":"streamchat.conversations","version":1}'
+HEADER = '{"type":"header","schema":"streamchat.conversations","version":2}'
+OLD_HEADER = HEADER.replace('"version":2', '"version":1')  # before branches: no parent
 
 
 def conversation_line(conversation_id: str, owner: str = "alice@example.com", **extra) -> str:
@@ -310,6 +311,7 @@ def message_line(conversation_id: str, seq: int, **extra) -> str:
         "id": str(uuid.uuid4()),
         "conversation": conversation_id,
         "seq": seq,
+        "parent": None,
         "role": "user",
         "content": f"message {seq}",
         "created_at": "2026-02-01T10:00:00+00:00",
@@ -418,8 +420,8 @@ def test_an_overlong_line_is_skipped_without_being_read_whole(alice, tmp_path, m
         ([], "line 1: empty file"),
         ([conversation_line(str(uuid.uuid4()))], "line 1: the first line must be"),
         (
-            [HEADER.replace('"version":1', '"version":2'), conversation_line(str(uuid.uuid4()))],
-            "line 1: schema version 2; this server reads 1",
+            [HEADER.replace('"version":2', '"version":3'), conversation_line(str(uuid.uuid4()))],
+            "line 1: schema version 3; this server reads 1 and 2",
         ),
     ],
 )

@@ -5,6 +5,11 @@ Conversations and their messages are read as two streams in the same order (conv
 id, then `seq`) with `.iterator()` (a server-side cursor on PostgreSQL) and merged here, so
 memory stays flat whatever the size. The output is deterministic (no export time in it): the
 same rows always give the same bytes. Schema: docs/export-schema.md.
+
+Every message of every branch is exported, with its `parent`; each conversation with its
+`current_leaf` (the branch its page shows). Where hidden messages are left out, a message
+below one names the nearest message above it that the file carries, so the file's tree holds
+together; the Markdown transcript marks where each message sits among the branches.
 """
 
 from __future__ import annotations
@@ -22,10 +27,12 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
+from conversations.branches import Tree, branch_notes
 from conversations.models import Conversation, Message
 
 SCHEMA = "streamchat.conversations"
-SCHEMA_VERSION = 1
+# 2: messages form a tree (`parent`, `current_leaf`). The importer still reads 1 (one path).
+SCHEMA_VERSION = 2
 FORMATS = ("jsonl", "json", "csv", "markdown")
 CONTENT_TYPES = {
     "jsonl": "application/x-ndjson; charset=utf-8",
@@ -45,6 +52,7 @@ CONVERSATION_FIELDS = {
     "system_prompt": "system_prompt",
     "archived": "archived",
     "hidden": "hidden",
+    "current_leaf": "current_leaf_id",
     "created_at": "created_at",
     "updated_at": "updated_at",
 }
@@ -57,6 +65,7 @@ MESSAGE_FIELDS = {
     "content": "content",
     "client_id": "client_id",
     "reply_to": "reply_to_id",
+    "parent": "parent_id",
     "provider": "provider",
     "model": "model",
     "error": "error",
@@ -115,6 +124,25 @@ class Selection:
 
     def count_messages(self) -> int:
         return self.message_rows().order_by().count()
+
+    def lifted_parents(self) -> dict[UUID, UUID | None]:
+        """The parent of each message this export leaves out for being hidden (moderation
+        hides few): its children name the nearest ancestor the file carries instead."""
+        if self.include_hidden:
+            return {}
+        conversation_ids = self.conversation_rows().order_by().values_list("id")
+        hidden = Message.objects.filter(hidden=True, conversation__in=conversation_ids)
+        return dict(hidden.values_list("id", "parent_id").iterator(chunk_size=ROWS_PER_FETCH))
+
+    def tree_rows(self) -> QuerySet:
+        """(conversation, id, parent, seq) of every message of the selected conversations,
+        hidden or outside the dates too: the tree their pages show, for the Markdown notes."""
+        conversation_ids = self.conversation_rows().order_by().values_list("id")
+        return (
+            Message.objects.filter(conversation__in=conversation_ids)
+            .order_by("conversation_id", "seq")
+            .values_list("conversation_id", "id", "parent_id", "seq")
+        )
 
 
 def select(
@@ -194,10 +222,15 @@ class _Walk:
         self.selection = selection
         self.progress = progress
         self.messages_seen = 0
+        self.lifted = selection.lifted_parents()
+        self.stored_leaf: UUID | None = None  # the current conversation's, before lifting
+        self._trees: Iterator[tuple[UUID, UUID, UUID | None, int]] | None = None
+        self._tree_pending: tuple[UUID, UUID, UUID | None, int] | None = None
 
     def __iter__(self) -> Iterator[tuple[Record, Iterator[Record]]]:
         messages = self.selection.message_rows().iterator(chunk_size=ROWS_PER_FETCH)
         pending = next(messages, None)
+        lifted = self.lifted
 
         def messages_of(conversation_id: UUID) -> Iterator[Record]:
             nonlocal pending
@@ -208,12 +241,37 @@ class _Walk:
                 row, pending = pending, next(messages, None)
                 if row[1] == conversation_id:
                     self._count()
-                    yield dict(zip(MESSAGE_KEYS, ("message", *row), strict=True))
+                    record = dict(zip(MESSAGE_KEYS, ("message", *row), strict=True))
+                    if lifted and record["parent"] in lifted:
+                        record["parent"] = self._carried(record["parent"])
+                    yield record
 
         conversations = self.selection.conversation_rows().iterator(chunk_size=ROWS_PER_FETCH)
         for row in conversations:
             record = dict(zip(CONVERSATION_KEYS, ("conversation", *row), strict=True))
+            self.stored_leaf = record["current_leaf"]
+            if lifted and self.stored_leaf in lifted:
+                record["current_leaf"] = self._carried(self.stored_leaf)
             yield record, messages_of(row[0])
+
+    def _carried(self, pk: UUID | None) -> UUID | None:
+        """The nearest of `pk` and its ancestors that is not left out for being hidden."""
+        while pk is not None and pk in self.lifted:
+            pk = self.lifted[pk]
+        return pk
+
+    def tree_of(self, conversation_id: UUID) -> Tree:
+        """The conversation's whole tree, from a third cursor in the same order (read only by
+        the writers that ask, one conversation's (id, parent, seq) at a time)."""
+        if self._trees is None:
+            self._trees = self.selection.tree_rows().iterator(chunk_size=ROWS_PER_FETCH)
+            self._tree_pending = next(self._trees, None)
+        rows = []
+        while self._tree_pending is not None and self._tree_pending[0] <= conversation_id:
+            row, self._tree_pending = self._tree_pending, next(self._trees, None)
+            if row[0] == conversation_id:
+                rows.append(row[1:])
+        return Tree(rows)
 
     def _count(self) -> None:
         self.messages_seen += 1
@@ -323,8 +381,11 @@ def _markdown(walk: _Walk) -> Iterator[str]:
             yield "- hidden by a moderator\n"
         if conversation["system_prompt"]:
             yield "\n**System prompt**\n\n" + _quote(conversation["system_prompt"]) + "\n"
+        tree = walk.tree_of(conversation["id"])
+        placed = branch_notes(tree, tree.path_to(tree.shown_leaf(walk.stored_leaf)))
         for message in messages:
             notes = [message["status"]] if message["status"] != "complete" else []
+            notes += placed.get(message["id"], [])
             notes += [name for name in ("flagged", "hidden") if message[name]]
             suffix = f" ({', '.join(notes)})" if notes else ""
             when = _text(message["created_at"])
