@@ -125,14 +125,17 @@ class Selection:
     def count_messages(self) -> int:
         return self.message_rows().order_by().count()
 
-    def lifted_parents(self) -> dict[UUID, UUID | None]:
-        """The parent of each message this export leaves out for being hidden (moderation
-        hides few): its children name the nearest ancestor the file carries instead."""
+    def hidden_rows(self) -> QuerySet | None:
+        """(conversation, id, parent) of the messages left out for being hidden, if any are:
+        their children name the nearest ancestor the file carries instead."""
         if self.include_hidden:
-            return {}
+            return None
         conversation_ids = self.conversation_rows().order_by().values_list("id")
-        hidden = Message.objects.filter(hidden=True, conversation__in=conversation_ids)
-        return dict(hidden.values_list("id", "parent_id").iterator(chunk_size=ROWS_PER_FETCH))
+        return (
+            Message.objects.filter(hidden=True, conversation__in=conversation_ids)
+            .order_by("conversation_id")
+            .values_list("conversation_id", "id", "parent_id")
+        )
 
     def tree_rows(self) -> QuerySet:
         """(conversation, id, parent, seq) of every message of the selected conversations,
@@ -222,17 +225,16 @@ class _Walk:
         self.selection = selection
         self.progress = progress
         self.messages_seen = 0
-        self.lifted = selection.lifted_parents()
+        hidden = selection.hidden_rows()
+        self.hidden = _PerConversation(hidden) if hidden is not None else None
+        self.trees = _PerConversation(selection.tree_rows())
         self.stored_leaf: UUID | None = None  # the current conversation's, before lifting
-        self._trees: Iterator[tuple[UUID, UUID, UUID | None, int]] | None = None
-        self._tree_pending: tuple[UUID, UUID, UUID | None, int] | None = None
 
     def __iter__(self) -> Iterator[tuple[Record, Iterator[Record]]]:
         messages = self.selection.message_rows().iterator(chunk_size=ROWS_PER_FETCH)
         pending = next(messages, None)
-        lifted = self.lifted
 
-        def messages_of(conversation_id: UUID) -> Iterator[Record]:
+        def messages_of(conversation_id: UUID, lifted: Lifted) -> Iterator[Record]:
             nonlocal pending
             # The two queries see the database a moment apart: messages whose conversation the
             # second no longer has (deleted meanwhile) sort before the next one and are
@@ -243,35 +245,21 @@ class _Walk:
                     self._count()
                     record = dict(zip(MESSAGE_KEYS, ("message", *row), strict=True))
                     if lifted and record["parent"] in lifted:
-                        record["parent"] = self._carried(record["parent"])
+                        record["parent"] = _carried(record["parent"], lifted)
                     yield record
 
         conversations = self.selection.conversation_rows().iterator(chunk_size=ROWS_PER_FETCH)
         for row in conversations:
             record = dict(zip(CONVERSATION_KEYS, ("conversation", *row), strict=True))
+            lifted: Lifted = dict(self.hidden.of(row[0])) if self.hidden is not None else {}
             self.stored_leaf = record["current_leaf"]
             if lifted and self.stored_leaf in lifted:
-                record["current_leaf"] = self._carried(self.stored_leaf)
-            yield record, messages_of(row[0])
-
-    def _carried(self, pk: UUID | None) -> UUID | None:
-        """The nearest of `pk` and its ancestors that is not left out for being hidden."""
-        while pk is not None and pk in self.lifted:
-            pk = self.lifted[pk]
-        return pk
+                record["current_leaf"] = _carried(self.stored_leaf, lifted)
+            yield record, messages_of(row[0], lifted)
 
     def tree_of(self, conversation_id: UUID) -> Tree:
-        """The conversation's whole tree, from a third cursor in the same order (read only by
-        the writers that ask, one conversation's (id, parent, seq) at a time)."""
-        if self._trees is None:
-            self._trees = self.selection.tree_rows().iterator(chunk_size=ROWS_PER_FETCH)
-            self._tree_pending = next(self._trees, None)
-        rows = []
-        while self._tree_pending is not None and self._tree_pending[0] <= conversation_id:
-            row, self._tree_pending = self._tree_pending, next(self._trees, None)
-            if row[0] == conversation_id:
-                rows.append(row[1:])
-        return Tree(rows)
+        """The conversation's whole tree (read only by the writers that ask)."""
+        return Tree(self.trees.of(conversation_id))
 
     def _count(self) -> None:
         self.messages_seen += 1
@@ -281,6 +269,37 @@ class _Walk:
     def finish(self) -> None:
         if self.progress is not None:
             self.progress(self.messages_seen)
+
+
+Lifted = dict[UUID, UUID | None]  # a left-out message's id: its parent
+
+
+def _carried(pk: UUID | None, lifted: Lifted) -> UUID | None:
+    """The nearest of `pk` and its ancestors that the file carries."""
+    while pk is not None and pk in lifted:
+        pk = lifted[pk]
+    return pk
+
+
+class _PerConversation:
+    """Another cursor in the walk's order (conversation id first), opened when first asked:
+    the rows of one conversation at a time, so memory holds no more than those."""
+
+    def __init__(self, rows: QuerySet) -> None:
+        self.rows = rows
+        self._cursor: Iterator[tuple[Any, ...]] | None = None
+        self._pending: tuple[Any, ...] | None = None
+
+    def of(self, conversation_id: UUID) -> list[Any]:
+        if self._cursor is None:
+            self._cursor = self.rows.iterator(chunk_size=ROWS_PER_FETCH)
+            self._pending = next(self._cursor, None)
+        found = []
+        while self._pending is not None and self._pending[0] <= conversation_id:
+            row, self._pending = self._pending, next(self._cursor, None)
+            if row[0] == conversation_id:
+                found.append(row[1:])
+        return found
 
 
 def _text(value: object) -> object:
