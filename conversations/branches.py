@@ -99,17 +99,18 @@ def branch_notes(tree: Tree, shown: Iterable[UUID]) -> dict[UUID, list[str]]:
     where it does not follow the message listed before it, "not on the shown branch"."""
     shown = set(shown)
     notes: dict[UUID, list[str]] = {}
+    for siblings in tree.children.values():  # each in seq order
+        if len(siblings) > 1:
+            for index, pk in enumerate(siblings, start=1):
+                notes[pk] = [f"version {index} of {len(siblings)}"]
     previous: UUID | None = None
     for pk in sorted(tree.seq, key=tree.seq.__getitem__):
-        here = []
-        if (versions := tree.versions(pk)) is not None:
-            here.append(f"version {versions.index} of {versions.count}")
+        here = notes.setdefault(pk, [])
         parent = tree.parent[pk]
         if parent is not None and parent != previous:
             here.append(f"follows #{tree.seq[parent]}")
         if pk not in shown:
             here.append("not on the shown branch")
-        notes[pk] = here
         previous = pk
     return notes
 
