@@ -25,6 +25,7 @@ from django.urls import reverse
 from django.utils.http import content_disposition_header
 from django.utils.text import Truncator
 
+from conversations.branches import branch_notes, shown_path
 from conversations.models import Conversation, Message, ModerationAction
 from conversations.services import export, moderation
 
@@ -262,11 +263,16 @@ class ConversationAdmin(Moderated, ReadOnlyContent, admin.ModelAdmin):
 
     @admin.display(description="Transcript")
     def transcript(self, obj: Conversation) -> str:
+        """Every message of every branch in seq order, each with where it sits: its version
+        among its siblings, and whether the owner's page shows its branch."""
         shown = list(obj.messages.order_by("seq")[: TRANSCRIPT_LIMIT + 1])
+        tree, path = shown_path(obj)
+        notes, on_path = branch_notes(tree, path), set(path)
+        rows = [(m, notes.get(m.pk, []), m.pk in on_path) for m in shown[:TRANSCRIPT_LIMIT]]
         return render_to_string(
             "admin/conversations/transcript.html",
             {
-                "messages": shown[:TRANSCRIPT_LIMIT],
+                "messages": rows,
                 "more": len(shown) > TRANSCRIPT_LIMIT,
                 "limit": TRANSCRIPT_LIMIT,
                 "all_url": reverse("admin:conversations_message_changelist")
@@ -317,6 +323,7 @@ class MessageAdmin(Moderated, ReadOnlyContent, admin.ModelAdmin):
         "status",
         "content",
         "reply_to",
+        "parent",
         "provider",
         "model",
         "error",

@@ -93,6 +93,28 @@ def shown_path(conversation: Conversation, tree: Tree | None = None) -> tuple[Tr
     return tree, tree.path_to(tree.shown_leaf(conversation.current_leaf_id))
 
 
+def branch_notes(tree: Tree, shown: Iterable[UUID]) -> dict[UUID, list[str]]:
+    """How each message's place reads in a transcript of every branch in seq order (the
+    admin's, the Markdown export's): "version 2 of 3" among its siblings, "follows #N"
+    where it does not follow the message listed before it, "not on the shown branch"."""
+    shown = set(shown)
+    notes: dict[UUID, list[str]] = {}
+    for siblings in tree.children.values():  # each in seq order
+        if len(siblings) > 1:
+            for index, pk in enumerate(siblings, start=1):
+                notes[pk] = [f"version {index} of {len(siblings)}"]
+    previous: UUID | None = None
+    for pk in sorted(tree.seq, key=tree.seq.__getitem__):
+        here = notes.setdefault(pk, [])
+        parent = tree.parent[pk]
+        if parent is not None and parent != previous:
+            here.append(f"follows #{tree.seq[parent]}")
+        if pk not in shown:
+            here.append("not on the shown branch")
+        previous = pk
+    return notes
+
+
 def with_versions(message: Message) -> Message:
     """Sets `message.versions` (None without siblings): one query, for a lone bubble."""
     siblings = Message.objects.filter(

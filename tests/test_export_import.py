@@ -13,10 +13,12 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from conversations.branches import link_as_one_path
+from conversations.branches import Tree, link_as_one_path
 from conversations.models import Conversation, Message
+from conversations.selectors import transcript
 from conversations.services import importing
 from tests.conftest import make_user
+from tests.trees import add_branches
 
 T0 = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
 
@@ -175,13 +177,158 @@ def test_import_completes_a_conversation_exported_in_parts(chats, tmp_path):
     assert export("--conversation", tea) == whole
 
 
+# Branches -------------------------------------------------------------------------------------
+
+
+def tree_of(conversation: Conversation) -> tuple[dict, object]:
+    """Every message's (seq, parent, reply_to) and the conversation's current leaf."""
+    rows = conversation.messages.values_list("id", "seq", "parent_id", "reply_to_id")
+    current_leaf = Conversation.objects.get(pk=conversation.pk).current_leaf_id
+    return {pk: rest for pk, *rest in rows}, current_leaf
+
+
+def shown(conversation: Conversation) -> list[tuple]:
+    """What the page shows: the path's messages with their versions."""
+    messages, _ = transcript(Conversation.objects.get(pk=conversation.pk))
+    return [(m.pk, m.seq, m.content, m.versions) for m in messages]
+
+
+def test_round_trip_keeps_every_branch_its_parents_and_the_shown_one(
+    conversation, alice_client, tmp_path
+):
+    made = add_branches(conversation)
+    before = (tree_of(conversation), shown(conversation))
+    files = {fmt: export("--format", fmt) for fmt in importing_formats()}
+    dump = write_lines(tmp_path, files["jsonl"].splitlines())
+    Conversation.objects.all().delete()
+
+    out, err, failed = run_import(dump)
+
+    assert failed is None, err
+    assert "messages: 7 created" in out
+    assert (tree_of(conversation), shown(conversation)) == before
+    assert [content for _, _, content, _ in before[1]] == [
+        "q1",
+        "a1",
+        "q2 edited",
+        "a2 regenerated",
+    ]
+    page = alice_client.get(f"/c/{conversation.pk}/").text
+    assert "a2 regenerated" in page and "a2 to the edit" not in page and "2 / 2" in page
+    assert {fmt: export("--format", fmt) for fmt in importing_formats()} == files
+    # The branch before the edit is one switch away, as it was.
+    alice_client.post(f"/c/{conversation.pk}/m/{made['q2'].pk}/show")
+    assert [content for _, _, content, _ in shown(conversation)] == ["q1", "a1", "q2", "a2"]
+
+
+def test_every_format_carries_the_tree_and_markdown_marks_the_branches(conversation):
+    made = add_branches(conversation)
+    ids = {name: str(message.pk) for name, message in made.items()}
+    rows = records()
+    text = export("--format", "markdown")
+    table = list(csv.DictReader(io.StringIO(export("--format", "csv"))))
+
+    (record,) = [row for row in rows if row["type"] == "conversation"]
+    parents = {row["id"]: row["parent"] for row in rows if row["type"] == "message"}
+    assert record["current_leaf"] == ids["a2_regenerated"]
+    assert parents == {
+        ids["q1"]: None,
+        ids["a1"]: ids["q1"],
+        ids["q2"]: ids["a1"],
+        ids["a2"]: ids["q2"],
+        ids["q2_edited"]: ids["a1"],
+        ids["a2_to_edit"]: ids["q2_edited"],
+        ids["a2_regenerated"]: ids["q2_edited"],
+    }
+    assert {row["message_id"]: row["message_parent"] or None for row in table} == parents
+    assert {row["conversation_current_leaf"] for row in table} == {ids["a2_regenerated"]}
+    headings = [line for line in text.splitlines() if line.startswith("## ")]
+    assert [heading.split(" (")[1:] for heading in headings] == [
+        [],
+        [],
+        ["version 1 of 2, not on the shown branch)"],
+        ["not on the shown branch)"],
+        ["version 2 of 2, follows #2)"],
+        ["version 1 of 2, not on the shown branch)"],
+        ["version 2 of 2, follows #5)"],
+    ]
+
+
+def test_a_file_from_before_branches_imports_as_one_path_with_replaced_answers_as_versions(
+    alice, tmp_path
+):
+    """A failed answer retried, then regenerated: three answers to q1, in seq order."""
+    chat = str(uuid.uuid4())
+    q1, failed_answer, replaced, kept, q2, a2 = (uuid.uuid4() for _ in range(6))
+    answer = {"role": "assistant", "reply_to": str(q1)}
+    rows = [
+        (q1, {}),
+        (failed_answer, {**answer, "status": "error"}),
+        (replaced, answer),
+        (kept, answer),
+        (q2, {}),
+        (a2, {"role": "assistant", "reply_to": str(q2)}),
+    ]
+    lines = []
+    for seq, (pk, fields) in enumerate(rows, start=1):
+        record = json.loads(message_line(chat, seq, id=str(pk), **fields))
+        del record["parent"]  # version 1 had none
+        lines.append(json.dumps(record))
+    path = write_lines(tmp_path, [OLD_HEADER, conversation_line(chat), *lines])
+
+    _, err, failed = run_import(path)
+
+    assert failed is None, err
+    imported = Conversation.objects.get(pk=chat)
+    parents, current_leaf = tree_of(imported)
+    assert {pk: parent for pk, (_, parent, _) in parents.items()} == {
+        q1: None,
+        failed_answer: q1,
+        replaced: q1,
+        kept: q1,
+        q2: kept,
+        a2: q2,
+    }
+    assert current_leaf == a2
+    assert [
+        (pk, versions and (versions.index, versions.count))
+        for pk, _, _, versions in shown(imported)
+    ] == [
+        (q1, None),
+        (kept, (3, 3)),
+        (q2, None),
+        (a2, None),
+    ]
+
+
+def test_without_hidden_messages_a_message_below_one_follows_its_nearest_shown_ancestor(
+    conversation, tmp_path
+):
+    made = add_branches(conversation)
+    Message.objects.filter(pk=made["a1"].pk).update(hidden=True)
+    Message.objects.filter(pk=made["a2_regenerated"].pk).update(hidden=True)
+    dump = export()
+    rows = [json.loads(line) for line in dump.splitlines()]
+
+    (record,) = [row for row in rows if row["type"] == "conversation"]
+    parents = {row["id"]: row["parent"] for row in rows if row["type"] == "message"}
+    assert str(made["a1"].pk) not in parents and str(made["a2_regenerated"].pk) not in parents
+    assert parents[str(made["q2"].pk)] == parents[str(made["q2_edited"].pk)] == str(made["q1"].pk)
+    assert record["current_leaf"] == str(made["q2_edited"].pk)
+    # The file holds together: it imports as the tree of what it carries.
+    Conversation.objects.all().delete()
+    _, err, failed = run_import(write_lines(tmp_path, dump.splitlines()))
+    assert failed is None, err
+    assert Tree.of(conversation).parent[made["q2"].pk] == made["q1"].pk
+
+
 # Formats --------------------------------------------------------------------------------------
 
 
 def test_jsonl_starts_with_a_versioned_header_and_keeps_seq_order(chats):
     rows = records("--user", "alice@example.com")
 
-    assert rows[0] == {"type": "header", "schema": "streamchat.conversations", "version": 1}
+    assert rows[0] == {"type": "header", "schema": "streamchat.conversations", "version": 2}
     tea = [r for r in rows if r["type"] == "message" and r["conversation"] == str(chats["tea"].pk)]
     assert [r["seq"] for r in tea] == [1, 2, 3, 4]
     assert tea[1]["reply_to"] == tea[0]["id"] and tea[1]["prompt_tokens"] == 12
@@ -191,7 +338,7 @@ def test_jsonl_starts_with_a_versioned_header_and_keeps_seq_order(chats):
 def test_json_is_one_document_with_the_messages_inside_their_conversation(chats):
     document = json.loads(export("--format", "json"))
 
-    assert (document["schema"], document["version"]) == ("streamchat.conversations", 1)
+    assert (document["schema"], document["version"]) == ("streamchat.conversations", 2)
     by_title = {c["title"]: c for c in document["conversations"]}
     assert [m["seq"] for m in by_title["Bob's chat"]["messages"]] == [1, 2]
     assert by_title["Empty"]["messages"] == []
@@ -202,7 +349,7 @@ def test_csv_has_one_row_per_message_and_one_for_an_empty_conversation(chats):
         csv.DictReader(io.StringIO(export("--format", "csv", "--user", "alice@example.com")))
     )
 
-    assert {row["schema_version"] for row in rows} == {"1"}
+    assert {row["schema_version"] for row in rows} == {"2"}
     empty = [row for row in rows if row["conversation_title"] == "Empty"]
     assert len(empty) == 1 and empty[0]["message_id"] == ""
     tea = [row for row in rows if row["conversation_id"] == str(chats["tea"].pk)]
@@ -213,7 +360,7 @@ def test_csv_has_one_row_per_message_and_one_for_an_empty_conversation(chats):
 def test_markdown_reads_as_a_transcript(chats):
     text = export("--format", "markdown", "--conversation", str(chats["tea"].pk))
 
-    assert text.startswith("<!-- streamchat.conversations version 1 -->")
+    assert text.startswith("<!-- streamchat.conversations version 2 -->")
     assert '# Tea & <script>alert("x")</script>' in text
     assert text.index("## 1. user") < text.index("## 2. assistant") < text.index("## 4. assistant")
     assert "(error)" in text and "> Answer briefly.\n> Always." in text
@@ -288,7 +435,8 @@ def test_unknown_user_is_an_error_not_an_empty_export(chats):
 
 # Bad input ------------------------------------------------------------------------------------
 
-HEADER = '{"type":"header","schema":"streamchat.conversations","version":1}'
+HEADER = '{"type":"header","schema":"streamchat.conversations","version":2}'
+OLD_HEADER = HEADER.replace('"version":2', '"version":1')  # before branches: no parent
 
 
 def conversation_line(conversation_id: str, owner: str = "alice@example.com", **extra) -> str:
@@ -310,6 +458,7 @@ def message_line(conversation_id: str, seq: int, **extra) -> str:
         "id": str(uuid.uuid4()),
         "conversation": conversation_id,
         "seq": seq,
+        "parent": None,
         "role": "user",
         "content": f"message {seq}",
         "created_at": "2026-02-01T10:00:00+00:00",
@@ -418,8 +567,8 @@ def test_an_overlong_line_is_skipped_without_being_read_whole(alice, tmp_path, m
         ([], "line 1: empty file"),
         ([conversation_line(str(uuid.uuid4()))], "line 1: the first line must be"),
         (
-            [HEADER.replace('"version":1', '"version":2'), conversation_line(str(uuid.uuid4()))],
-            "line 1: schema version 2; this server reads 1",
+            [HEADER.replace('"version":2', '"version":3'), conversation_line(str(uuid.uuid4()))],
+            "line 1: schema version 3; this server reads 1 and 2",
         ),
     ],
 )
@@ -511,6 +660,70 @@ def test_a_broken_gzip_file_is_a_clear_error(alice, tmp_path):
 
     with pytest.raises(CommandError, match="could not read"):
         call_command("import_conversations", str(path), stdout=io.StringIO())
+
+
+def branch_lines(conversation_id: str, **changes) -> tuple[list[str], list[dict]]:
+    """A question, its answer and an edited question; `changes` replace record fields:
+    `third_parent="..."` the third message's parent."""
+    q1 = json.loads(message_line(conversation_id, 1))
+    a1 = json.loads(message_line(conversation_id, 2, role="assistant", parent=q1["id"]))
+    q2 = json.loads(message_line(conversation_id, 3, parent=a1["id"]))
+    q2["parent"] = changes.get("third_parent", q2["parent"])
+    rows = [q1, a1, q2]
+    return [HEADER, conversation_line(conversation_id), *(json.dumps(r) for r in rows)], rows
+
+
+@pytest.mark.parametrize(
+    ("parent", "error"),
+    [
+        ("unknown", "is neither in this file nor in the conversation"),
+        ("other conversation", "is a message of another conversation"),
+        ("later", "has seq 4, not lower than this message's 3"),
+        ("itself", "has seq 3, not lower than this message's 3"),
+    ],
+)
+def test_a_bad_parent_is_a_clear_error_and_nothing_is_stored(chats, tmp_path, parent, error):
+    target = str(uuid.uuid4())
+    lines, rows = branch_lines(target)
+    later = json.loads(message_line(target, 4, role="assistant", parent=rows[2]["id"]))
+    rows[2]["parent"] = {
+        "unknown": str(uuid.uuid4()),
+        "other conversation": str(chats["tea"].messages.get(seq=1).pk),
+        "later": later["id"],
+        "itself": rows[2]["id"],
+    }[parent]
+    path = write_lines(tmp_path, [*lines[:2], *(json.dumps(r) for r in [*rows, later])])
+
+    _, err, failed = run_import(path)
+
+    assert failed is not None
+    assert f"line 5: parent {rows[2]['parent']} {error}" in err and "not imported" in err
+    assert not Conversation.objects.filter(pk=target).exists()
+    assert not Message.objects.filter(conversation_id=target).exists()
+
+
+def test_a_message_of_this_version_without_a_parent_key_is_refused(alice, tmp_path):
+    target = str(uuid.uuid4())
+    record = json.loads(message_line(target, 1))
+    del record["parent"]
+    path = write_lines(tmp_path, [HEADER, conversation_line(target), json.dumps(record)])
+
+    _, err, failed = run_import(path)
+
+    assert failed is not None and "line 3: parent: missing" in err
+    assert not Conversation.objects.filter(pk=target).exists()
+
+
+def test_a_current_leaf_the_file_does_not_carry_shows_the_latest_message(alice, tmp_path):
+    """An --until export can leave the leaf out; the page then shows the latest message."""
+    target = str(uuid.uuid4())
+    lines, rows = branch_lines(target)
+    lines[1] = conversation_line(target, current_leaf=str(uuid.uuid4()))
+
+    _, err, failed = run_import(write_lines(tmp_path, lines))
+
+    assert failed is None, err
+    assert str(Conversation.objects.get(pk=target).current_leaf_id) == rows[2]["id"]
 
 
 def test_an_answer_exported_mid_stream_imports_as_interrupted_with_retry(alice, tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -13,10 +14,11 @@ from django.test import AsyncClient, Client
 
 from conversations.branches import link_as_one_path
 from conversations.models import Conversation, Message, ModerationAction
-from conversations.services import moderation
+from conversations.services import export, moderation
 from conversations.services.sending import send_message
 from tests.conftest import PASSWORD, make_user
 from tests.streams import send_data, wait_until_final
+from tests.trees import add_branches
 
 Kind = ModerationAction.Kind
 MESSAGES = "/admin/conversations/message/"
@@ -173,6 +175,50 @@ def test_conversation_page_shows_a_read_only_transcript_in_seq_order(mod_client,
     assert page.index("first") < page.index("second") < page.index("third")
     assert "third &lt;b&gt;bold?&lt;/b&gt;" in page  # text, never markup
     assert 'name="title"' not in page and "<textarea" not in page
+
+
+def test_the_transcript_shows_every_branch_each_marked_where_it_sits(mod_client, conversation):
+    add_branches(conversation)
+
+    page = mod_client.get(f"{CONVERSATIONS}{conversation.pk}/change/").text
+
+    metas = re.findall(r'<p class="sc-meta">(.*?)</p>', page, re.S)
+    notes = [re.findall(r"<em>(.*?)</em>", meta) for meta in metas]
+    assert notes == [
+        [],
+        [],
+        ["version 1 of 2", "not on the shown branch"],
+        ["not on the shown branch"],
+        ["version 2 of 2", "follows #2"],
+        ["version 1 of 2", "not on the shown branch"],
+        ["version 2 of 2", "follows #5"],
+    ]
+    texts = re.findall(r'<div class="sc-text">(.*?)</div>', page, re.S)
+    assert texts == ["q1", "a1", "q2", "a2", "q2 edited", "a2 to the edit", "a2 regenerated"]
+    assert page.count("sc-other-branch") == 3
+
+
+def test_a_message_hidden_on_a_branch_not_shown_is_hidden_there_and_left_out_of_exports(
+    mod_client, alice_client, alice, conversation
+):
+    made = add_branches(conversation)
+    off_branch = made["a2"]  # the answer before the edit: its branch is not the shown one
+
+    response = act(mod_client, MESSAGES, "hide_messages", [off_branch], reason="abusive")
+    alice_client.post(f"/c/{conversation.pk}/m/{made['q2'].pk}/show")
+    page = alice_client.get(f"/c/{conversation.pk}/").text
+    mine = "".join(export.export_chunks(export.select(owner=alice)))
+    everything = "".join(export.export_chunks(export.select(include_hidden=True)))
+
+    assert "1 message(s) hidden." in response.text
+    assert ModerationAction.objects.get().message_id == off_branch.pk
+    assert 'class="msg-body plain">q2' in page  # the owner now shows that branch ...
+    assert "Hidden by a moderator." in page and ">a2<" not in page  # ... with the answer hidden
+    rows = [json.loads(line) for line in mine.splitlines()]
+    assert str(off_branch.pk) not in mine and "a2 regenerated" in mine
+    (record,) = [row for row in rows if row["type"] == "conversation"]
+    assert record["current_leaf"] == str(made["q2"].pk)  # the nearest message the file carries
+    assert f'"id":"{off_branch.pk}"' in everything and '"hidden":true' in everything
 
 
 def test_admin_search_finds_conversations_by_title_content_and_email(mod_client, alice, bob):

@@ -5,6 +5,11 @@ Conversations and their messages are read as two streams in the same order (conv
 id, then `seq`) with `.iterator()` (a server-side cursor on PostgreSQL) and merged here, so
 memory stays flat whatever the size. The output is deterministic (no export time in it): the
 same rows always give the same bytes. Schema: docs/export-schema.md.
+
+Every message of every branch is exported, with its `parent`; each conversation with its
+`current_leaf` (the branch its page shows). Where hidden messages are left out, a message
+below one names the nearest message above it that the file carries, so the file's tree holds
+together; the Markdown transcript marks where each message sits among the branches.
 """
 
 from __future__ import annotations
@@ -22,10 +27,12 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
+from conversations.branches import Tree, branch_notes
 from conversations.models import Conversation, Message
 
 SCHEMA = "streamchat.conversations"
-SCHEMA_VERSION = 1
+# 2: messages form a tree (`parent`, `current_leaf`). The importer still reads 1 (one path).
+SCHEMA_VERSION = 2
 FORMATS = ("jsonl", "json", "csv", "markdown")
 CONTENT_TYPES = {
     "jsonl": "application/x-ndjson; charset=utf-8",
@@ -45,6 +52,7 @@ CONVERSATION_FIELDS = {
     "system_prompt": "system_prompt",
     "archived": "archived",
     "hidden": "hidden",
+    "current_leaf": "current_leaf_id",
     "created_at": "created_at",
     "updated_at": "updated_at",
 }
@@ -57,6 +65,7 @@ MESSAGE_FIELDS = {
     "content": "content",
     "client_id": "client_id",
     "reply_to": "reply_to_id",
+    "parent": "parent_id",
     "provider": "provider",
     "model": "model",
     "error": "error",
@@ -115,6 +124,28 @@ class Selection:
 
     def count_messages(self) -> int:
         return self.message_rows().order_by().count()
+
+    def hidden_rows(self) -> QuerySet | None:
+        """(conversation, id, parent) of the messages left out for being hidden, if any are:
+        their children name the nearest ancestor the file carries instead."""
+        if self.include_hidden:
+            return None
+        conversation_ids = self.conversation_rows().order_by().values_list("id")
+        return (
+            Message.objects.filter(hidden=True, conversation__in=conversation_ids)
+            .order_by("conversation_id")
+            .values_list("conversation_id", "id", "parent_id")
+        )
+
+    def tree_rows(self) -> QuerySet:
+        """(conversation, id, parent, seq) of every message of the selected conversations,
+        hidden or outside the dates too: the tree their pages show, for the Markdown notes."""
+        conversation_ids = self.conversation_rows().order_by().values_list("id")
+        return (
+            Message.objects.filter(conversation__in=conversation_ids)
+            .order_by("conversation_id", "seq")
+            .values_list("conversation_id", "id", "parent_id", "seq")
+        )
 
 
 def select(
@@ -194,12 +225,16 @@ class _Walk:
         self.selection = selection
         self.progress = progress
         self.messages_seen = 0
+        hidden = selection.hidden_rows()
+        self.hidden = _PerConversation(hidden) if hidden is not None else None
+        self.trees = _PerConversation(selection.tree_rows())
+        self.stored_leaf: UUID | None = None  # the current conversation's, before lifting
 
     def __iter__(self) -> Iterator[tuple[Record, Iterator[Record]]]:
         messages = self.selection.message_rows().iterator(chunk_size=ROWS_PER_FETCH)
         pending = next(messages, None)
 
-        def messages_of(conversation_id: UUID) -> Iterator[Record]:
+        def messages_of(conversation_id: UUID, lifted: Lifted) -> Iterator[Record]:
             nonlocal pending
             # The two queries see the database a moment apart: messages whose conversation the
             # second no longer has (deleted meanwhile) sort before the next one and are
@@ -208,12 +243,23 @@ class _Walk:
                 row, pending = pending, next(messages, None)
                 if row[1] == conversation_id:
                     self._count()
-                    yield dict(zip(MESSAGE_KEYS, ("message", *row), strict=True))
+                    record = dict(zip(MESSAGE_KEYS, ("message", *row), strict=True))
+                    if lifted and record["parent"] in lifted:
+                        record["parent"] = _carried(record["parent"], lifted)
+                    yield record
 
         conversations = self.selection.conversation_rows().iterator(chunk_size=ROWS_PER_FETCH)
         for row in conversations:
             record = dict(zip(CONVERSATION_KEYS, ("conversation", *row), strict=True))
-            yield record, messages_of(row[0])
+            lifted: Lifted = dict(self.hidden.of(row[0])) if self.hidden is not None else {}
+            self.stored_leaf = record["current_leaf"]
+            if lifted and self.stored_leaf in lifted:
+                record["current_leaf"] = _carried(self.stored_leaf, lifted)
+            yield record, messages_of(row[0], lifted)
+
+    def tree_of(self, conversation_id: UUID) -> Tree:
+        """The conversation's whole tree (read only by the writers that ask)."""
+        return Tree(self.trees.of(conversation_id))
 
     def _count(self) -> None:
         self.messages_seen += 1
@@ -223,6 +269,37 @@ class _Walk:
     def finish(self) -> None:
         if self.progress is not None:
             self.progress(self.messages_seen)
+
+
+Lifted = dict[UUID, UUID | None]  # a left-out message's id: its parent
+
+
+def _carried(pk: UUID | None, lifted: Lifted) -> UUID | None:
+    """The nearest of `pk` and its ancestors that the file carries."""
+    while pk is not None and pk in lifted:
+        pk = lifted[pk]
+    return pk
+
+
+class _PerConversation:
+    """Another cursor in the walk's order (conversation id first), opened when first asked:
+    the rows of one conversation at a time, so memory holds no more than those."""
+
+    def __init__(self, rows: QuerySet) -> None:
+        self.rows = rows
+        self._cursor: Iterator[tuple[Any, ...]] | None = None
+        self._pending: tuple[Any, ...] | None = None
+
+    def of(self, conversation_id: UUID) -> list[Any]:
+        if self._cursor is None:
+            self._cursor = self.rows.iterator(chunk_size=ROWS_PER_FETCH)
+            self._pending = next(self._cursor, None)
+        found = []
+        while self._pending is not None and self._pending[0] <= conversation_id:
+            row, self._pending = self._pending, next(self._cursor, None)
+            if row[0] == conversation_id:
+                found.append(row[1:])
+        return found
 
 
 def _text(value: object) -> object:
@@ -323,8 +400,11 @@ def _markdown(walk: _Walk) -> Iterator[str]:
             yield "- hidden by a moderator\n"
         if conversation["system_prompt"]:
             yield "\n**System prompt**\n\n" + _quote(conversation["system_prompt"]) + "\n"
+        tree = walk.tree_of(conversation["id"])
+        placed = branch_notes(tree, tree.path_to(tree.shown_leaf(walk.stored_leaf)))
         for message in messages:
             notes = [message["status"]] if message["status"] != "complete" else []
+            notes += placed.get(message["id"], [])
             notes += [name for name in ("flagged", "hidden") if message[name]]
             suffix = f" ({', '.join(notes)})" if notes else ""
             when = _text(message["created_at"])

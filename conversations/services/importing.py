@@ -4,6 +4,11 @@ Every line is checked before anything is written; owners are found by email; ids
 importing the same file twice creates nothing the second time; each conversation is written
 in one transaction, so a bad line costs its own conversation and never leaves half of one.
 Lines are read at most MAX_LINE_BYTES at a time: a hostile file cannot make us hold more.
+
+The message tree comes back exactly: each message's `parent` (one of its conversation's, with
+a lower seq, so there is no cycle) and the conversation's `current_leaf`. A version 1 file,
+written before branches, has neither: each conversation becomes one path, by the rule
+migration 0003 applied to the database (`branches.one_path`).
 """
 
 from __future__ import annotations
@@ -19,8 +24,11 @@ from django.contrib.auth import get_user_model
 from django.db import DatabaseError, transaction
 from django.db.models import Field, Model, TextChoices
 
+from conversations.branches import one_path
 from conversations.models import Conversation, Message
 from conversations.services.export import SCHEMA, SCHEMA_VERSION
+
+READABLE_VERSIONS = (1, SCHEMA_VERSION)  # 1: before branches, no parent or current_leaf
 
 MAX_LINE_BYTES = 8 * 1024 * 1024
 MAX_REPORTED_ERRORS = 1000
@@ -89,6 +97,7 @@ def import_conversations(
     owners = _Owners()
     block: _Block | None = None
     header_seen = False
+    version = SCHEMA_VERSION
     for number, raw in lines:
         report.lines = number
         if progress is not None and number % 1000 == 0:
@@ -100,16 +109,16 @@ def import_conversations(
                 raise InvalidRecord(f"longer than {MAX_LINE_BYTES} bytes")
             record = _parse(raw)
             if not header_seen:
-                _check_header(record)
+                version = _check_header(record)
                 header_seen = True
                 continue
             kind = record.get("type")
             if kind == "conversation":
                 _finish(block, report, owners)
-                block = _Block(number, _uuid_or_none(record.get("id")))
-                block.conversation = _validate(record, CONVERSATION_SPEC)
+                block = _Block(number, _uuid_or_none(record.get("id")), version)
+                block.conversation = _validate(record, CONVERSATION_SPECS[version])
             elif kind == "message":
-                message = _validate(record, MESSAGE_SPEC)
+                message = _validate(record, MESSAGE_SPECS[version])
                 if block is not None and block.id is None:
                     continue  # follows a conversation record without a readable id: failed
                 if block is None or message["conversation_id"] != block.id:
@@ -141,6 +150,7 @@ class _Block:
 
     line: int
     id: UUID | None
+    version: int
     conversation: Record | None = None
     messages: list[tuple[int, Record]] = field(default_factory=list)
     failed: bool = False
@@ -180,6 +190,7 @@ def _write(block: _Block, owners: _Owners) -> tuple[bool, int, int]:
     values = dict(block.conversation or {})
     conversation_id: UUID = values["id"]  # validated (block.id may be None)
     owner = owners.get(values.pop("owner"), block.line)
+    current_leaf_id: UUID | None = values.pop("current_leaf_id", None)
     current_owner = (
         Conversation.objects.filter(pk=conversation_id).values_list("owner_id", flat=True).first()
     )
@@ -195,7 +206,7 @@ def _write(block: _Block, owners: _Owners) -> tuple[bool, int, int]:
     # What the conversation already holds: ids are idempotence, seqs and client_ids unique.
     held = list(
         Message.objects.filter(conversation_id=conversation_id).values_list(
-            "id", "seq", "client_id"
+            "id", "seq", "client_id", "role", "reply_to_id"
         )
     )
     held_ids = {row[0] for row in held}
@@ -204,6 +215,10 @@ def _write(block: _Block, owners: _Owners) -> tuple[bool, int, int]:
     file_ids = {message["id"] for _, message in block.messages}
     elsewhere = _ids_in_other_conversations(file_ids - held_ids, conversation_id)
     known = file_ids | held_ids
+    # A parent's seq: the stored one for a message already held, else the file's.
+    seq_of = {message["id"]: message["seq"] for _, message in block.messages}
+    seq_of.update((row[0], row[1]) for row in held)
+    unknown_parents: list[tuple[int, UUID]] = []
 
     new: list[Message] = []
     timestamps: list[tuple[datetime, datetime]] = []
@@ -227,22 +242,64 @@ def _write(block: _Block, owners: _Owners) -> tuple[bool, int, int]:
         fields = dict(message)
         if fields["reply_to_id"] not in known:
             fields["reply_to_id"] = None  # answers a message this file does not carry
+        parent_id = fields.get("parent_id")
+        if parent_id is not None:
+            if parent_id not in seq_of:
+                unknown_parents.append((line, parent_id))
+            elif seq_of[parent_id] >= message["seq"]:
+                raise _Conflict(
+                    line,
+                    f"parent {parent_id} has seq {seq_of[parent_id]}, not lower than this"
+                    f" message's {message['seq']}: a message follows an earlier one",
+                )
         if fields["status"] in Message.LIVE_STATUSES:
             # It was streaming when exported; nothing generates it here. Offer a retry.
             fields["status"] = Message.Status.INTERRUPTED
         timestamps.append((fields.pop("created_at"), fields.pop("updated_at")))
         new.append(Message(**fields))
+    if unknown_parents:
+        _refuse_unknown_parents(unknown_parents, conversation_id)
+    if block.version == 1:
+        _link_as_one_path(new, held)
 
     Message.objects.bulk_create(new, batch_size=BATCH)
     # auto_now_add/auto_now stamped "now" on insert: put the exported times back.
     for row, (row_created, row_updated) in zip(new, timestamps, strict=True):
         row.created_at, row.updated_at = row_created, row_updated
     Message.objects.bulk_update(new, ["created_at", "updated_at"], batch_size=BATCH)
+    changes: dict[str, object] = {}
     if created:
-        Conversation.objects.filter(pk=conversation_id).update(
-            created_at=created_at, updated_at=updated_at
-        )
+        changes.update(created_at=created_at, updated_at=updated_at)
+    if new:
+        # The branch the file shows; else (a version 1 file, an --until export that left the
+        # leaf out) the latest message, as the page shows a conversation without a leaf.
+        latest = seqs[max(seqs)]
+        changes["current_leaf_id"] = current_leaf_id if current_leaf_id in known else latest
+    if changes:
+        Conversation.objects.filter(pk=conversation_id).update(**changes)
     return created, len(new), present
+
+
+def _refuse_unknown_parents(parents: list[tuple[int, UUID]], conversation_id: UUID) -> None:
+    line, parent_id = parents[0]
+    if _ids_in_other_conversations({parent_id}, conversation_id):
+        raise _Conflict(line, f"parent {parent_id} is a message of another conversation")
+    raise _Conflict(
+        line,
+        f"parent {parent_id} is neither in this file nor in the conversation"
+        " (a --since export needs the earlier messages imported first)",
+    )
+
+
+def _link_as_one_path(new: list[Message], held: list[tuple]) -> None:
+    """A version 1 file's messages, before branches: parents by `branches.one_path` over
+    the conversation in seq order (what it holds already and what the file adds)."""
+    rows = [(row[1], row[0], row[3], row[4]) for row in held]
+    rows += [(m.seq, m.pk, m.role, m.reply_to_id) for m in new]
+    rows.sort(key=lambda row: row[0])
+    parents = one_path(row[1:] for row in rows)
+    for message in new:
+        message.parent_id = parents[message.pk]
 
 
 def _ids_in_other_conversations(ids: set[UUID], conversation_id: UUID) -> set[UUID]:
@@ -302,12 +359,15 @@ def _refuse_constant(name: str) -> None:
     raise InvalidRecord(f"{name} is not a number JSON allows")
 
 
-def _check_header(record: Record) -> None:
+def _check_header(record: Record) -> int:
     if record.get("type") != "header" or record.get("schema") != SCHEMA:
         raise InvalidRecord(f"the first line must be the {SCHEMA} header record")
     version = record.get("version")
-    if version != SCHEMA_VERSION:
-        raise InvalidRecord(f"schema version {version!r}; this server reads {SCHEMA_VERSION}")
+    if version not in READABLE_VERSIONS or isinstance(version, bool):
+        readable = " and ".join(str(v) for v in READABLE_VERSIONS)
+        raise InvalidRecord(f"schema version {version!r}; this server reads {readable}")
+    assert isinstance(version, int)
+    return version
 
 
 def _uuid_or_none(value: object) -> UUID | None:
@@ -410,6 +470,7 @@ CONVERSATION_SPEC: dict[str, tuple[str, Callable[[object], object], object]] = {
     "system_prompt": ("system_prompt", _text(), ""),
     "archived": ("archived", _bool, False),
     "hidden": ("hidden", _bool, False),
+    "current_leaf": ("current_leaf_id", _optional_uuid, None),
     "created_at": ("created_at", _datetime, REQUIRED),
     "updated_at": ("updated_at", _datetime, REQUIRED),
 }
@@ -422,6 +483,7 @@ MESSAGE_SPEC: dict[str, tuple[str, Callable[[object], object], object]] = {
     "content": ("content", _text(), ""),
     "client_id": ("client_id", _optional_uuid, None),
     "reply_to": ("reply_to_id", _optional_uuid, None),
+    "parent": ("parent_id", _optional_uuid, REQUIRED),  # null: the first message
     "provider": ("provider", _text(_limit(Message, "provider")), ""),
     "model": ("model", _text(_limit(Message, "model")), ""),
     "error": ("error", _text(), ""),
@@ -434,6 +496,17 @@ MESSAGE_SPEC: dict[str, tuple[str, Callable[[object], object], object]] = {
     "moderation_reason": ("moderation_reason", _text(), ""),
     "created_at": ("created_at", _datetime, REQUIRED),
     "updated_at": ("updated_at", _datetime, REQUIRED),
+}
+
+
+# Version 1 (before branches) has neither key: its conversations become one path each.
+CONVERSATION_SPECS = {
+    1: {k: v for k, v in CONVERSATION_SPEC.items() if k != "current_leaf"},
+    SCHEMA_VERSION: CONVERSATION_SPEC,
+}
+MESSAGE_SPECS = {
+    1: {k: v for k, v in MESSAGE_SPEC.items() if k != "parent"},
+    SCHEMA_VERSION: MESSAGE_SPEC,
 }
 
 
