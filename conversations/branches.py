@@ -169,17 +169,3 @@ def context_rows(message_id: UUID | None, *, limit: int) -> list[tuple[str, str]
         rows = cursor.fetchall()
     rows.reverse()
     return [(role, content) for role, content in rows]
-
-
-def link_as_one_path(conversation: Conversation) -> None:
-    """Give messages stored without parents (an export from before branches) the
-    pre-branch shape, and show the latest message."""
-    messages = list(conversation.messages.order_by("seq").only("id", "role", "reply_to_id"))
-    parents = one_path((m.pk, m.role, m.reply_to_id) for m in messages)
-    for message in messages:
-        message.parent_id = parents[message.pk]
-    Message.objects.bulk_update(messages, ["parent"], batch_size=500)
-    conversation.current_leaf_id = messages[-1].pk if messages else None
-    Conversation.objects.filter(pk=conversation.pk).update(
-        current_leaf_id=conversation.current_leaf_id
-    )

@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from conversations.branches import link_as_one_path
 from conversations.models import Conversation, Message
+from tests.trees import link_as_one_path
 
 HTMX = {"HX-Request": "true"}
 

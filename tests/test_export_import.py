@@ -13,12 +13,12 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from conversations.branches import Tree, link_as_one_path
+from conversations.branches import Tree
 from conversations.models import Conversation, Message
 from conversations.selectors import transcript
 from conversations.services import importing
 from tests.conftest import make_user
-from tests.trees import add_branches
+from tests.trees import add_branches, link_as_one_path
 
 T0 = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
 

@@ -13,11 +13,11 @@ from channels.testing import WebsocketCommunicator
 from django.test import AsyncClient
 
 from chatsite.asgi import application
-from conversations.branches import link_as_one_path
 from conversations.models import Conversation, Message
 from conversations.streaming import access
 from tests.fakes import words
 from tests.streams import send_data, wait_until_final
+from tests.trees import link_as_one_path
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -12,13 +12,12 @@ from django.contrib.auth.models import Group, Permission
 from django.core.management import call_command
 from django.test import AsyncClient, Client
 
-from conversations.branches import link_as_one_path
 from conversations.models import Conversation, Message, ModerationAction
 from conversations.services import export, moderation
 from conversations.services.sending import send_message
 from tests.conftest import PASSWORD, make_user
 from tests.streams import send_data, wait_until_final
-from tests.trees import add_branches
+from tests.trees import add_branches, link_as_one_path
 
 Kind = ModerationAction.Kind
 MESSAGES = "/admin/conversations/message/"

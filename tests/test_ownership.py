@@ -7,9 +7,9 @@ import json
 import pytest
 from django.test import Client
 
-from conversations.branches import link_as_one_path
 from conversations.middleware import SIGNED_OUT
 from conversations.models import Conversation, Message
+from tests.trees import link_as_one_path
 
 # Every conversation and message URL: (method, path, form data). `{c}` and `{m}` are ids.
 CONVERSATION_URLS = [

@@ -1,7 +1,9 @@
-"""A conversation with branches, made by the real services (nothing generates: `launch=None`)."""
+"""Conversations shaped for tests: with branches made by the real services (nothing
+generates: `launch=None`), or messages made by hand linked as one path."""
 
 from __future__ import annotations
 
+from conversations.branches import one_path
 from conversations.models import Conversation, Message
 from conversations.services.sending import edit_message, retry_reply, send_message
 
@@ -40,3 +42,17 @@ def add_branches(conversation: Conversation) -> dict[str, Message]:
         "a2_to_edit": answer_to_edit,
         "a2_regenerated": regenerated,
     }
+
+
+def link_as_one_path(conversation: Conversation) -> None:
+    """Link messages a test made by hand (no parents) as one path, by the rule migration
+    0003 and the importer apply (`branches.one_path`), and show the latest message."""
+    messages = list(conversation.messages.order_by("seq").only("id", "role", "reply_to_id"))
+    parents = one_path((m.pk, m.role, m.reply_to_id) for m in messages)
+    for message in messages:
+        message.parent_id = parents[message.pk]
+    Message.objects.bulk_update(messages, ["parent"], batch_size=500)
+    conversation.current_leaf_id = messages[-1].pk if messages else None
+    Conversation.objects.filter(pk=conversation.pk).update(
+        current_leaf_id=conversation.current_leaf_id
+    )
