@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import html
+import re
 import uuid
 
 from conversations.models import Message
@@ -101,3 +103,45 @@ class OtherProcess:
         await asyncio.gather(*(t for t in tasks if t is not None), return_exceptions=True)
         await self.relay.commands.aclose()
         await self.relay.blocking.aclose()
+
+
+TAIL = re.compile(r'<div class="md-tail" id="[^"]*">')
+TAIL_ENDS = ("</p></div>", "</code></pre></div>")
+# A live answer with no text yet, as its page shows it.
+EMPTY = '<div class="md-tail" id="msg-x-tail"><p class="md-tail-text" id="msg-x-tail-text"></p></div>'
+
+
+def shown_html(events: list[dict[str, str]], body: str = EMPTY) -> str:
+    """The live answer's body after these events, swapped as the page's htmx does: a snapshot
+    replaces it, `blocks` replaces the open tail (the body's last element), `token` extends it."""
+    for event in events:
+        kind, data = event["event"], event["data"]
+        if kind == "snapshot":
+            body = data
+        elif kind == "blocks":
+            tail = list(TAIL.finditer(body))
+            assert tail, f"no tail to replace in {body!r}"
+            body = body[: tail[-1].start()] + data
+        elif kind == "token":
+            end = next(end for end in TAIL_ENDS if body.endswith(end))
+            body = body[: -len(end)] + data + end
+    return body
+
+
+def shown_text(events: list[dict[str, str]], body: str = EMPTY) -> str:
+    """The text a reader sees of a live answer after these events (markup dropped)."""
+    return html.unescape(re.sub(r"<[^>]+>", "", shown_html(events, body)))
+
+
+def view_html(text: str, message_id: object) -> str:
+    """What a reader shows once it has followed a live answer's text up to here."""
+    from conversations.live_markdown import LiveMarkdown
+
+    view = LiveMarkdown()
+    view.feed(text)
+    return view.html(str(message_id))
+
+
+def offset_of(event: dict[str, str]) -> int:
+    """The answer's characters an event id accounts for ("offset.blocks", or the final offset)."""
+    return int(event["id"].partition(".")[0])

@@ -22,7 +22,15 @@ from conversations.streaming.fast_path import serve_live_streams
 from conversations.streaming.runtime import get_runtime
 from tests.conftest import make_user
 from tests.fakes import words
-from tests.streams import OtherProcess, live_answer, parse_block, send_data, wait_until_final
+from tests.streams import (
+    OtherProcess,
+    live_answer,
+    parse_block,
+    send_data,
+    shown_html,
+    shown_text,
+    wait_until_final,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -92,7 +100,7 @@ async def get(app, url: str, *, cookie: str = "", headers=(), leave_after: float
 
 
 def text_of(events) -> str:
-    return "".join(html.unescape(e["data"]) for e in events if e["event"] in ("snapshot", "token"))
+    return shown_text(events)
 
 
 async def send_and_get_stream_url(client, conversation) -> tuple[str, Message]:
@@ -139,7 +147,7 @@ async def test_resume_with_last_event_id_continues_exactly(
     _, _, rest = await get(app, url, cookie=cookie, headers=[(b"last-event-id", last_id.encode())])
 
     assert first[-1]["event"] != "done"  # the first tab really left mid-answer
-    assert text_of(first) + text_of(rest) == "abc def ghi jkl mno"
+    assert shown_text(rest, shown_html(first)) == "abc def ghi jkl mno"
     assert rest[-1]["event"] == "done"
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import html
 import os
 
 import pytest
@@ -13,7 +12,16 @@ from conversations.models import Message
 from conversations.streaming import redis_relay
 from conversations.streaming.runtime import get_runtime
 from tests.fakes import words
-from tests.streams import OtherProcess, live_answer, read_events, send_data, wait_until_final
+from tests.streams import (
+    OtherProcess,
+    live_answer,
+    offset_of,
+    read_events,
+    send_data,
+    shown_text,
+    view_html,
+    wait_until_final,
+)
 
 pytestmark = [
     pytest.mark.redis,
@@ -96,13 +104,10 @@ async def test_other_process_relays_an_answer_it_does_not_generate(
     await elsewhere.end(answer.pk)
     events = await asyncio.wait_for(reader, 5)
 
-    assert events[0]["event"] == "snapshot" and events[0]["data"] == "Hello"
-    streamed = "".join(
-        html.unescape(e["data"]) for e in events if e["event"] in ("snapshot", "token")
-    )
-    assert streamed == "Hello from elsewhere <b>"
+    assert events[0]["event"] == "snapshot" and shown_text(events[:1]) == "Hello"
+    assert shown_text(events) == "Hello from elsewhere <b>"
     assert events[-1]["event"] == "done"
-    assert [int(e["id"]) for e in events] == sorted(int(e["id"]) for e in events)
+    assert [offset_of(e) for e in events] == sorted(offset_of(e) for e in events)
 
 
 async def test_resume_through_redis_with_last_event_id(alice_async, conversation, elsewhere):
@@ -111,7 +116,7 @@ async def test_resume_through_redis_with_last_event_id(alice_async, conversation
     await elsewhere.say(answer.pk, "def")
 
     response = await alice_async.get(
-        f"/c/{conversation.pk}/m/{answer.pk}/stream", headers={"Last-Event-ID": "4"}
+        f"/c/{conversation.pk}/m/{answer.pk}/stream", headers={"Last-Event-ID": "4.0"}
     )
     reader = asyncio.ensure_future(read_events(response))
     await asyncio.sleep(0.2)
@@ -119,8 +124,10 @@ async def test_resume_through_redis_with_last_event_id(alice_async, conversation
     await Message.objects.filter(pk=answer.pk).aupdate(status="complete", content="abcdefgh")
     await elsewhere.end(answer.pk)
     events = await asyncio.wait_for(reader, 5)
-    assert events[0] == {"event": "token", "id": "6", "data": "ef"}  # after offset 4 exactly
-    assert events[1] == {"event": "token", "id": "8", "data": "gh"}
+    # The open tail comes back whole (the page had "abcd" of it), then grows exactly.
+    assert events[0]["event"] == "blocks" and events[0]["id"] == "6.0"
+    assert shown_text(events[:1], view_html("abcd", answer.pk)) == "abcdef"
+    assert events[1] == {"event": "token", "id": "8.0", "data": "gh"}
     assert events[-1]["event"] == "done"
 
 
@@ -265,9 +272,8 @@ async def test_a_follower_that_missed_frames_catches_up_without_a_gap(
     events = await asyncio.wait_for(reader, 5)
 
     assert dropped and dropped[0][0][2] == " lost"
-    text = "".join(html.unescape(e["data"]) for e in events if e["event"] in ("snapshot", "token"))
-    assert text == "Hello lost and found"
-    assert [int(e["id"]) for e in events] == sorted(int(e["id"]) for e in events)
+    assert shown_text(events) == "Hello lost and found"
+    assert [offset_of(e) for e in events] == sorted(offset_of(e) for e in events)
     assert events[-1]["event"] == "done"
 
 

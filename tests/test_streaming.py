@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import html
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -13,7 +12,14 @@ from conversations.services import sync
 from conversations.streaming import generation
 from conversations.streaming.runtime import get_runtime
 from tests.fakes import Delta, Hang, Sleep, words
-from tests.streams import read_events, send_data, wait_until_final
+from tests.streams import (
+    offset_of,
+    read_events,
+    send_data,
+    shown_html,
+    shown_text,
+    wait_until_final,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -39,9 +45,9 @@ async def test_answer_streams_token_events_in_order_then_done(alice_async, conve
     kinds = [e["event"] for e in events]
     assert kinds[-1] == "done"
     assert kinds.count("token") >= 2, kinds  # incremental, not all at once
-    text = "".join(html.unescape(e["data"]) for e in events if e["event"] in ("snapshot", "token"))
+    text = shown_text(events)
     assert text == "one two three four"
-    ids = [int(e["id"]) for e in events]
+    ids = [offset_of(e) for e in events]
     assert ids == sorted(ids) and ids[-1] == len("one two three four")
 
     saved = await Message.objects.aget(pk=assistant.pk)
@@ -106,8 +112,9 @@ async def test_multiline_tokens_survive_the_wire(alice_async, conversation, prov
     events = await read_events(
         await alice_async.get(f"/c/{conversation.pk}/m/{assistant.pk}/stream")
     )
-    text = "".join(html.unescape(e["data"]) for e in events if e["event"] in ("snapshot", "token"))
-    assert text == "line one\n\nline two\r\nthree"
+    # The finished paragraph as HTML, the open one as text, its CR intact.
+    assert shown_html(events).startswith("<p>line one</p>")
+    assert shown_text(events).endswith("line two\r\nthree")
 
 
 async def test_reader_without_last_event_id_gets_a_snapshot_then_live_tokens(
@@ -122,7 +129,7 @@ async def test_reader_without_last_event_id_gets_a_snapshot_then_live_tokens(
         await alice_async.get(f"/c/{conversation.pk}/m/{assistant.pk}/stream")
     )
     assert events[0]["event"] == "snapshot"
-    assert events[0]["data"] == "first part" and events[0]["id"] == str(len("first part"))
+    assert shown_text(events[:1]) == "first part" and events[0]["id"] == "10.0"
     assert [e["event"] for e in events[1:]] == ["token", "done"]
     assert events[1]["data"] == " second part"
 
@@ -137,15 +144,15 @@ async def test_reconnect_with_last_event_id_continues_exactly(alice_async, conve
     first = await alice_async.get(url)
     head = await read_events(first, limit=2)
     await first.streaming_content.aclose()
-    received = "".join(html.unescape(e["data"]) for e in head)
+    received = shown_text(head)
     last_id = head[-1]["id"]
-    assert int(last_id) == len(received)
+    assert offset_of(head[-1]) == len(received)
 
     second = await alice_async.get(url, headers={"Last-Event-ID": last_id})
     rest = await read_events(second)
     assert all(e["event"] != "snapshot" for e in rest)
-    received += "".join(html.unescape(e["data"]) for e in rest if e["event"] == "token")
-    assert received == text  # no repeated and no missing characters
+    # No repeated and no missing characters: the tail comes back whole, then grows.
+    assert shown_text(rest, shown_html(head)) == text
 
 
 async def test_orphaned_live_message_is_marked_interrupted_not_left_spinning(

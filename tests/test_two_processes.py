@@ -9,7 +9,6 @@ a SQLite file) and migrates it.
 from __future__ import annotations
 
 import asyncio
-import html
 import json
 import os
 import re
@@ -22,7 +21,7 @@ import pytest
 
 from conversations.providers.demo import demo_answer
 from tests.servers import Server, own_database, two_daphnes
-from tests.streams import parse_block
+from tests.streams import parse_block, shown_html, view_html
 
 pytestmark = [
     pytest.mark.redis,
@@ -127,10 +126,8 @@ async def test_answer_generated_by_one_process_streams_and_syncs_through_the_oth
         # ...and follows the answer that A generates through the Redis relay.
         events = await asyncio.wait_for(sse_events(on_b, stream_url), 30)
 
-        streamed = "".join(
-            html.unescape(e["data"]) for e in events if e["event"] in ("snapshot", "token")
-        )
-        assert streamed == demo_answer(prompt)
+        answer_id = re.search(r"/m/([0-9a-f-]{36})/stream", stream_url)[1]
+        assert shown_html(events) == view_html(demo_answer(prompt), answer_id)
         assert any(e["event"] == "token" for e in events), "B joined after the answer ended"
         assert events[-1]["event"] == "done"
         assert "Demo answer" in events[-1]["data"]

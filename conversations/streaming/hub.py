@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
+from conversations.live_markdown import LiveMarkdown
+
 log = logging.getLogger(__name__)
 
 FRAME_HOOK_TIMEOUT = 1.0  # seconds
@@ -36,6 +38,7 @@ class LiveStream:
     task: asyncio.Task | None = None
     _waiters: list[asyncio.Future] = field(default_factory=list)
     _on_dirty: Callable[[LiveStream], None] | None = None
+    _markdown: LiveMarkdown | None = None
 
     def append(self, delta: str) -> None:
         if not delta:
@@ -59,6 +62,15 @@ class LiveStream:
         index = bisect.bisect_right(self.starts, offset) - 1
         head = self.chunks[index][offset - self.starts[index] :]
         return head + "".join(self.chunks[index + 1 :])
+
+    def markdown(self) -> LiveMarkdown:
+        """The answer so far as finished blocks and an open tail, brought up to date on demand:
+        once per stream whatever its readers (none while nobody reads)."""
+        if self._markdown is None:
+            self._markdown = LiveMarkdown()
+        if self._markdown.length < self.length:
+            self._markdown.feed(self.read_from(self._markdown.length))
+        return self._markdown
 
     @property
     def is_mirror(self) -> bool:

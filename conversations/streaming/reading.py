@@ -15,6 +15,7 @@ from django.db import connections
 from django.template.loader import render_to_string
 
 from conversations import branches
+from conversations.live_markdown import LiveMarkdown
 from conversations.models import Message
 from conversations.streaming import recovery, sse
 from conversations.streaming.hub import LiveStream
@@ -94,19 +95,30 @@ async def served_from(message_id: str) -> LiveStream | None:
 
 
 async def live_events(stream: LiveStream, *, last_event_id: str | None) -> AsyncGenerator[str]:
-    """A live answer's events from the reader's offset to the end (after the retry hint)."""
+    """A live answer's events from the reader's position to the end (after the retry hint).
+
+    The answer travels as Markdown (live_markdown.py): a `blocks` event carries finished
+    blocks as HTML with the open tail that replaces the old one, a `token` event the tail's
+    new text. An event id is "offset.blocks": the characters of the answer and the finished
+    blocks the reader has. A reader who comes back with it gets the blocks it lacks and the
+    tail whole, never a character twice; one without it gets a `snapshot` of everything.
+    """
     message_id = stream.message_id
-    offset = _parse_offset(last_event_id)
-    if last_event_id is None and stream.length:
-        offset = stream.length
-        yield sse.text_frame("snapshot", stream.read_from(0), event_id=offset)
+    reader = _Reader(message_id)
+    position = _parse_position(last_event_id)
+    if position is None:
+        if stream.length:
+            yield reader.snapshot(stream.markdown())
+        else:  # the page shows the empty answer: its first text is a token
+            reader.saw(LiveMarkdown())
+    else:
+        reader.offset, reader.blocks = position
     heard = stream.length  # for a mirror: its length when its generator last showed life
     while True:
-        await stream.wait(offset)
-        if stream.length > offset:
-            text = stream.read_from(offset)
-            offset += len(text)
-            yield sse.text_frame("token", text, event_id=offset)
+        await stream.wait(reader.offset)
+        if stream.length > reader.offset:
+            if (event := reader.next_event(stream.markdown())) is not None:
+                yield event
         elif stream.finished or (
             # A mirror silent since the last heartbeat: has its generator died? (If so, the
             # answer is now marked interrupted.) One that grew is alive: no query.
@@ -117,6 +129,42 @@ async def live_events(stream: LiveStream, *, last_event_id: str | None) -> Async
         else:
             heard = stream.length
             yield sse.comment()
+
+
+class _Reader:
+    """What one reader's page shows of a live answer, to send it only what it lacks."""
+
+    def __init__(self, message_id: str) -> None:
+        self.message_id = message_id
+        self.offset = 0  # characters of the answer taken in
+        self.blocks = 0  # finished blocks shown
+        self.epoch: int | None = None  # the tail shown (None: unknown, sent whole next)
+        self.shown = 0  # characters of that tail's escaped text shown
+
+    def snapshot(self, view: LiveMarkdown) -> str:
+        self.saw(view)
+        return sse.frame("snapshot", view.html(self.message_id), event_id=self._event_id())
+
+    def next_event(self, view: LiveMarkdown) -> str | None:
+        if self.blocks > len(view.blocks):  # cannot happen for one text; never show a gap
+            return self.snapshot(view)
+        if self.blocks < len(view.blocks) or self.epoch != view.epoch:
+            data = "".join(view.blocks[self.blocks :]) + view.tail_html(self.message_id)
+            event = "blocks"
+        elif len(view.display) > self.shown:
+            data, event = view.display[self.shown :], "token"
+        else:  # only a marker that the next characters decide: nothing to show yet
+            self.offset = view.length
+            return None
+        self.saw(view)
+        return sse.frame(event, data, event_id=self._event_id())
+
+    def saw(self, view: LiveMarkdown) -> None:
+        self.offset, self.blocks = view.length, len(view.blocks)
+        self.epoch, self.shown = view.epoch, len(view.display)
+
+    def _event_id(self) -> str:
+        return f"{self.offset}.{self.blocks}"
 
 
 def release_connections() -> None:
@@ -141,8 +189,9 @@ def still_live(message_id: str) -> bool:
         release_connections()
 
 
-def _parse_offset(last_event_id: str | None) -> int:
-    try:
-        return max(0, int(last_event_id or 0))
-    except ValueError:
-        return 0
+def _parse_position(last_event_id: str | None) -> tuple[int, int] | None:
+    """(offset, blocks) from an event id; None without a usable one (then: a snapshot)."""
+    offset, dot, blocks = (last_event_id or "").partition(".")
+    if not (dot and offset.isdigit() and blocks.isdigit()):
+        return None
+    return int(offset), int(blocks)

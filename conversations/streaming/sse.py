@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import html
-
 CONTENT_TYPE = "text/event-stream"
 # Proxies must neither cache nor buffer a stream (nginx reads X-Accel-Buffering).
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-def frame(event: str, data: str, *, event_id: int | None = None) -> str:
+def frame(event: str, data: str, *, event_id: int | str | None = None) -> str:
     head = f"event: {event}\n" if event_id is None else f"event: {event}\nid: {event_id}\n"
     if "\n" in data or "\r" in data:
         # A bare CR would end an SSE line: it travels as a character reference instead.
         data = data.replace("\r", "&#13;").replace("\n", "\ndata: ")
     return f"{head}data: {data}\n\n"
-
-
-def text_frame(event: str, text: str, *, event_id: int) -> str:
-    """Model text for the browser to insert as HTML: escaped, so it can only ever be text.
-
-    The standard library's escape (the same five characters as Django's): Django's, lazy-string
-    aware, costs five times as much, once per stream per frame (docs/performance.md).
-    """
-    return frame(event, html.escape(text), event_id=event_id)
 
 
 def comment(text: str = "ping") -> str:

@@ -4,8 +4,9 @@ from urllib.parse import urlencode
 
 from django import template
 from django.urls import reverse
-from django.utils.safestring import SafeString
+from django.utils.safestring import SafeString, mark_safe
 
+from conversations.live_markdown import LiveMarkdown
 from conversations.models import Message
 from conversations.rendering import render_markdown
 from conversations.streaming import access
@@ -17,6 +18,14 @@ register = template.Library()
 def markdown(text: str) -> SafeString:
     """Model output through the one sanitizing renderer."""
     return render_markdown(text or "")
+
+
+@register.simple_tag
+def live_markdown(message: Message) -> SafeString:
+    """A live answer's saved text as its stream shows it: finished blocks, then the tail."""
+    view = LiveMarkdown()
+    view.feed(message.content or "")
+    return mark_safe(view.html(str(message.id)))  # blocks from render_markdown, tail escaped
 
 
 @register.simple_tag(takes_context=True)

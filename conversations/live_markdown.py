@@ -1,0 +1,288 @@
+"""An answer's Markdown while it streams: each finished block rendered once, the open tail as text.
+
+Re-rendering the whole answer per token costs O(answer) per frame; here a block (paragraph,
+list, heading, table, fenced code...) goes through `rendering.render_markdown` once, when no
+later text can change it, and only the open tail (the block being written) travels as text.
+
+A block is finished when it is followed by a block that starts on a complete line, or when it
+closes itself (a heading's or rule's line ended, a fence's closing line ended, a paragraph,
+table or quote followed by a blank line). Only complete lines decide: a partial line ("#",
+"***", "| a |") can still turn into something else.
+
+The view is a function of the text so far, however it arrived in pieces (tests check that),
+so two processes following one answer, a reload and a resumed reader all show the same blocks.
+The final answer is rendered whole (`render_markdown`), which gives the same HTML as its blocks
+one by one: reference-style link definitions are the exception (docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from functools import lru_cache
+
+from markdown_it import MarkdownIt
+
+from conversations.rendering import render_markdown
+
+BULLET = re.compile(r"(\s*)[*+-] ")
+FENCE = re.compile(r" {0,3}(`{3,}|~{3,})(.*)")
+# Blocks that end themselves with their line, or with a blank line after them.
+ENDS_WITH_ITS_LINE = {"heading_open", "hr"}
+ENDS_AT_A_BLANK_LINE = {"paragraph_open", "table_open", "blockquote_open"}
+
+
+@lru_cache(maxsize=1)
+def _blocks_parser() -> MarkdownIt:
+    """The renderer's parser without the inline pass: only the block structure is needed."""
+    parser = MarkdownIt("commonmark", {"html": False}).enable(["table"])
+    return parser.disable(["inline", "text_join"], ignoreInvalid=True)
+
+
+class LiveMarkdown:
+    """One answer's view: fed its text in order, piece by piece (`feed`)."""
+
+    def __init__(self) -> None:
+        self.length = 0  # characters of the answer taken in
+        self.blocks: list[str] = []  # the finished blocks' HTML, in order
+        self.epoch = 0  # changes whenever the tail starts over (a block finished, a fence opened)
+        self.display = ""  # the tail as shown: escaped text, only ever appended to in an epoch
+        self._tail = ""  # the answer's text after the finished blocks
+        self._fence: tuple[str, int, str] | None = None  # an open fence: (char, length, language)
+        self._shown = 0  # characters of the tail that `display` accounts for
+        self._prose = ProseFilter()
+
+    def feed(self, text: str) -> None:
+        if not text:
+            return
+        self.length += len(text)
+        start = len(self._tail)
+        self._tail += text
+        if "\n" in text and not self._continues_paragraph(start) and self._find_finished(start):
+            self._restart_tail()
+        else:
+            self._show_more()
+
+    # The tail as HTML: the element a "blocks" event replaces, its text the target of "token".
+    def tail_html(self, message_id: str) -> str:
+        text_id = f"msg-{message_id}-tail-text"
+        if self._fence is not None:
+            lang = html.escape(self._fence[2], quote=True)
+            inner = f'<pre class="md-tail-code" data-lang="{lang}"><code id="{text_id}">'
+            inner += f"{self.display}</code></pre>"
+        else:
+            inner = f'<p class="md-tail-text" id="{text_id}">{self.display}</p>'
+        return f'<div class="md-tail" id="msg-{message_id}-tail">{inner}</div>'
+
+    def html(self, message_id: str) -> str:
+        return "".join(self.blocks) + self.tail_html(message_id)
+
+    def _continues_paragraph(self, start: int) -> bool:
+        """New lines that can only continue the tail's paragraph: no parse needed for them.
+
+        A line that starts with a letter interrupts no paragraph (every other block starts
+        with a mark, an indent or a blank line), and without a "|" no table is forming.
+        """
+        if (
+            self._fence is not None
+            or "|" in self._tail
+            or not self._tail.lstrip("\n")[:1].isalpha()
+        ):
+            return False
+        line_start = self._tail.rfind("\n", 0, start) + 1
+        lines = self._tail[line_start : self._tail.rfind("\n") + 1].split("\n")[:-1]
+        return all(line[:1].isalpha() for line in lines)
+
+    def _find_finished(self, start: int) -> bool:
+        """Render the blocks that the new complete lines finished; True if the tail changed."""
+        complete = self._tail[: self._tail.rfind("\n") + 1]
+        if self._fence is not None:
+            # Inside a fence only its closing line matters: no parse per line of code.
+            line_start = self._tail.rfind("\n", 0, start) + 1
+            if not any(self._closes_fence(line) for line in complete[line_start:].splitlines()):
+                return False
+        tokens = [t for t in _blocks_parser().parse(complete) if t.level == 0 and t.map]
+        if not tokens:
+            return False
+        lines = complete.count("\n")
+        last = tokens[-1]
+        finished = len(tokens) - 1
+        if self._ends_itself(last, lines):
+            finished += 1
+        fence = _open_fence(last) if finished < len(tokens) else None
+        if finished == 0:
+            if fence is not None and self._fence is None:
+                self._fence = fence
+                return True
+            return False
+        ends = [t.map[0] for t in tokens[1:]] + [lines]
+        cut = _offset_of_line(complete, ends[finished - 1])
+        self.blocks.extend(
+            render_markdown(_slice_lines(complete, begin, end))
+            for begin, end in zip([0, *ends], ends[:finished], strict=False)
+        )
+        self._tail = self._tail[cut:]
+        self._fence = fence
+        return True
+
+    def _ends_itself(self, token, lines: int) -> bool:
+        if token.type in ENDS_WITH_ITS_LINE:
+            return True
+        if token.type == "fence":
+            return _open_fence(token) is None
+        return token.type in ENDS_AT_A_BLANK_LINE and token.map[1] < lines
+
+    def _closes_fence(self, line: str) -> bool:
+        assert self._fence is not None
+        char, length, _ = self._fence
+        stripped = line.strip()
+        return len(stripped) >= length and stripped == char * len(stripped)
+
+    def _restart_tail(self) -> None:
+        self.epoch += 1
+        self.display = ""
+        self._shown = 0
+        self._prose = ProseFilter()
+        if self._fence is not None:  # the opening line is not shown: the tail looks like code
+            self._shown = self._tail.index("\n", _fence_line_start(self._tail)) + 1
+        self._show_more()
+
+    def _show_more(self) -> None:
+        if self._fence is not None:
+            self.display += html.escape(self._tail[self._shown :], quote=False)
+            self._shown = len(self._tail)
+        else:
+            shown, self._shown = self._prose.take(self._tail, self._shown)
+            self.display += shown
+
+
+def _open_fence(token) -> tuple[str, int, str] | None:
+    """An unclosed fenced code block's (char, length, language); None if it is closed."""
+    if token.type != "fence":
+        return None
+    # markdown-it runs an unclosed fence to the end of the text; a closed one also spans its
+    # closing line.
+    if token.map[1] - token.map[0] == token.content.count("\n") + 2:
+        return None
+    return token.markup[0], len(token.markup), token.info.split()[0] if token.info.strip() else ""
+
+
+def _fence_line_start(tail: str) -> int:
+    """Where the opening fence line begins (after blank lines kept in the tail)."""
+    offset = 0
+    for line in tail.splitlines(keepends=True):
+        if FENCE.match(line):
+            return offset
+        offset += len(line)
+    return 0
+
+
+def _offset_of_line(text: str, line: int) -> int:
+    offset = 0
+    for _ in range(line):
+        offset = text.index("\n", offset) + 1
+    return offset
+
+
+def _slice_lines(text: str, begin: int, end: int) -> str:
+    start = _offset_of_line(text, begin)
+    return text[start : _offset_of_line(text, end)] if end > begin else ""
+
+
+class ProseFilter:
+    """The open tail of prose as text without raw Markdown markers: `**`, backticks, a link's
+    brackets and URL, a heading's or quote's leading marks. What it cannot decide yet (a marker
+    at the very end, a line that may open a fence) waits for the next characters, so the text
+    shown only ever grows, and is the same however the answer arrived in pieces.
+    """
+
+    def __init__(self) -> None:
+        self.in_code = False  # inside a `code span`: markers are text there
+        self.in_url = False  # inside a link's (url): not shown
+        self.line_start = True
+        self.blank = True  # nothing shown yet on this line
+        self.newline = False  # a line break to show before the next text
+
+    def take(self, text: str, start: int) -> tuple[str, int]:
+        """The escaped text to show for text[start:], and where the next call starts."""
+        out: list[str] = []
+        i, n = start, len(text)
+        while i < n:
+            char = text[i]
+            if char == "\n":
+                # Shown once more text follows: no blank lines, no empty line under the text.
+                self.newline = not self.blank
+                self.blank = True
+                self.in_code = self.in_url = False
+                self.line_start = True
+                i += 1
+                continue
+            if self.line_start:
+                end = text.find("\n", i)
+                line = text[i:] if end == -1 else text[i:end]
+                if FENCE.match(line):
+                    if end == -1:
+                        break  # a fence opening: shown as code once its line is complete
+                    i = end
+                    continue
+                marks = re.match(r" {0,3}(?:#{1,6}(?: |$)|> ?)*", line)
+                assert marks is not None
+                if marks.end() == len(line) and end == -1 and line:
+                    break  # only marks so far: "#" may still be "#hashtag"
+                bullet = BULLET.match(line, marks.end())
+                if bullet is None and end == -1 and line[marks.end() :].strip() in ("*", "-", "+"):
+                    break  # "- " is a list item, "---" a rule, "-5" a number
+                if bullet is not None:
+                    self._emit(out, bullet[1] + "• ")
+                i += bullet.end() if bullet is not None else marks.end()
+                self.line_start = False
+                continue
+            if self.in_url:
+                if char == ")":
+                    self.in_url = False
+                i += 1
+                continue
+            if char == "`":
+                self.in_code = not self.in_code
+                i += 1
+                continue
+            if self.in_code:
+                self._emit(out, char)
+                i += 1
+                continue
+            if char in "\\!]*_~" and i + 1 >= n:
+                break  # decided by the next character
+            follower = text[i + 1] if i + 1 < n else ""
+            if char == "\\" and follower in "\\`*_{}[]()#+-.!|~<>":
+                self._emit(out, follower)
+                i += 2
+                continue
+            if char == "!" and follower == "[":
+                i += 1
+                continue
+            if char == "[":
+                i += 1
+                continue
+            if char == "]":
+                if follower == "(":
+                    self.in_url = True
+                    i += 2
+                else:
+                    i += 1
+                continue
+            if char in "*~" and not (text[i - 1 : i].isspace() and follower.isspace()):
+                i += 1  # "2 * 3" keeps its star
+                continue
+            if char == "_" and not (i and text[i - 1].isalnum() and follower.isalnum()):
+                i += 1  # an emphasis underscore; snake_case keeps its own
+                continue
+            self._emit(out, char)
+            i += 1
+        return html.escape("".join(out), quote=False), i
+
+    def _emit(self, out: list[str], text: str) -> None:
+        if self.newline:
+            out.append("\n")
+            self.newline = False
+        out.append(text)
+        self.blank = False
