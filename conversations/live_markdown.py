@@ -211,7 +211,7 @@ class ProseFilter:
             char = text[i]
             if char == "\n":
                 # Shown once more text follows: no blank lines, no empty line under the text.
-                self.newline = not self.blank
+                self.newline = self.newline or not self.blank
                 self.blank = True
                 self.in_code = self.in_url = False
                 self.line_start = True

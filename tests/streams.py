@@ -108,7 +108,9 @@ class OtherProcess:
 TAIL = re.compile(r'<div class="md-tail" id="[^"]*">')
 TAIL_ENDS = ("</p></div>", "</code></pre></div>")
 # A live answer with no text yet, as its page shows it.
-EMPTY = '<div class="md-tail" id="msg-x-tail"><p class="md-tail-text" id="msg-x-tail-text"></p></div>'
+EMPTY = (
+    '<div class="md-tail" id="msg-x-tail"><p class="md-tail-text" id="msg-x-tail-text"></p></div>'
+)
 
 
 def shown_html(events: list[dict[str, str]], body: str = EMPTY) -> str:

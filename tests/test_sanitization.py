@@ -197,3 +197,24 @@ async def test_hostile_user_text_is_inert_in_the_send_response_and_the_page(
     for markup in (response.content.decode(), page.content.decode()):
         parsed = assert_inert(markup)
         assert PAYLOADS["svg-onload"] in "".join(parsed.text)
+
+
+def test_images_are_links_the_page_never_loads():
+    """An image URL can carry the conversation to a third party: it is shown as a link."""
+    parsed = assert_inert(render_markdown("Look: ![a <cat>](https://example.com/c.png?q=secret)"))
+    assert not any(tag == "img" for tag, _ in parsed.elements)
+    [link] = parsed.links()
+    assert link["href"] == "https://example.com/c.png?q=secret" and link["rel"] == SAFE_REL
+    assert "Image: a <cat>" in "".join(parsed.text)
+
+
+def test_task_lists_render_as_disabled_checkboxes():
+    html = render_markdown("- [ ] write tests\n- [x] ship\n")
+    boxes = [attrs for tag, attrs in Elements(html).elements if tag == "input"]
+    assert len(boxes) == 2 and all(box["type"] == "checkbox" for box in boxes)
+    assert all("disabled" in box for box in boxes)
+    assert ["checked" in box for box in boxes] == [False, True]
+
+
+def test_no_other_input_comes_through():
+    assert "<input" not in render_markdown('<input type="text" name="password">')
