@@ -22,6 +22,7 @@ import re
 from functools import lru_cache
 
 from markdown_it import MarkdownIt
+from markdown_it.token import Token
 
 from conversations.rendering import render_markdown
 
@@ -115,7 +116,7 @@ class LiveMarkdown:
                 self._fence = fence
                 return True
             return False
-        ends = [t.map[0] for t in tokens[1:]] + [lines]
+        ends = [_span(t)[0] for t in tokens[1:]] + [lines]
         cut = _offset_of_line(complete, ends[finished - 1])
         self.blocks.extend(
             render_markdown(_slice_lines(complete, begin, end))
@@ -125,12 +126,12 @@ class LiveMarkdown:
         self._fence = fence
         return True
 
-    def _ends_itself(self, token, lines: int) -> bool:
+    def _ends_itself(self, token: Token, lines: int) -> bool:
         if token.type in ENDS_WITH_ITS_LINE:
             return True
         if token.type == "fence":
             return _open_fence(token) is None
-        return token.type in ENDS_AT_A_BLANK_LINE and token.map[1] < lines
+        return token.type in ENDS_AT_A_BLANK_LINE and _span(token)[1] < lines
 
     def _closes_fence(self, line: str) -> bool:
         assert self._fence is not None
@@ -156,15 +157,22 @@ class LiveMarkdown:
             self.display += shown
 
 
-def _open_fence(token) -> tuple[str, int, str] | None:
+def _open_fence(token: Token) -> tuple[str, int, str] | None:
     """An unclosed fenced code block's (char, length, language); None if it is closed."""
     if token.type != "fence":
         return None
     # markdown-it runs an unclosed fence to the end of the text; a closed one also spans its
     # closing line.
-    if token.map[1] - token.map[0] == token.content.count("\n") + 2:
+    begin, end = _span(token)
+    if end - begin == token.content.count("\n") + 2:
         return None
     return token.markup[0], len(token.markup), token.info.split()[0] if token.info.strip() else ""
+
+
+def _span(token: Token) -> tuple[int, int]:
+    """A top-level block's lines: [first, after last)."""
+    assert token.map is not None
+    return token.map[0], token.map[1]
 
 
 def _fence_line_start(tail: str) -> int:
