@@ -14,7 +14,9 @@ from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
+from django.templatetags.static import static
 from django.urls import reverse
+from django.utils.cache import patch_cache_control
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
@@ -278,6 +280,15 @@ def my_data_download(request: SignedInRequest) -> HttpResponseBase:
     response["Content-Disposition"] = content_disposition_header(
         as_attachment=True, filename=export.filename(fmt, "streamchat-my-data")
     )
+    return response
+
+
+@require_GET
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers and crawlers ask for /favicon.ico whatever the page links: send them to the
+    static SVG. Not permanent: the static file's (hashed) name changes with each deploy."""
+    response = redirect(static("img/favicon.svg"))
+    patch_cache_control(response, public=True, max_age=24 * 3600)
     return response
 
 

@@ -89,7 +89,7 @@ def test_log_out_ends_the_session(alice_client):
 
 def test_the_login_page_after_signing_out_says_signed_out_not_signed_in(client, alice):
     log_in(client, "alice@example.com")
-    assert is_logged_in(client)  # the chat page, which shows no notices
+    assert is_logged_in(client)  # the page the login leads to showed "Signed in as"
     client.post("/accounts/logout/")
 
     page = client.get("/accounts/login/").content.decode()
@@ -130,3 +130,14 @@ def test_ensure_demo_user_creates_a_working_login_and_is_idempotent(client, db):
     response = log_in(client, "demo@example.com", "demo-password-123")
     assert response.status_code == 302
     assert "demo@example.com" in client.get("/").content.decode()
+
+
+def test_the_page_after_logging_in_says_signed_in_as_the_email_once(client, alice):
+    response = log_in(client, "alice@example.com")
+    assert response["Location"] == "/"
+
+    landing = client.get("/").content.decode()
+
+    assert landing.count("Signed in as alice@example.com.") == 2  # the text, Dismiss's label
+    assert 'role="status"' in landing and "Successfully" not in landing
+    assert "Signed in as" not in client.get("/").content.decode()  # shown once

@@ -19,6 +19,7 @@ from conversations.providers import get_provider
 from conversations.services import moderation, sync
 from conversations.services.ratelimit import RateLimited, check_send_allowed
 from conversations.streaming import control
+from conversations.titles import plain_title
 
 TITLE_CHARS = 60
 SEQ_ATTEMPTS = 5
@@ -280,7 +281,6 @@ def _touch(conversation: Conversation, *, leaf: Message, first_text: str = "") -
     conversation.current_leaf_id = leaf.pk
     fields: dict[str, object] = {"updated_at": timezone.now(), "current_leaf_id": leaf.pk}
     if first_text and not conversation.title:
-        title = " ".join(first_text.split())
-        conversation.title = title[:TITLE_CHARS] + ("…" if len(title) > TITLE_CHARS else "")
+        conversation.title = plain_title(first_text, TITLE_CHARS)
         fields["title"] = conversation.title
     Conversation.objects.filter(pk=conversation.pk).update(**fields)

@@ -33,7 +33,7 @@ def test_sign_up_log_out_and_log_in_again(new_context):
 
     expect(page.get_by_role("heading", name="Start a conversation")).to_be_visible()
     expect(page.get_by_text("No conversations yet.")).to_be_visible()
-    expect(page.get_by_text(email)).to_be_visible()
+    expect(page.locator(".who", has_text=email)).to_be_visible()
     page.get_by_role("button", name="Log out").click()
     expect(page.get_by_role("heading", name="Sign In")).to_be_visible()
     page.goto("/")
@@ -42,6 +42,13 @@ def test_sign_up_log_out_and_log_in_again(new_context):
     log_in(page, email, PASSWORD)
 
     expect(page.get_by_role("heading", name="Start a conversation")).to_be_visible()
+    # Said on the page the login leads to, with the email signed in with; then dismissed.
+    flash = page.get_by_role("status").filter(has_text="Signed in as")
+    expect(flash).to_have_text(re.compile(rf"Signed in as {re.escape(email)}\.\s*Dismiss"))
+    flash.get_by_role("button", name=re.compile("Dismiss")).click()
+    expect(flash).to_have_count(0)
+    page.get_by_role("button", name="New chat").filter(visible=True).first.click()
+    expect(page.get_by_text("Signed in as")).to_have_count(0)  # once, not on the next page
 
 
 def test_signed_out_in_another_tab_the_message_waits_to_be_retried(new_context, stack, browser_log):

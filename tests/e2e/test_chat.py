@@ -6,6 +6,7 @@ import itertools
 import re
 import time
 import uuid
+from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import expect
@@ -481,3 +482,30 @@ def test_auto_scroll_pauses_when_scrolled_up(page):
     expect(jump).to_be_hidden()
     assert page.evaluate("innerHeight + scrollY >= document.documentElement.scrollHeight - 100")
     wait_until_finished(page)
+
+
+def test_the_tab_title_follows_the_conversation_title_here_and_in_another_tab(tab, other_tab):
+    """On the production stack the other tab is on the other server process."""
+    url = new_conversation(tab)
+    other = other_tab()
+    other.goto(urlsplit(url).path)
+    for page in (tab, other):
+        expect(page).to_have_title("New conversation · StreamChat")
+
+    send(tab, "# Trip **plans** for May\n\nBy train, please.")
+
+    # The first message names the conversation in plain text; live sync tells the other tab.
+    title = "Trip plans for May By train, please."
+    for page in (tab, other):
+        expect(page.get_by_role("heading", name=title)).to_be_visible()
+        expect(page).to_have_title(f"{title} · StreamChat")
+    wait_until_finished(tab)
+
+    tab.get_by_role("link", name="Rename").click()
+    tab.get_by_role("textbox", name="Conversation title").fill("Lisbon")
+    tab.get_by_role("button", name="Save").click()
+
+    for page in (tab, other):
+        expect(page).to_have_title("Lisbon · StreamChat")
+    other.reload()
+    expect(other).to_have_title("Lisbon · StreamChat")

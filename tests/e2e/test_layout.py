@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -183,3 +184,58 @@ def test_the_sidebar_stays_open_past_its_first_page(page, new_context, demo_stat
 
     expect(page.locator(f"#conv-{started}")).to_be_attached()  # the frame came
     expect(items).to_have_count(opened + 1)
+
+
+def _overlap(a: dict, b: dict) -> bool:
+    return (
+        a["x"] < b["x"] + b["width"]
+        and b["x"] < a["x"] + a["width"]
+        and a["y"] < b["y"] + b["height"]
+        and b["y"] < a["y"] + a["height"]
+    )
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Weekend trip to Porto by train",
+        "A much longer title that takes the most room a title can take",
+    ],
+    ids=["short", "long"],
+)
+def test_phone_header_leaves_the_title_room_and_nothing_overlaps(new_context, demo_state, name):
+    page = new_context(storage_state=demo_state, viewport=PHONE, is_mobile=True).new_page()
+    new_conversation(page)
+    settled(page)
+    page.get_by_role("link", name="Rename").click()
+    page.get_by_role("textbox", name="Conversation title").fill(name)
+    page.get_by_role("button", name="Save").click()
+    title = page.get_by_role("heading", name=name)
+    expect(title).to_be_visible()
+    if os.environ.get("LAYOUT_SCREENSHOT"):
+        page.screenshot(path=os.environ["LAYOUT_SCREENSHOT"])
+
+    # The title has the header's width (not a few letters of it), on two lines at most.
+    assert title.evaluate("h => h.scrollWidth <= h.clientWidth"), "the title is cut sideways"
+    assert title.bounding_box()["width"] >= PHONE["width"] * 0.7
+    line = float(title.evaluate("h => parseFloat(getComputedStyle(h).lineHeight)"))
+    assert title.bounding_box()["height"] <= 2 * line + 1
+    if len(name) < 40:
+        assert title.evaluate("h => h.scrollHeight <= h.clientHeight"), "a short title is cut"
+    boxes = {
+        "title": title.bounding_box(),
+        "toggle": page.get_by_role("button", name="Conversations").bounding_box(),
+        "rename": page.get_by_role("link", name="Rename").bounding_box(),
+        "delete": page.get_by_role("link", name="Delete").bounding_box(),
+        "badge": page.locator("#chat-title .badge").bounding_box(),
+    }
+    for key, box in boxes.items():
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], key
+    keys = list(boxes)
+    for i, first in enumerate(keys):
+        for second in keys[i + 1 :]:
+            assert not _overlap(boxes[first], boxes[second]), f"{first} overlaps {second}"
+    # The actions stay targets a thumb can hit, and the header does not cover the messages.
+    assert boxes["rename"]["height"] >= 24 and boxes["delete"]["height"] >= 24
+    head = page.locator(".chat-head").bounding_box()
+    assert head and head["height"] <= 100

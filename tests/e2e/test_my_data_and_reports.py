@@ -29,6 +29,26 @@ def test_reporting_an_answer_marks_it_reported(new_context):
     expect(answer.get_by_text("Report", exact=True)).to_have_count(0)
 
 
+def test_esc_closes_the_report_form_and_the_focus_goes_back_to_report(page):
+    new_conversation(page)
+    send(page, echo("a claim"))
+    answer = wait_until_finished(page)
+    report = answer.get_by_text("Report", exact=True)
+    reason = answer.get_by_role("textbox", name="Why you report this answer")
+
+    report.click()
+    reason.fill("Not sure yet")
+    reason.press("Escape")
+
+    expect(reason).to_be_hidden()
+    expect(report).to_be_focused()
+    report.press("Enter")  # open again from the keyboard: what was typed is still there
+    expect(reason).to_have_value("Not sure yet")
+    report.press("Escape")  # Esc on the summary itself closes it too
+    expect(reason).to_be_hidden()
+    expect(report).to_be_focused()
+
+
 def test_your_data_downloads_the_users_own_conversations(new_context):
     page = new_context().new_page()
     email = f"portable-{uuid.uuid4().hex[:8]}@example.com"

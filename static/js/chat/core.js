@@ -54,7 +54,7 @@ window.Chat = (function () {
     "htmx:wsClose": ["sync.closed"],
     "htmx:wsAfterMessage": ["sync.empty"],
     // htmx.onLoad's event: the page once htmx started, then every piece it swaps in.
-    "htmx:load": ["enhance.copyButtons", "composer.initial", "times.update", "scroll.follow"],
+    "htmx:load": ["enhance.copyButtons", "composer.initial", "times.update", "title.follow", "scroll.follow"],
     // On document, once every deferred script ran.
     "DOMContentLoaded": ["enhance.copyButtons", "composer.initial", "times.update", "scroll.toLatest"],
   };

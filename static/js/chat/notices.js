@@ -1,5 +1,6 @@
 // The notice at the top: a request outside the composer that failed (stop, retry, rename, a
 // new chat...) says so there, never silently, and so does a sign-out (with a Sign in link).
+// Also the Dismiss of the server's messages ("Signed in as...") under it.
 (function () {
   "use strict";
 
@@ -50,6 +51,13 @@
     showNotice("You were signed out. Messages you send now are kept here to retry.", true);
   });
   document.addEventListener("click", function (evt) {
-    if (evt.target instanceof Element && evt.target.closest(".notice-close")) hideNotice();
+    if (!(evt.target instanceof Element)) return;
+    if (evt.target.closest(".notice-close")) hideNotice();
+    // A message of the server's (base.html's flashes): gone, and the focus back to the page.
+    const flash = evt.target.closest(".flash-close") && evt.target.closest(".flash");
+    if (flash) {
+      flash.remove();
+      Chat.focusComposer();
+    }
   });
 })();
