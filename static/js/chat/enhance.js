@@ -2,15 +2,35 @@
 (function () {
   "use strict";
 
+  // The language, from data-lang or the renderer's class="language-x" on the code.
+  function language(pre) {
+    if (pre.dataset.lang) return pre.dataset.lang;
+    const code = pre.querySelector("code[class*=language-]");
+    const match = code && /(?:^|\s)language-(\S+)/.exec(code.className);
+    return match ? match[1] : "";
+  }
+
+  // A bar above the code (the pre's reserved top padding, see app.css) holds the language and
+  // the button, so neither covers the text. Idempotent: a pre is enhanced once.
+  function enhance(pre) {
+    if (pre.querySelector(".copy-code")) return;
+    const head = document.createElement("span");
+    head.className = "code-head";
+    head.setAttribute("aria-hidden", "true");
+    head.textContent = language(pre);
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "copy-code btn btn-small";
+    button.textContent = "Copy";
+    pre.prepend(head);
+    pre.appendChild(button);
+  }
+
+  // `root` may itself be the pre (htmx:load fires with a swapped element, which an SSE swap
+  // can make a top-level <pre>).
   function addCopyButtons(root) {
-    root.querySelectorAll(".markdown pre").forEach(function (pre) {
-      if (pre.querySelector(".copy-code")) return;
-      const button = document.createElement("button");
-      button.type = "button";
-      button.className = "copy-code btn btn-small";
-      button.textContent = "Copy";
-      pre.appendChild(button);
-    });
+    if (root.matches && root.matches("pre") && root.closest(".markdown")) enhance(root);
+    if (root.querySelectorAll) root.querySelectorAll(".markdown pre").forEach(enhance);
   }
   Chat.on("htmx:load", "enhance.copyButtons", function (evt) { addCopyButtons(evt.detail.elt); });
   Chat.on("DOMContentLoaded", "enhance.copyButtons", function () { addCopyButtons(document); });
@@ -22,6 +42,9 @@
     navigator.clipboard.writeText(code ? code.innerText : "").then(function () {
       copy.textContent = "Copied";
       setTimeout(function () { copy.textContent = "Copy"; }, 1500);
-    }, function () { copy.textContent = "Copy failed"; });
+    }, function () {
+      copy.textContent = "Copy failed";
+      setTimeout(function () { copy.textContent = "Copy"; }, 3000);
+    });
   });
 })();
