@@ -186,7 +186,10 @@ def test_the_sidebar_stays_open_past_its_first_page(page, new_context, demo_stat
 
 
 CODE_AND_COPY_BOXES = """pre => {
-  const box = el => { const r = el.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; };
+  const box = el => {
+    const r = el.getBoundingClientRect();
+    return [r.left, r.top, r.right, r.bottom];
+  };
   return { copy: box(pre.querySelector(".copy-code")), code: box(pre.querySelector("code")),
            head: pre.querySelector(".code-head").textContent };
 }"""
