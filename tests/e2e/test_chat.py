@@ -521,3 +521,35 @@ def test_send_waits_while_an_answer_is_written_in_both_tabs(tab, other_tab, brow
     expect(other.get_by_role("button", name="Send")).to_be_disabled()  # its box is empty
     composer_box(tab).press("Enter")
     expect(wait_until_finished(tab).locator(".msg-body")).to_have_text("A second question")
+
+
+def test_copy_a_message_copies_its_markdown_source(page):
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    new_conversation(page)
+    markdown = "Use **bold**, `code` & <b>tags</b>:\n\n```python\nx = 1\n```\n\n- one\n- two"
+    prompt = echo(markdown)
+    send(page, prompt)
+
+    answer = wait_until_finished(page)
+    expect(answer.locator(".msg-body strong")).to_have_text("bold")  # rendered, not raw
+    copy = answer.get_by_role("button", name="Copy message")
+    copy.click()
+    expect(answer.get_by_role("button", name="Copied")).to_be_visible()
+    assert page.evaluate("navigator.clipboard.readText()") == markdown
+    expect(copy).to_have_text("Copy")  # back after a moment
+
+    question = page.locator("#transcript .msg-user").last
+    question.get_by_role("button", name="Copy message").click()
+    expect(question.get_by_role("button", name="Copied")).to_be_visible()
+    assert page.evaluate("navigator.clipboard.readText()") == prompt
+
+
+def test_a_copy_the_browser_refuses_says_so(page):
+    new_conversation(page)
+    send(page, echo("Hello"))
+    answer = wait_until_finished(page)
+    page.evaluate(
+        "() => { navigator.clipboard.writeText = () => Promise.reject(new Error('no')); }"
+    )
+    answer.get_by_role("button", name="Copy message").click()
+    expect(answer.get_by_role("button", name="Copy failed")).to_be_visible()

@@ -1,4 +1,5 @@
-// Copy buttons on code blocks: added to the page and to every piece htmx swaps in.
+// Copy buttons on code blocks (added to the page and to every piece htmx swaps in), and a
+// message's Copy, which copies its Markdown source.
 (function () {
   "use strict";
 
@@ -34,6 +35,32 @@
   }
   Chat.on("htmx:load", "enhance.copyButtons", function (evt) { addCopyButtons(evt.detail.elt); });
   Chat.on("DOMContentLoaded", "enhance.copyButtons", function () { addCopyButtons(document); });
+
+  // The text a message was written in: a user's plain body is it; an answer carries its
+  // Markdown in a <template> (the rendered HTML would lose the markup).
+  function messageSource(article) {
+    const source = article.querySelector("template.msg-source");
+    if (source) return source.content.textContent;
+    const plain = article.querySelector(".msg-body.plain");
+    return plain ? plain.textContent : "";
+  }
+  function feedback(button, text, label) {
+    button.textContent = text;
+    button.setAttribute("aria-label", label);
+  }
+  document.addEventListener("click", function (evt) {
+    const button = evt.target instanceof Element && evt.target.closest(".copy-message");
+    const article = button && button.closest("article.msg");
+    if (!article) return;
+    const reset = function () { feedback(button, "Copy", "Copy message"); };
+    navigator.clipboard.writeText(messageSource(article)).then(function () {
+      feedback(button, "Copied", "Copied");
+      setTimeout(reset, 1500);
+    }, function () {
+      feedback(button, "Copy failed", "Copy failed");
+      setTimeout(reset, 3000);
+    });
+  });
 
   document.addEventListener("click", function (evt) {
     const copy = evt.target instanceof Element && evt.target.closest(".copy-code");
