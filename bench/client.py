@@ -253,8 +253,9 @@ class Stream:
                 kind = line[7:]
             elif line.startswith(b"data: "):
                 data.append(line[6:])
-        if kind in (b"token", b"snapshot"):
-            words = b" ".join(data).split()
+        if kind in (b"token", b"snapshot", b"blocks"):
+            # A snapshot or a blocks event is HTML (live_markdown.py): its text is the tokens.
+            words = re.sub(rb"<[^>]+>", b" ", b" ".join(data)).split()
             if not words:
                 return
             first, last = int(words[0][1:]), int(words[-1][1:])

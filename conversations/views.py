@@ -36,6 +36,7 @@ from conversations.selectors import (
 from conversations.services import export, moderation
 from conversations.services.ratelimit import RateLimited
 from conversations.services.sending import (
+    AnswerInProgress,
     EditRefused,
     RetryRefused,
     create_conversation,
@@ -351,12 +352,12 @@ def _shown_branch(request: SignedInRequest, conversation: Conversation) -> HttpR
 
 
 # What a write can refuse, each answered with its own status by _refusal.
-REFUSALS = (RateLimited, moderation.SendRefused, RetryRefused, EditRefused)
+REFUSALS = (RateLimited, moderation.SendRefused, RetryRefused, EditRefused, AnswerInProgress)
 
 
 def _refusal(exc: Exception) -> HttpResponse:
     """429 with Retry-After (too many), 403 (not allowed to send), 409 (not now: a retry
-    of an older answer, an edit while an answer is written); the reason as text."""
+    of an older answer, a send or edit while an answer is written); the reason as text."""
     if isinstance(exc, RateLimited):
         response = HttpResponse(exc.message, status=429, content_type="text/plain")
         response["Retry-After"] = str(exc.retry_after)

@@ -11,9 +11,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from django.db import connection, connections
 
-from conversations.models import Conversation, Message
-from conversations.services.sending import send_message
-from tests.fakes import words
+from conversations.models import Conversation
+from conversations.services.sending import SEND_WHILE_LIVE, AnswerInProgress, send_message
+from tests.fakes import Hang, words
 from tests.streams import send_data, wait_until_final
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -95,21 +95,55 @@ async def test_repeat_after_the_answer_finished_shows_the_finished_answer(
     assert await rows(conversation) == [(1, "user"), (2, "assistant")]
 
 
-async def test_concurrent_sends_with_different_client_ids_get_distinct_gap_free_seqs(
+async def test_concurrent_sends_with_different_client_ids_store_one_and_refuse_the_rest(
     alice_async, conversation, provider, no_rate_limits
 ):
+    """One answer at a time per conversation: the first send under the lock is stored, the
+    others find its answer being written and are refused (409), storing nothing."""
     url = f"/c/{conversation.pk}/messages"
     sends = [send_data(f"Message {n}") for n in range(5)]
 
     responses = await asyncio.gather(*(alice_async.post(url, d, headers=HTMX) for d in sends))
 
-    assert [r.status_code for r in responses] == [200] * 5
-    assert [seq for seq, _ in await rows(conversation)] == list(range(1, 11))
-    async for answer in conversation.messages.filter(role="assistant").select_related("reply_to"):
-        assert answer.seq == answer.reply_to.seq + 1  # each answer right after its question
-    assert {m.content async for m in conversation.messages.filter(role="user")} == {
-        d["content"] for d in sends
-    }
+    assert sorted(r.status_code for r in responses) == [200] + [409] * 4
+    assert await rows(conversation) == [(1, "user"), (2, "assistant")]
+    refused = [r.content.decode() for r in responses if r.status_code == 409]
+    assert set(refused) == {SEND_WHILE_LIVE}
+    await finish_all(conversation)
+
+
+async def test_a_send_while_an_answer_is_written_is_refused_and_a_repeat_still_answers(
+    alice_async, conversation, provider
+):
+    provider.scripts = [[Hang()], words("Second answer.")]
+    url = f"/c/{conversation.pk}/messages"
+    first = send_data("First", uuid.uuid4())
+    assert (await alice_async.post(url, first, headers=HTMX)).status_code == 200
+
+    refused = await alice_async.post(url, send_data("Second"), headers=HTMX)
+    repeat = await alice_async.post(url, first, headers=HTMX)  # a retry of the first send
+
+    assert refused.status_code == 409
+    assert refused["Content-Type"].startswith("text/plain")
+    assert refused.content.decode() == SEND_WHILE_LIVE
+    assert not await conversation.messages.filter(content="Second").aexists()
+    assert repeat.status_code == 200  # idempotency comes first: the stored pair again
+    assert await rows(conversation) == [(1, "user"), (2, "assistant")]
+    answer = await conversation.messages.aget(role="assistant")
+    assert shown_message_ids(repeat)[1] == str(answer.pk)
+
+    # Once the answer is stopped, the same text goes through.
+    stop = await alice_async.post(f"/c/{conversation.pk}/m/{answer.pk}/stop", headers=HTMX)
+    assert stop.status_code < 400
+    await wait_until_final(answer.pk)
+    again = await alice_async.post(url, send_data("Second"), headers=HTMX)
+    assert again.status_code == 200
+    assert await rows(conversation) == [
+        (1, "user"),
+        (2, "assistant"),
+        (3, "user"),
+        (4, "assistant"),
+    ]
     await finish_all(conversation)
 
 
@@ -151,13 +185,32 @@ def test_same_client_id_racing_at_the_database_stores_one_send(
     assert sum(r.created for r in results) == 1
 
 
-def test_different_sends_racing_at_the_database_get_gap_free_seqs(
+def test_different_sends_racing_at_the_database_store_one(
     conversation, no_rate_limits, provider, racing_connections
 ):
-    results = send_from_threads(conversation, [uuid.uuid4() for _ in range(4)])
+    """Under the sender's lock the later sends see the first one's answer being written."""
+    outcomes: list[object] = []
+    for result in send_from_threads_catching(conversation, [uuid.uuid4() for _ in range(4)]):
+        outcomes.append(result if isinstance(result, AnswerInProgress) else result.created)
 
-    assert all(r.created for r in results)
-    seqs = sorted(s for r in results for s in (r.user_message.seq, r.assistant_message.seq))
-    assert seqs == list(range(1, 9))
-    assert list(conversation.messages.order_by("seq").values_list("seq", flat=True)) == seqs
-    assert Message.objects.filter(role="assistant").count() == 4
+    assert outcomes.count(True) == 1
+    assert sum(isinstance(o, AnswerInProgress) for o in outcomes) == 3
+    assert list(conversation.messages.order_by("seq").values_list("seq", flat=True)) == [1, 2]
+
+
+def send_from_threads_catching(conversation: Conversation, client_ids: list[uuid.UUID]) -> list:
+    barrier = threading.Barrier(len(client_ids))
+
+    def send(client_id: uuid.UUID):
+        try:
+            barrier.wait(timeout=10)
+            return send_message(
+                conversation=conversation, content="Race", client_id=client_id, launch=None
+            )
+        except AnswerInProgress as refusal:
+            return refusal
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(len(client_ids)) as pool:
+        return list(pool.map(send, client_ids))

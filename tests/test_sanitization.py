@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from html import escape as html_escape
 from html.parser import HTMLParser
 
 import pytest
@@ -218,3 +219,17 @@ def test_task_lists_render_as_disabled_checkboxes():
 
 def test_no_other_input_comes_through():
     assert "<input" not in render_markdown('<input type="text" name="password">')
+
+
+def test_an_answers_markdown_source_for_copy_is_escaped_text(alice_client, conversation):
+    """Copy reads the source from a <template>: inert, and escaped like any other text."""
+    source = "**bold** </template><script>alert(1)</script> & done"
+    Message.objects.create(
+        conversation=conversation, seq=1, role="assistant", status="complete", content=source
+    )
+
+    page = alice_client.get(f"/c/{conversation.pk}/").content.decode()
+
+    kept = re.findall(r'<template class="msg-source">(.*?)</template>', page, re.S)
+    assert kept == [html_escape(source)]
+    assert "<script>alert(1)" not in page

@@ -9,7 +9,7 @@ from urllib.parse import quote_plus
 
 import pytest
 
-from conversations.models import Message
+from conversations.models import Conversation, Message
 from tests.streams import send_data, wait_until_final
 
 HTMX = {"HX-Request": "true"}
@@ -151,21 +151,27 @@ def test_text_that_is_not_utf8_is_refused_and_nothing_is_stored(
     assert provider.calls == []
 
 
-def test_valid_utf8_in_both_encodings_is_sent(alice_client, conversation, provider):
+def test_valid_utf8_in_both_encodings_is_sent(alice, alice_client, conversation, provider):
     text = "Grüße 🚀 — ok"
-    for body, content_type in [
-        (f"content={quote_plus(text)}&client_id={uuid.uuid4()}".encode(), None),
-        (multipart(text.encode()), MULTIPART),
-    ]:
+    # Each in a conversation of its own: a send waits for the answer before it.
+    other = Conversation.objects.create(owner=alice, title="Another chat")
+    for chat, (body, content_type) in zip(
+        (conversation, other),
+        [
+            (f"content={quote_plus(text)}&client_id={uuid.uuid4()}".encode(), None),
+            (multipart(text.encode()), MULTIPART),
+        ],
+        strict=True,
+    ):
         response = alice_client.post(
-            f"/c/{conversation.pk}/messages",
+            f"/c/{chat.pk}/messages",
             body,
             content_type=content_type or "application/x-www-form-urlencoded",
             headers=HTMX,
         )
         assert response.status_code == 200, response.content
     assert list(
-        Message.objects.filter(conversation=conversation, role="user").values_list(
+        Message.objects.filter(conversation__owner=alice, role="user").values_list(
             "content", flat=True
         )
     ) == [text, text]

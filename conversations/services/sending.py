@@ -10,7 +10,7 @@ from uuid import UUID
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
-from django.db.models import OuterRef, Subquery
+from django.db.models import Exists, OuterRef, Subquery
 from django.utils import timezone
 
 from conversations import branches
@@ -48,6 +48,15 @@ class RetryRefused(Exception):
 
 class EditRefused(Exception):
     """Not an editable message, or an answer is still being written in the conversation."""
+
+
+class AnswerInProgress(Exception):
+    """A send while an answer in the conversation is still being written: one at a time, so
+    a question never lands in the middle of the answer before it."""
+
+
+SEND_WHILE_LIVE = "An answer is still being written: wait for it, or stop it, then send."
+EDIT_WHILE_LIVE = "An answer is still being written: stop it, then edit."
 
 
 def create_conversation(*, owner: User, title: str = "") -> Conversation:
@@ -145,7 +154,7 @@ def retry_reply(*, message: Message, launch: Launch | None) -> RetryResult:
     provider = get_provider()
     with transaction.atomic():
         owner_active = _lock_sender(conversation)
-        seq, leaf_id = _next_seq_and_leaf(conversation)
+        seq, leaf_id, _live = _next_seq_and_leaf(conversation)
         if leaf_id != message.pk:
             # A sibling answer at the end: the one a first click (in any tab) just made.
             siblings = conversation.messages.filter(parent_id=message.parent_id, role=message.role)
@@ -188,9 +197,11 @@ def _ask(
                 moderation.ensure_can_send(conversation, owner_active=owner_active)
                 if attempt == 0:
                     check_send_allowed(user_id=conversation.owner_id)
-                seq, leaf_id = _next_seq_and_leaf(conversation)
-                if edit_of is not None:
-                    _ensure_nothing_streams(conversation)
+                seq, leaf_id, live = _next_seq_and_leaf(conversation)
+                if live and edit_of is not None:
+                    raise EditRefused(EDIT_WHILE_LIVE)
+                if live:
+                    raise AnswerInProgress(SEND_WHILE_LIVE)
                 parent_id = edit_of.parent_id if edit_of is not None else leaf_id
                 user_message = Message(
                     conversation=conversation,
@@ -214,7 +225,13 @@ def _ask(
                 _touch(conversation, leaf=assistant, first_text=content)
                 _launch_and_announce(conversation, assistant, launch)
             return SendResult(user_message, assistant, created=True)
-        except (IntegrityError, moderation.SendRefused, RateLimited, EditRefused) as refusal:
+        except (
+            IntegrityError,
+            moderation.SendRefused,
+            RateLimited,
+            EditRefused,
+            AnswerInProgress,
+        ) as refusal:
             existing = _existing_send(conversation, client_id)
             if existing is not None:
                 return existing  # a repeat (or the same send racing itself: a double submit)
@@ -222,11 +239,6 @@ def _ask(
                 raise
             # else: another send took our seq; try again with a fresh one
     raise IntegrityError(f"could not allocate a seq in conversation {conversation.pk}")
-
-
-def _ensure_nothing_streams(conversation: Conversation) -> None:
-    if conversation.messages.filter(status__in=Message.LIVE_STATUSES).exists():
-        raise EditRefused("An answer is still being written: stop it, then edit.")
 
 
 def _launch_and_announce(
@@ -262,19 +274,24 @@ def _existing_send(conversation: Conversation, client_id: uuid.UUID) -> SendResu
     return SendResult(user_message, assistant, created=False)
 
 
-def _next_seq_and_leaf(conversation: Conversation) -> tuple[int, UUID | None]:
-    """The next seq and the leaf the conversation shows, in one statement, read under the
-    sender's lock. A leaf is kept on every write; a conversation without one (imported
-    bare, or emptied by hand) continues after its latest message."""
+def _next_seq_and_leaf(conversation: Conversation) -> tuple[int, UUID | None, bool]:
+    """The next seq, the leaf the conversation shows and whether an answer in it is still
+    being written, in one statement, read under the sender's lock. A leaf is kept on every
+    write; a conversation without one (imported bare, or emptied by hand) continues after
+    its latest message."""
     top = Message.objects.filter(conversation=OuterRef("pk")).order_by("-seq")
-    leaf_id, latest_id, latest_seq = (
+    live = Message.objects.filter(conversation=OuterRef("pk"), status__in=Message.LIVE_STATUSES)
+    leaf_id, latest_id, latest_seq, is_live = (
         Conversation.objects.filter(pk=conversation.pk)
         .values_list(
-            "current_leaf_id", Subquery(top.values("id")[:1]), Subquery(top.values("seq")[:1])
+            "current_leaf_id",
+            Subquery(top.values("id")[:1]),
+            Subquery(top.values("seq")[:1]),
+            Exists(live),
         )
         .get()
     )
-    return (latest_seq or 0) + 1, leaf_id or latest_id
+    return (latest_seq or 0) + 1, leaf_id or latest_id, bool(is_live)
 
 
 def _touch(conversation: Conversation, *, leaf: Message, first_text: str = "") -> None:

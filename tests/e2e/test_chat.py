@@ -509,3 +509,75 @@ def test_the_tab_title_follows_the_conversation_title_here_and_in_another_tab(ta
         expect(page).to_have_title("Lisbon · StreamChat")
     other.reload()
     expect(other).to_have_title("Lisbon · StreamChat")
+
+
+def test_send_waits_while_an_answer_is_written_in_both_tabs(tab, other_tab, browser_log):
+    url = new_conversation(tab)
+    other = other_tab()
+    other.goto(url)
+    prompt, _full = long_echo(150)
+    hint = "Wait for the answer, or press Stop (Esc), to send."
+
+    send(tab, prompt)
+    wait_for_text(last_answer(tab), 10)
+    composer_box(tab).fill(echo("A second question"))
+    wait_for_text(last_answer(other), 10)  # live sync brought the answer to the other tab
+
+    for page in (tab, other):
+        expect(page.get_by_role("button", name="Send")).to_be_disabled()
+        expect(page.get_by_text(hint)).to_be_visible()
+    composer_box(tab).press("Enter")  # Enter does not send past it either
+    expect(tab.locator("#transcript .msg-user")).to_have_count(1)
+
+    # A send that gets through anyway (a page that missed the answer) is refused by the
+    # server: the text comes back in the box, with the reason, and nothing is stored.
+    browser_log.allow(r"409 \(Conflict\)|Response Status Error Code 409")
+    browser_log.allow(r"^htmx:(afterRequest|responseError), ")
+    tab.evaluate("document.querySelector('#composer .send').disabled = false")
+    tab.get_by_role("button", name="Send").click()
+    expect(tab.locator("#composer .composer-error")).to_have_text(
+        "An answer is still being written: wait for it, or stop it, then send."
+    )
+    expect(composer_box(tab)).to_have_value(echo("A second question"))
+    expect(tab.locator("#transcript .msg-user")).to_have_count(1)
+
+    last_answer(other).get_by_role("button", name="Stop").click()
+    for page in (tab, other):
+        expect(last_answer(page).get_by_text("Stopped")).to_be_visible()
+        expect(page.get_by_text(hint)).to_be_hidden()
+    expect(tab.get_by_role("button", name="Send")).to_be_enabled()  # it has text
+    expect(other.get_by_role("button", name="Send")).to_be_disabled()  # its box is empty
+    composer_box(tab).press("Enter")
+    expect(wait_until_finished(tab).locator(".msg-body")).to_have_text("A second question")
+
+
+def test_copy_a_message_copies_its_markdown_source(page):
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    new_conversation(page)
+    markdown = "Use **bold**, `code` & <b>tags</b>:\n\n```python\nx = 1\n```\n\n- one\n- two"
+    prompt = echo(markdown)
+    send(page, prompt)
+
+    answer = wait_until_finished(page)
+    expect(answer.locator(".msg-body strong")).to_have_text("bold")  # rendered, not raw
+    copy = answer.get_by_role("button", name="Copy message")
+    copy.click()
+    expect(answer.get_by_role("button", name="Copied")).to_be_visible()
+    assert page.evaluate("navigator.clipboard.readText()") == markdown
+    expect(copy).to_have_text("Copy")  # back after a moment
+
+    question = page.locator("#transcript .msg-user").last
+    question.get_by_role("button", name="Copy message").click()
+    expect(question.get_by_role("button", name="Copied")).to_be_visible()
+    assert page.evaluate("navigator.clipboard.readText()") == prompt
+
+
+def test_a_copy_the_browser_refuses_says_so(page):
+    new_conversation(page)
+    send(page, echo("Hello"))
+    answer = wait_until_finished(page)
+    page.evaluate(
+        "() => { navigator.clipboard.writeText = () => Promise.reject(new Error('no')); }"
+    )
+    answer.get_by_role("button", name="Copy message").click()
+    expect(answer.get_by_role("button", name="Copy failed")).to_be_visible()

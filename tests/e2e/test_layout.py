@@ -239,3 +239,33 @@ def test_phone_header_leaves_the_title_room_and_nothing_overlaps(new_context, de
     assert boxes["rename"]["height"] >= 24 and boxes["delete"]["height"] >= 24
     head = page.locator(".chat-head").bounding_box()
     assert head and head["height"] <= 100
+
+
+CODE_AND_COPY_BOXES = """pre => {
+  const box = el => {
+    const r = el.getBoundingClientRect();
+    return [r.left, r.top, r.right, r.bottom];
+  };
+  return { copy: box(pre.querySelector(".copy-code")), code: box(pre.querySelector("code")),
+           head: pre.querySelector(".code-head").textContent };
+}"""
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_the_copy_button_does_not_cover_the_code(new_context, demo_state, viewport):
+    page = new_context(storage_state=demo_state, viewport=viewport).new_page()
+    new_conversation(page)
+    long_line = "x = " + " + ".join(f"value_{i}" for i in range(30))  # wider than a phone
+    send(page, f"echo: ```python\n{long_line}\nprint(x)\n```")
+    pre = wait_until_finished(page).locator("pre")
+    expect(pre.get_by_role("button", name="Copy")).to_be_visible()
+
+    boxes = pre.evaluate(CODE_AND_COPY_BOXES)
+    (cl, ct, cr, cb), (xl, xt, xr, xb) = boxes["copy"], boxes["code"]
+    assert cr <= xl or xr <= cl or cb <= xt or xb <= ct, (
+        f"Copy {boxes['copy']} over code {boxes['code']}"
+    )
+    assert boxes["head"] == "python"  # the bar names the language
+    # Scrolled sideways, the code moves under the bar, the button stays in view.
+    pre.locator("code").evaluate("code => { code.scrollLeft = code.scrollWidth; }")
+    expect(pre.get_by_role("button", name="Copy")).to_be_in_viewport()

@@ -4,11 +4,25 @@
 (function () {
   "use strict";
 
-  // Send is enabled only with text; the box grows with it, up to 240 px.
-  function syncSendButton(form) {
+  // An answer of the shown conversation still being written (the live bubble is aria-busy;
+  // its final `done`/`error` bubble is not). The server refuses a send meanwhile (409).
+  function answerLive() {
+    return !!document.querySelector('#transcript article.msg-assistant[aria-busy="true"]');
+  }
+
+  // Send is enabled only with text and no answer being written (the hint says why); the box
+  // grows with the text, up to 240 px.
+  function syncSend(form) {
     const box = form.querySelector("textarea");
     const button = form.querySelector("button[type=submit]");
-    if (box && button) button.disabled = box.value.trim().length === 0;
+    const live = answerLive();
+    if (box && button) button.disabled = live || box.value.trim().length === 0;
+    const hint = form.querySelector(".composer-hint");
+    if (hint) hint.hidden = !live;
+  }
+  function syncSendButton(form) {
+    syncSend(form);
+    const box = form.querySelector("textarea");
     if (box) {
       box.style.height = "auto";
       box.style.height = Math.min(box.scrollHeight, 240) + "px";
@@ -19,6 +33,7 @@
     if (slot) slot.textContent = text;
   }
   Chat.syncSendButton = syncSendButton;
+  Chat.answerLive = answerLive;
   Chat.showComposerError = showComposerError;
 
   // Esc in the rename or delete form goes back to the title, as its Cancel link does.
@@ -48,7 +63,8 @@
     if (!(box instanceof HTMLTextAreaElement) || !box.closest("#composer")) return;
     if (evt.key === "Enter" && !evt.shiftKey && !evt.isComposing) {
       evt.preventDefault();
-      if (box.value.trim()) box.form.requestSubmit();
+      // requestSubmit() would send past a disabled Send: not while an answer is written.
+      if (box.value.trim() && !answerLive()) box.form.requestSubmit();
     } else if (evt.key === "Escape") {
       // Esc in the composer stops the answer that is streaming, as in other chat apps.
       const stop = document.querySelector("#transcript .msg-actions .stop");
@@ -77,6 +93,19 @@
     const form = root.querySelector ? root.querySelector("#composer") : null;
     if (form) syncSendButton(form);
   }
+  // A live answer comes and goes as a child of the transcript (a send's response, live sync,
+  // its final SSE swap, a version switch), or changes its aria-busy in place; Send follows.
+  // Tokens land deeper and change no aria-busy, so they wake neither observer.
+  function watchTranscript() {
+    const transcript = Chat.transcript();
+    if (!transcript) return;
+    const update = function () {
+      const form = Chat.composer();
+      if (form) syncSend(form);
+    };
+    new MutationObserver(update).observe(transcript, { childList: true });
+    new MutationObserver(update).observe(transcript, { subtree: true, attributeFilter: ["aria-busy"] });
+  }
   Chat.on("htmx:load", "composer.initial", function (evt) { initial(evt.detail.elt); });
-  Chat.on("DOMContentLoaded", "composer.initial", function () { initial(document); });
+  Chat.on("DOMContentLoaded", "composer.initial", function () { initial(document); watchTranscript(); });
 })();

@@ -87,6 +87,16 @@
     const status = evt.detail.xhr ? evt.detail.xhr.status : 0;
     if (status === 422) return;
     const bubble = Chat.findPending(clientId);
+    if (status === 409 && form && evt.detail.elt === form && bubble) {
+      // Refused for now (an answer is being written): nothing was stored, so the text goes
+      // back in the box (unless something new was typed there) with the reason under it.
+      const box = form.querySelector("textarea");
+      if (box && !box.value.trim()) box.value = bubble.dataset.content;
+      bubble.remove();
+      Chat.syncSendButton(form);
+      Chat.showComposerError(failureReason(evt.detail.xhr));
+      return;
+    }
     if (bubble) markFailed(bubble, failureReason(evt.detail.xhr));
   });
 
