@@ -26,6 +26,7 @@ from markdown_it.token import Token
 
 from conversations.rendering import render_markdown
 
+PLAIN = re.compile(r"[^\n\\!\[\]*_~`]+")
 BULLET = re.compile(r"(\s*)[*+-] ")
 FENCE = re.compile(r" {0,3}(`{3,}|~{3,})(.*)")
 # Blocks that end themselves with their line, or with a blank line after them.
@@ -245,6 +246,14 @@ class ProseFilter:
                 i += bullet.end() if bullet is not None else marks.end()
                 self.line_start = False
                 continue
+            if not self.in_url:
+                # Plain text up to the next character that may be a marker: one slice, not a
+                # loop per character (most of an answer).
+                plain = PLAIN.match(text, i)
+                if plain is not None and plain.end() > i:
+                    self._emit(out, plain[0])
+                    i = plain.end()
+                    continue
             if self.in_url:
                 if char == ")":
                     self.in_url = False
