@@ -2,7 +2,7 @@
 
 import pytest
 
-from conversations.models import Conversation
+from conversations.models import Conversation, Message
 from conversations.services.sending import TITLE_CHARS, send_message
 from conversations.titles import plain_title
 
@@ -59,6 +59,8 @@ def test_the_first_message_names_the_conversation_in_plain_text(alice):
         client_id=None,
         launch=None,
     )
+    # The first answer ends (a second send waits for it), then a second message comes.
+    Message.objects.filter(conversation=conversation, status="streaming").update(status="complete")
     send_message(conversation=conversation, content="# Not this one", client_id=None, launch=None)
     conversation.refresh_from_db()
     assert conversation.title == "Heading Some bold words, a link"
