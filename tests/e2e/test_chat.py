@@ -210,7 +210,8 @@ def test_load_earlier_keeps_the_message_being_read_in_place(page):
     assert abs(first_shown.bounding_box()["y"] - top_before) < 2  # the page did not jump
 
 
-# Sends `count` messages straight to the conversation shown, one after the other.
+# Sends `count` messages straight to the conversation shown, one after the other: each waits
+# for the answer before (a send while an answer is written is refused with a 409).
 FILL_CONVERSATION = """async (count) => {
   const url = document.getElementById("transcript").dataset.sendUrl;
   const token = document.cookie.match(/(?:^|;\\s*)csrftoken=([^;]+)/)[1];
@@ -218,7 +219,12 @@ FILL_CONVERSATION = """async (count) => {
     const body = new FormData();
     body.set("content", "echo: filler " + i);
     body.set("client_id", crypto.randomUUID());
-    const response = await fetch(url, { method: "POST", body, headers: { "X-CSRFToken": token } });
+    let response;
+    for (let attempt = 0; attempt < 200; attempt++) {
+      response = await fetch(url, { method: "POST", body, headers: { "X-CSRFToken": token } });
+      if (response.status !== 409) break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
     if (!response.ok) throw new Error("send " + i + ": " + response.status);
   }
 }"""
@@ -227,7 +233,7 @@ FILL_CONVERSATION = """async (count) => {
 def test_a_failed_load_earlier_does_not_move_the_page_at_the_next_swap(tab, browser_log):
     """The place "Load earlier messages" keeps is for its own swap: when that request fails,
     the next swap (a message sent) still scrolls to the latest and follows the answer."""
-    browser_log.allow("status of 500|Response Status Error Code 500")
+    browser_log.allow("status of 500|Response Status Error Code 500|status of 409")
     new_conversation(tab)
     tab.evaluate(FILL_CONVERSATION, 26)  # 52 messages: more than one page
     tab.reload()
