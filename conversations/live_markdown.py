@@ -91,8 +91,7 @@ class LiveMarkdown:
             or not self._tail.lstrip("\n")[:1].isalpha()
         ):
             return False
-        line_start = self._tail.rfind("\n", 0, start) + 1
-        lines = self._tail[line_start : self._tail.rfind("\n") + 1].split("\n")[:-1]
+        lines = self._tail[self._line_of(start) : self._tail.rfind("\n") + 1].split("\n")[:-1]
         return all(line[:1].isalpha() for line in lines)
 
     def _find_finished(self, start: int) -> bool:
@@ -100,8 +99,8 @@ class LiveMarkdown:
         complete = self._tail[: self._tail.rfind("\n") + 1]
         if self._fence is not None:
             # Inside a fence only its closing line matters: no parse per line of code.
-            line_start = self._tail.rfind("\n", 0, start) + 1
-            if not any(self._closes_fence(line) for line in complete[line_start:].splitlines()):
+            new_lines = complete[self._line_of(start) :].splitlines()
+            if not any(self._closes_fence(line) for line in new_lines):
                 return False
         tokens = [t for t in _blocks_parser().parse(complete) if t.level == 0 and t.map]
         if not tokens:
@@ -118,14 +117,19 @@ class LiveMarkdown:
                 return True
             return False
         ends = [_span(t)[0] for t in tokens[1:]] + [lines]
-        cut = _offset_of_line(complete, ends[finished - 1])
+        line_offsets = [0] + [match.end() for match in re.finditer("\n", complete)]
+        begins = [0, *ends]
         self.blocks.extend(
-            render_markdown(_slice_lines(complete, begin, end))
-            for begin, end in zip([0, *ends], ends[:finished], strict=False)
+            render_markdown(complete[line_offsets[begins[i]] : line_offsets[ends[i]]])
+            for i in range(finished)
         )
-        self._tail = self._tail[cut:]
+        self._tail = self._tail[line_offsets[ends[finished - 1]] :]
         self._fence = fence
         return True
+
+    def _line_of(self, start: int) -> int:
+        """Where the line holding tail offset `start` (the new text's first) begins."""
+        return self._tail.rfind("\n", 0, start) + 1
 
     def _ends_itself(self, token: Token, lines: int) -> bool:
         if token.type in ENDS_WITH_ITS_LINE:
@@ -184,18 +188,6 @@ def _fence_line_start(tail: str) -> int:
             return offset
         offset += len(line)
     return 0
-
-
-def _offset_of_line(text: str, line: int) -> int:
-    offset = 0
-    for _ in range(line):
-        offset = text.index("\n", offset) + 1
-    return offset
-
-
-def _slice_lines(text: str, begin: int, end: int) -> str:
-    start = _offset_of_line(text, begin)
-    return text[start : _offset_of_line(text, end)] if end > begin else ""
 
 
 class ProseFilter:
