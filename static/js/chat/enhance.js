@@ -46,34 +46,30 @@
     const plain = article.querySelector(".msg-body.plain");
     return plain ? plain.textContent : "";
   }
-  function feedback(button, text, label) {
-    button.textContent = text;
-    button.setAttribute("aria-label", label);
+  // Copies `text` and says how it went on the button for a moment. `label`: the button's
+  // accessible name at rest, kept in step with what it says (none: its text is its name).
+  function copy(button, text, label) {
+    const say = function (words) {
+      button.textContent = words;
+      if (label) button.setAttribute("aria-label", words === "Copy" ? label : words);
+    };
+    navigator.clipboard.writeText(text).then(function () {
+      say("Copied");
+      setTimeout(function () { say("Copy"); }, 1500);
+    }, function () {
+      say("Copy failed");
+      setTimeout(function () { say("Copy"); }, 3000);
+    });
   }
   document.addEventListener("click", function (evt) {
-    const button = evt.target instanceof Element && evt.target.closest(".copy-message");
-    const article = button && button.closest("article.msg");
-    if (!article) return;
-    const reset = function () { feedback(button, "Copy", "Copy message"); };
-    navigator.clipboard.writeText(messageSource(article)).then(function () {
-      feedback(button, "Copied", "Copied");
-      setTimeout(reset, 1500);
-    }, function () {
-      feedback(button, "Copy failed", "Copy failed");
-      setTimeout(reset, 3000);
-    });
-  });
-
-  document.addEventListener("click", function (evt) {
-    const copy = evt.target instanceof Element && evt.target.closest(".copy-code");
-    if (!copy) return;
-    const code = copy.parentElement.querySelector("code");
-    navigator.clipboard.writeText(code ? code.innerText : "").then(function () {
-      copy.textContent = "Copied";
-      setTimeout(function () { copy.textContent = "Copy"; }, 1500);
-    }, function () {
-      copy.textContent = "Copy failed";
-      setTimeout(function () { copy.textContent = "Copy"; }, 3000);
-    });
+    if (!(evt.target instanceof Element)) return;
+    const message = evt.target.closest(".copy-message");
+    const article = message && message.closest("article.msg");
+    if (article) copy(message, messageSource(article), "Copy message");
+    const code = evt.target.closest(".copy-code");
+    if (code) {
+      const text = code.parentElement.querySelector("code");
+      copy(code, text ? text.innerText : "");
+    }
   });
 })();
