@@ -30,6 +30,8 @@ import psutil
 
 ON_TIME_SECONDS = 0.25  # a token later than this against its own clock counts as late
 _SSE_CONNECT = re.compile(rb'sse-connect="([^"]+)"')
+_TAG = re.compile(rb"<[^>]+>")
+_TOKEN = re.compile(rb"\bt(\d+)\b")
 
 
 # -- HTTP/1.1 ----------------------------------------------------------------------------
@@ -254,11 +256,12 @@ class Stream:
             elif line.startswith(b"data: "):
                 data.append(line[6:])
         if kind in (b"token", b"snapshot", b"blocks"):
-            # A snapshot or a blocks event is HTML (live_markdown.py): its text is the tokens.
-            words = re.sub(rb"<[^>]+>", b" ", b" ".join(data)).split()
-            if not words:
+            # A snapshot or a blocks event is HTML (live_markdown.py): the numbered tokens are
+            # in its text, among a Markdown answer's bullets and punctuation.
+            numbers = _TOKEN.findall(_TAG.sub(b" ", b" ".join(data)))
+            if not numbers:
                 return
-            first, last = int(words[0][1:]), int(words[-1][1:])
+            first, last = int(numbers[0]), int(numbers[-1])
             if first != self.next_token:
                 self.gaps += 1
             if last < self.next_token:
@@ -289,6 +292,8 @@ class Target:
         self.post_port = config["post_port"]
         self.stream_port = config.get("stream_port") or self.post_port
         self.csrf = config["csrf"]
+        # The paced provider lays the tokens out as Markdown when the prompt says so.
+        self.style = ", markdown" if config.get("answers") == "markdown" else ""
         self.pool = Pool(self.host, self.post_port)
         # Sends waiting for their response at once: past the server's start rate the ramp
         # slows down instead of queueing thousands of POSTs (and measuring only the queue).
@@ -319,7 +324,7 @@ class Target:
                         stream.tokens = max(stream.tokens, math.ceil(left))
                     form = urlencode(
                         {
-                            "content": f"Benchmark, tokens={stream.tokens}",
+                            "content": f"Benchmark, tokens={stream.tokens}{self.style}",
                             "client_id": str(uuid.uuid4()),
                         }
                     ).encode()

@@ -46,6 +46,12 @@ def parse_args() -> argparse.Namespace:
         "--bare-servers", default="uvicorn", help="servers to run the bare baseline under"
     )
     parser.add_argument("--no-bare", action="store_true", help="skip the bare ASGI baseline")
+    parser.add_argument(
+        "--answers",
+        default="plain",
+        help="plain,markdown: the app's answers as plain words, as Markdown-heavy text, or both "
+        "in turn at each step (the same numbered tokens)",
+    )
     parser.add_argument("--posts-in-flight", type=int, default=32, help="ramp back-pressure")
     parser.add_argument("--interval", type=float, default=0.02, help="seconds per token (50/s)")
     parser.add_argument("--plateau", type=float, default=5.0, help="seconds all N are open")
@@ -338,10 +344,10 @@ def app_env(args) -> dict[str, str]:
     return env
 
 
-def stream_step(args, seed, work, server_kind, target, n, env) -> dict:
+def stream_step(args, seed, work, server_kind, target, n, env, answers="plain") -> dict:
     app = "chatsite.asgi:application" if target == "app" else "bench.bare:app"
     ready = "/healthz" if target == "app" else "/"
-    name = f"streams-{target}-{server_kind}-{n}"
+    name = f"streams-{target}-{answers}-{server_kind}-{n}"
     if target == "app":
         reset_live(args)
     load_before = os.getloadavg()
@@ -356,13 +362,19 @@ def stream_step(args, seed, work, server_kind, target, n, env) -> dict:
             plateau=args.plateau,
             ramp_rate=args.ramp_rate if target == "app" else args.bare_ramp_rate,
             posts_in_flight=args.posts_in_flight,
+            answers=answers,
         )
         budget = 1.5 * n / args.ramp_rate + args.plateau + 60
         result = run_client(config, work, name, timeout=budget + 30)
     ids = result.pop("message_ids", [])
     if target == "app":
         result.update(writes_for(args, ids))
-    result.update(server=server_kind, target=target, loadavg_before=load_before[0])
+    result.update(
+        server=server_kind,
+        target=target if answers == "plain" else f"{target} {answers}",
+        answers=answers,
+        loadavg_before=load_before[0],
+    )
     result["loadavg_after"] = os.getloadavg()[0]
     print(format_row(result), flush=True)
     return result
@@ -496,11 +508,17 @@ def ratio_row(app: dict, bare: dict) -> str:
 
 
 def table(results: list[dict]) -> str:
-    """Each app row, then its ratios to the bare server (under the same server if run)."""
+    """Each app row, then its ratios to the bare server (under the same server if run); a
+    Markdown row's ratios to the plain answers of the same step."""
     lines = [HEADER]
     bare = {(r["server"], r["streams"]): r for r in results if r["target"] == "bare"}
+    plain = {(r["server"], r["streams"]): r for r in results if r["target"] == "app"}
     for r in results:
         lines.append(format_row(r))
+        if r.get("answers", "plain") != "plain" and (
+            base := plain.get((r["server"], r["streams"]))
+        ):
+            lines.append(ratio_row(r, base).replace("vs bare", "vs plain"))
         if r["target"] != "app":
             continue
         base = bare.get((r["server"], r["streams"]))
@@ -579,7 +597,10 @@ def main() -> None:
         for kind in kinds:
             for target in ["app"] + (["bare"] if kind in bare_kinds else []):
                 for n in steps:
-                    results["streams"].append(stream_step(args, seed, work, kind, target, n, env))
+                    for answers in args.answers.split(",") if target == "app" else ["plain"]:
+                        results["streams"].append(
+                            stream_step(args, seed, work, kind, target, n, env, answers)
+                        )
     if "relay" in modes:
         if args.no_redis or not (ROOT / "conversations" / "services" / "redis_relay.py").exists():
             results["relay"] = "skipped: needs REDIS_URL and conversations/streaming/redis_relay.py"

@@ -11,8 +11,9 @@ table or quote followed by a blank line). Only complete lines decide: a partial 
 
 The view is a function of the text so far, however it arrived in pieces (tests check that),
 so two processes following one answer, a reload and a resumed reader all show the same blocks.
-The final answer is rendered whole (`render_markdown`), which gives the same HTML as its blocks
-one by one: reference-style link definitions are the exception (docs/architecture.md).
+The final answer's HTML is its blocks and its last tail rendered (`final_html`): the same as
+`render_markdown` of the whole text, at the cost of the tail alone. Reference-style link
+definitions are the exception (docs/architecture.md): an answer with one is rendered whole.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import html
 import re
 from functools import lru_cache
 
+from django.utils.safestring import SafeString, mark_safe
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
@@ -32,6 +34,9 @@ FENCE = re.compile(r" {0,3}(`{3,}|~{3,})(.*)")
 # Blocks that end themselves with their line, or with a blank line after them.
 ENDS_WITH_ITS_LINE = {"heading_open", "hr"}
 ENDS_AT_A_BLANK_LINE = {"paragraph_open", "table_open", "blockquote_open"}
+# "[label]: url" defines a link for the whole text, earlier blocks included (a loose match:
+# one in a code block only costs a whole render).
+REFERENCE = re.compile(r"^ {0,3}\[[^\]\n]+\]:", re.MULTILINE)
 
 
 @lru_cache(maxsize=1)
@@ -53,6 +58,7 @@ class LiveMarkdown:
         self._fence: tuple[str, int, str] | None = None  # an open fence: (char, length, language)
         self._shown = 0  # characters of the tail that `display` accounts for
         self._prose = ProseFilter()
+        self._final: tuple[str, SafeString] | None = None
 
     def feed(self, text: str) -> None:
         if not text:
@@ -78,6 +84,17 @@ class LiveMarkdown:
 
     def html(self, message_id: str) -> str:
         return "".join(self.blocks) + self.tail_html(message_id)
+
+    def final_html(self, text: str) -> SafeString:
+        """`render_markdown(text)` for the whole answer this view was fed, with its finished
+        blocks as they were rendered: a Markdown-heavy answer is not rendered twice."""
+        if self._final is None or self._final[0] != text:
+            if self.length != len(text) or not text.endswith(self._tail) or REFERENCE.search(text):
+                html_ = render_markdown(text)
+            else:
+                html_ = mark_safe("".join(self.blocks) + render_markdown(self._tail))
+            self._final = (text, html_)  # every reader's `done` carries it
+        return self._final[1]
 
     def _continues_paragraph(self, start: int) -> bool:
         """New lines that can only continue the tail's paragraph: no parse needed for them.

@@ -64,11 +64,27 @@ def test_the_view_is_the_same_however_the_text_arrived(text):
 
 @pytest.mark.parametrize("text", ANSWERS.values(), ids=ANSWERS.keys())
 def test_the_final_answer_renders_as_its_blocks_did(text):
-    """`done` swaps in render_markdown(whole text): what was shown must not reflow."""
+    """`done` swaps in the whole answer's render: what was shown must not reflow, and the
+    view's final HTML (its blocks reused) is exactly what a reload renders."""
     for seed in range(5):
         view = view_of(*random_pieces(text, seed))
         shown = "".join(view.blocks)
         assert render_markdown(text).startswith(shown)
+        assert view.final_html(text) == render_markdown(text)
+
+
+def test_an_answer_with_a_link_reference_is_rendered_whole_at_the_end():
+    text = "See [the docs][d].\n\nMore text.\n\n[d]: https://example.com/docs\n"
+    view = view_of(text)
+    assert 'href="https://example.com/docs"' in view.final_html(text)
+    assert view.final_html(text) == render_markdown(text)
+
+
+def test_the_final_html_of_other_text_is_that_texts_render():
+    """A saved answer that is not what the view was fed (a mirror that missed the end)."""
+    view = view_of("# Title\n\npartial")
+    text = "# Title\n\npartial, then the rest\n\n- a list"
+    assert view.final_html(text) == render_markdown(text)
 
 
 def test_a_heading_renders_when_its_line_ends_a_paragraph_at_its_blank_line():

@@ -117,6 +117,30 @@ async def test_multiline_tokens_survive_the_wire(alice_async, conversation, prov
     assert shown_text(events).endswith("line two\r\nthree")
 
 
+async def test_a_streamed_markdown_answer_ends_as_a_reload_renders_it(
+    alice_async, conversation, provider
+):
+    """`done` reuses the blocks the stream rendered: the bubble it swaps in must be the
+    bubble a reload shows, to the byte."""
+    answer = (
+        "# Plan\n\n- one\n- **two**\n\n```python\nx = 1\n```\n\n"
+        "| a | b |\n|---|---|\n| 1 | 2 |\n\nEnd"
+    )
+    provider.scripts = [words(answer, pause=0.01)]
+    await post_message(alice_async, conversation)
+    assistant = await Message.objects.aget(conversation=conversation, role="assistant")
+    events = await read_events(
+        await alice_async.get(f"/c/{conversation.pk}/m/{assistant.pk}/stream")
+    )
+    assert any(e["event"] == "blocks" for e in events)
+    done = events[-1]
+    assert done["event"] == "done"
+    page = (await alice_async.get(f"/c/{conversation.pk}/")).content.decode()
+    body = done["data"].split('<div class="msg-body markdown">', 1)[1].split("</div>", 1)[0]
+    assert "<h1>Plan</h1>" in body and "<table>" in body and "tok-" in body
+    assert f'<div class="msg-body markdown">{body}</div>' in page
+
+
 async def test_reader_without_last_event_id_gets_a_snapshot_then_live_tokens(
     alice_async, conversation, provider
 ):

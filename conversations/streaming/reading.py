@@ -26,13 +26,18 @@ LAUNCH_GRACE_SECONDS = 1.0
 LAUNCH_GRACE_CHECKS = 20
 
 
-def render_message(message: Message) -> str:
-    return render_to_string("conversations/detail.html#message", {"message": message})
+def render_message(message: Message, *, view: LiveMarkdown | None = None) -> str:
+    """The message's bubble; with the live view that streamed it, its blocks are reused."""
+    context: dict[str, object] = {"message": message}
+    if view is not None and message.role == Message.Role.ASSISTANT:
+        context["content_html"] = view.final_html(message.content)
+    return render_to_string("conversations/detail.html#message", context)
 
 
 @sync_to_async
-def final_event(message_id: str) -> str:
-    """The saved answer, rendered: one trip to a thread, whose connection is let go after."""
+def final_event(message_id: str, view: LiveMarkdown | None = None) -> str:
+    """The saved answer, rendered: one trip to a thread, whose connection is let go after.
+    `view`: the answer's live Markdown, when this reader followed it to the end."""
     try:
         try:
             message = Message.objects.select_related("conversation").get(pk=message_id)
@@ -40,7 +45,7 @@ def final_event(message_id: str) -> str:
             return sse.frame("done", "", event_id=0)
         event = "error" if message.status == Message.Status.ERROR else "done"
         # The final bubble keeps the version switcher the live one had (a regenerate's).
-        html = render_message(branches.with_versions(message))
+        html = render_message(branches.with_versions(message), view=view)
         return sse.frame(event, html, event_id=len(message.content))
     finally:
         release_connections()
@@ -124,7 +129,7 @@ async def live_events(stream: LiveStream, *, last_event_id: str | None) -> Async
             # answer is now marked interrupted.) One that grew is alive: no query.
             stream.is_mirror and stream.length == heard and not await still_live(message_id)
         ):
-            yield await final_event(message_id)
+            yield await final_event(message_id, stream.markdown())
             return
         else:
             heard = stream.length
