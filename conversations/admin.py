@@ -331,6 +331,8 @@ class MessageAdmin(Moderated, ReadOnlyContent, admin.ModelAdmin):
         "finish_reason",
         "prompt_tokens",
         "completion_tokens",
+        "first_token_ms",
+        "duration_ms",
         "flagged",
         "hidden",
         "moderation_reason",

@@ -94,6 +94,9 @@ class Message(models.Model):
     finish_reason = models.CharField(max_length=30, blank=True)
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    # An answer's timings from the start of its generation: to its first token, to its end.
+    first_token_ms = models.PositiveIntegerField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
     flagged = models.BooleanField(default=False)
     hidden = models.BooleanField(default=False)
     moderation_reason = models.TextField(blank=True)
@@ -134,6 +137,14 @@ class Message(models.Model):
     @property
     def is_retryable(self) -> bool:
         return self.role == self.Role.ASSISTANT and self.status in self.RETRYABLE_STATUSES
+
+    @property
+    def tokens_per_second(self) -> float | None:
+        """The answer's output rate once it started: its tokens over the time after the first."""
+        if not (self.completion_tokens and self.first_token_ms is not None and self.duration_ms):
+            return None
+        writing = (self.duration_ms - self.first_token_ms) / 1000
+        return self.completion_tokens / writing if writing > 0 else None
 
 
 class ModerationAction(models.Model):

@@ -50,7 +50,13 @@ def add_conversation(owner, title, turns, *, at, hidden=False, system_prompt="")
 
 @pytest.fixture
 def chats(alice, bob):
-    answer = {"prompt_tokens": 12, "completion_tokens": 30, "finish_reason": "stop"}
+    answer = {
+        "prompt_tokens": 12,
+        "completion_tokens": 30,
+        "finish_reason": "stop",
+        "first_token_ms": 420,
+        "duration_ms": 1020,
+    }
     return {
         "tea": add_conversation(
             alice,

@@ -11,7 +11,7 @@ from conversations.models import Message
 from conversations.services import sync
 from conversations.streaming import generation
 from conversations.streaming.runtime import get_runtime
-from tests.fakes import Delta, Hang, Sleep, words
+from tests.fakes import Delta, Hang, Sleep, fatal, words
 from tests.streams import (
     offset_of,
     read_events,
@@ -139,6 +139,37 @@ async def test_a_streamed_markdown_answer_ends_as_a_reload_renders_it(
     body = done["data"].split('<div class="msg-body markdown">', 1)[1].split("</div>", 1)[0]
     assert "<h1>Plan</h1>" in body and "<table>" in body and "tok-" in body
     assert f'<div class="msg-body markdown">{body}</div>' in page
+
+
+async def test_a_finished_answer_shows_its_model_tokens_and_speed(
+    alice_async, conversation, provider
+):
+    provider.scripts = [[Sleep(0.2), *words("one two three four", pause=0.05)]]
+    await post_message(alice_async, conversation)
+    assistant = await Message.objects.aget(conversation=conversation, role="assistant")
+    events = await read_events(
+        await alice_async.get(f"/c/{conversation.pk}/m/{assistant.pk}/stream")
+    )
+    saved = await Message.objects.aget(pk=assistant.pk)
+    assert 200 <= saved.first_token_ms < saved.duration_ms
+    assert saved.completion_tokens == 4
+    for html in (events[-1]["data"], (await alice_async.get(f"/c/{conversation.pk}/")).content):
+        usage = str(html).split('<p class="msg-usage">', 1)[1].split("</p>", 1)[0]
+        assert "fake-model" in usage and "4 out" in usage
+        assert f"first token {saved.first_token_ms / 1000:.1f} s" in usage
+        assert f"{saved.tokens_per_second:.0f} tokens/s" in usage
+
+
+async def test_an_answer_that_never_started_shows_no_timings(alice_async, conversation, provider):
+    provider.scripts = [[fatal()]]
+    await post_message(alice_async, conversation)
+    assistant = await wait_until_final(
+        (await Message.objects.aget(conversation=conversation, role="assistant")).pk
+    )
+    assert assistant.status == Message.Status.ERROR
+    assert assistant.first_token_ms is None and assistant.tokens_per_second is None
+    page = (await alice_async.get(f"/c/{conversation.pk}/")).content.decode()
+    assert "first token" not in page and "tokens/s" not in page
 
 
 async def test_reader_without_last_event_id_gets_a_snapshot_then_live_tokens(

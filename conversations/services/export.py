@@ -73,6 +73,8 @@ MESSAGE_FIELDS = {
     "finish_reason": "finish_reason",
     "prompt_tokens": "prompt_tokens",
     "completion_tokens": "completion_tokens",
+    "first_token_ms": "first_token_ms",
+    "duration_ms": "duration_ms",
     "flagged": "flagged",
     "hidden": "hidden",
     "moderation_reason": "moderation_reason",

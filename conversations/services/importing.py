@@ -491,6 +491,8 @@ MESSAGE_SPEC: dict[str, tuple[str, Callable[[object], object], object]] = {
     "finish_reason": ("finish_reason", _text(_limit(Message, "finish_reason")), ""),
     "prompt_tokens": ("prompt_tokens", _count, None),
     "completion_tokens": ("completion_tokens", _count, None),
+    "first_token_ms": ("first_token_ms", _count, None),
+    "duration_ms": ("duration_ms", _count, None),
     "flagged": ("flagged", _bool, False),
     "hidden": ("hidden", _bool, False),
     "moderation_reason": ("moderation_reason", _text(), ""),

@@ -12,9 +12,10 @@ import contextvars
 import logging
 import random
 import secrets
+import time
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
@@ -98,6 +99,7 @@ async def generate_reply(message: Message, *, stream: LiveStream) -> None:
     log_ids: dict[str, str] = {"message_id": message_id}
     outcome = Outcome(status=Message.Status.ERROR)
     result = StreamResult()
+    timings = Timings()
     runtime = get_runtime()
     checkpoints, watchdog = runtime.checkpoints, runtime.watchdog
     checkpoints.add(message_id, stream)
@@ -107,6 +109,7 @@ async def generate_reply(message: Message, *, stream: LiveStream) -> None:
         provider = get_provider()
         async with asyncio.timeout(chat["TOTAL_TIMEOUT"]):
             first, deltas = await _start_with_retries(provider, turns, result, log_ids)
+            timings.first_token = time.monotonic()
             # aclosing: a stop closes the provider's stream at once, cancelling the request.
             async with aclosing(deltas):
                 stream.append(first)
@@ -126,7 +129,7 @@ async def generate_reply(message: Message, *, stream: LiveStream) -> None:
             log.info("generation stopped", extra=log_ids)
         else:  # the server is shutting down: recovery offers a retry
             outcome = Outcome(status=Message.Status.INTERRUPTED)
-            await _finish(message_id, stream, outcome, result)
+            await _finish(message_id, stream, outcome, result, timings)
             raise
     except TimeoutError:
         outcome = _failure("The answer took too long and was cut off.", log_ids, "total timeout")
@@ -139,7 +142,7 @@ async def generate_reply(message: Message, *, stream: LiveStream) -> None:
     finally:
         watchdog.unwatch(message_id)
         checkpoints.remove(message_id)
-    await _finish(message_id, stream, outcome, result)
+    await _finish(message_id, stream, outcome, result, timings)
 
 
 async def _start_with_retries(
@@ -200,8 +203,27 @@ IDLE_MESSAGE = "The model stopped sending in the middle of the answer."
 NOT_STARTED_MESSAGE = "The answer could not be started."
 
 
+@dataclass
+class Timings:
+    """When a generation started and got its first token (monotonic seconds)."""
+
+    started: float = field(default_factory=time.monotonic)
+    first_token: float | None = None
+
+    def saved(self) -> dict[str, int | None]:
+        def ms(at: float) -> int:
+            return round(1000 * (at - self.started))
+
+        first = None if self.first_token is None else ms(self.first_token)
+        return {"first_token_ms": first, "duration_ms": ms(time.monotonic())}
+
+
 async def _finish(
-    message_id: str, stream: LiveStream, outcome: Outcome, result: StreamResult
+    message_id: str,
+    stream: LiveStream,
+    outcome: Outcome,
+    result: StreamResult,
+    timings: Timings,
 ) -> None:
     """The one final write, then wake every reader so it renders the final state.
 
@@ -223,6 +245,7 @@ async def _finish(
                 finish_reason=usage.finish_reason or outcome.status,
                 prompt_tokens=usage.prompt_tokens,
                 completion_tokens=usage.completion_tokens,
+                **timings.saved(),
                 updated_at=timezone.now(),
             )
             if not written:  # deleted, or swept as stale: say so rather than pass silently

@@ -20,6 +20,12 @@ def markdown(text: str) -> SafeString:
     return render_markdown(text or "")
 
 
+@register.filter
+def seconds(milliseconds: int) -> str:
+    """1234 -> "1.2 s": timings under an answer, to a tenth of a second."""
+    return f"{milliseconds / 1000:.1f} s"
+
+
 @register.simple_tag
 def live_markdown(message: Message) -> SafeString:
     """A live answer's saved text as its stream shows it: finished blocks, then the tail."""
