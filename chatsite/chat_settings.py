@@ -12,6 +12,7 @@ class ChatSettings(TypedDict):
     DEMO_TOKEN_INTERVAL: float
     DEMO_ECHO: bool
     MAX_MESSAGE_CHARS: int
+    MODEL_TITLES: bool
     CONTEXT_MESSAGES: int
     CONNECT_TIMEOUT: float
     FIRST_TOKEN_TIMEOUT: float

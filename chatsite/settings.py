@@ -285,6 +285,8 @@ CHAT: ChatSettings = {
     # Browser tests only: the demo answers a prompt starting with "echo:" with its text.
     "DEMO_ECHO": env_bool("DEMO_ECHO", False),
     "MAX_MESSAGE_CHARS": 10_000,
+    # After a conversation's first answer, a short call of its own asks the model for a title.
+    "MODEL_TITLES": env_bool("CHAT_MODEL_TITLES", False),
     "CONTEXT_MESSAGES": env_int("CHAT_CONTEXT_MESSAGES", 40),
     # Timeouts (seconds).
     "CONNECT_TIMEOUT": env_float("CHAT_CONNECT_TIMEOUT", 10),

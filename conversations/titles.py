@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 ELLIPSIS = "…"
+TITLE_CHARS = 60  # a title from the first message, or written by the model
 
 # Line-level syntax, removed where a line starts (after the line's own indentation).
 _FENCE = re.compile(r"^\s*(`{3,}|~{3,}).*$", re.MULTILINE)  # the fence line, not the code

@@ -3,8 +3,8 @@
 import pytest
 
 from conversations.models import Conversation, Message
-from conversations.services.sending import TITLE_CHARS, send_message
-from conversations.titles import plain_title
+from conversations.services.sending import send_message
+from conversations.titles import TITLE_CHARS, plain_title
 
 
 @pytest.mark.parametrize(

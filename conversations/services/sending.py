@@ -19,9 +19,8 @@ from conversations.providers import get_provider
 from conversations.services import moderation, sync
 from conversations.services.ratelimit import RateLimited, check_send_allowed
 from conversations.streaming import control
-from conversations.titles import plain_title
+from conversations.titles import TITLE_CHARS, plain_title
 
-TITLE_CHARS = 60
 SEQ_ATTEMPTS = 5
 
 # Starts an answer's generation (generation.start_generation). Required, so no caller makes

@@ -24,6 +24,7 @@ from django.utils import timezone
 from conversations import branches
 from conversations.models import Message
 from conversations.providers import ChatTurn, ProviderError, StreamResult, get_provider
+from conversations.streaming import titling
 from conversations.streaming.hub import LiveStream
 from conversations.streaming.runtime import get_runtime
 
@@ -143,6 +144,8 @@ async def generate_reply(message: Message, *, stream: LiveStream) -> None:
         watchdog.unwatch(message_id)
         checkpoints.remove(message_id)
     await _finish(message_id, stream, outcome, result, timings)
+    if outcome.status == Message.Status.COMPLETE:
+        titling.title_after_answer(message, stream.text)
 
 
 async def _start_with_retries(
