@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from contextlib import aclosing
 
 from asgiref.sync import sync_to_async
@@ -41,7 +42,7 @@ def title_after_answer(answer: Message, text: str) -> None:
     task.add_done_callback(_pending.discard)
 
 
-async def write_title(question_id: object, answer: str) -> str | None:
+async def write_title(question_id: uuid.UUID, answer: str) -> str | None:
     """The title written, or None (not the first question, renamed, or the model failed)."""
     try:
         question = await Message.objects.select_related("conversation").aget(pk=question_id)
