@@ -31,6 +31,9 @@ from conversations.rendering import render_markdown
 PLAIN = re.compile(r"[^\n\\!\[\]*_~`]+")
 BULLET = re.compile(r"(\s*)[*+-] ")
 FENCE = re.compile(r" {0,3}(`{3,}|~{3,})(.*)")
+# A table's delimiter row ("|---|:--:|", "--- | ---") has a "|"; a line of these characters
+# without one yet may still become one.
+DELIMITER_ROW = re.compile(r"[ \t|:-]+")
 # Blocks that end themselves with their line, or with a blank line after them.
 ENDS_WITH_ITS_LINE = {"heading_open", "hr"}
 ENDS_AT_A_BLANK_LINE = {"paragraph_open", "table_open", "blockquote_open"}
@@ -161,6 +164,10 @@ class LiveMarkdown:
         stripped = line.strip()
         return len(stripped) >= length and stripped == char * len(stripped)
 
+    def _may_close_fence(self, line: str) -> bool:
+        assert self._fence is not None
+        return line.strip().strip(self._fence[0]) == ""
+
     def _restart_tail(self) -> None:
         self.epoch += 1
         self.display = ""
@@ -172,8 +179,14 @@ class LiveMarkdown:
 
     def _show_more(self) -> None:
         if self._fence is not None:
-            self.display += html.escape(self._tail[self._shown :], quote=False)
-            self._shown = len(self._tail)
+            # A last line that may still be the closing fence ("`", "``", "```") waits for
+            # its end: a closing line finishes the block, any other is code.
+            end = len(self._tail)
+            line = self._tail.rfind("\n") + 1
+            if self._may_close_fence(self._tail[line:]):
+                end = max(line, self._shown)
+            self.display += html.escape(self._tail[self._shown : end], quote=False)
+            self._shown = end
         else:
             shown, self._shown = self._prose.take(self._tail, self._shown)
             self.display += shown
@@ -209,9 +222,10 @@ def _fence_line_start(tail: str) -> int:
 
 class ProseFilter:
     """The open tail of prose as text without raw Markdown markers: `**`, backticks, a link's
-    brackets and URL, a heading's or quote's leading marks. What it cannot decide yet (a marker
-    at the very end, a line that may open a fence) waits for the next characters, so the text
-    shown only ever grows, and is the same however the answer arrived in pieces.
+    brackets and URL, a heading's or quote's leading marks, a table's delimiter row. What it
+    cannot decide yet (a marker at the very end, a line that may open a fence or be a table's
+    delimiter row) waits for the next characters, so the text shown only ever grows, and is
+    the same however the answer arrived in pieces.
     """
 
     def __init__(self) -> None:
@@ -243,6 +257,12 @@ class ProseFilter:
                         break  # a fence opening: shown as code once its line is complete
                     i = end
                     continue
+                if DELIMITER_ROW.fullmatch(line):
+                    if end == -1:
+                        break  # "--" may be a table's delimiter row, "-- a" text
+                    if "|" in line:
+                        i = end  # a table's "|---|---|" is not shown
+                        continue
                 marks = re.match(r" {0,3}(?:#{1,6}(?: |$)|> ?)*", line)
                 assert marks is not None
                 if marks.end() == len(line) and end == -1 and line:

@@ -28,6 +28,8 @@ ANSWERS = {
     "fence-in-list": "- item\n\n  ```\n  code\n  ```\n- next\n\nafter",
     "unclosed-fence": "Look:\n\n~~~js\nlet a = 1;\n\nlet b = 2;\n",
     "tables": "Name | Age\n--- | ---\nAda | 36\n\nno table | here\nplain\n",
+    "table-with-pipes": "| a | b |\n|:--|--:|\n| 1 | 2 |\n\n||\n|x|\n",
+    "fence-lines-like-its-close": "````\n``\n```\n  ```js\n````\n\n~~~\n ~~ \n~~~~\nend",
     "crlf": "one\r\n\r\ntwo\r\nthree",
     "headings-and-hashtags": "#hashtag here\n# Real\n#another\n\n## Two\ntext",
 }
@@ -136,6 +138,30 @@ def test_an_open_fence_already_looks_like_code_without_its_fence_line():
 )
 def test_the_open_tail_shows_no_raw_markers(text, shown):
     assert view_of(text).display == shown
+
+
+def test_a_closing_fence_line_never_shows_as_code():
+    """The tail shows code as it comes, but not a last line that may be the closing fence:
+    for one token "```" was shown under the code, then the block replaced it."""
+    view = view_of("```python\nx = 1\n`")
+    assert view.display == "x = 1\n"
+    view.feed("``")
+    assert view.display == "x = 1\n"  # it waits for its line's end
+    view.feed("\n")
+    assert view.blocks[0].startswith("<pre>") and view.display == ""
+    view = view_of("````\nx\n```")  # shorter than the fence: code, once its line ends
+    assert view.display == "x\n"
+    view.feed("js")
+    assert view.display == "x\n```js"
+
+
+def test_a_table_delimiter_row_never_shows_in_the_tail():
+    view = view_of("| a | b |\n|--")
+    assert view.display == "| a | b |"
+    view.feed("-|---|\n| 1 | 2 |")
+    assert view.display == "| a | b |\n| 1 | 2 |"
+    assert view_of("a | b\n--- | ---\n").display == "a | b"
+    assert view_of("| a\n|- b").display == "| a\n|- b"  # not a delimiter row after all
 
 
 def test_a_marker_at_the_end_waits_for_the_next_character():
