@@ -8,6 +8,7 @@ from django.conf import settings
 from conversations.models import Message
 
 MAX_CHARS = settings.CHAT["MAX_MESSAGE_CHARS"]
+MAX_SYSTEM_PROMPT_CHARS = 4_000  # sent before every answer: it takes room from the context
 
 
 class MessageForm(forms.Form):
@@ -45,6 +46,29 @@ class RenameForm(forms.Form):
         max_length=200,
         error_messages={"required": "A title cannot be empty."},
         widget=forms.TextInput(attrs={"aria-label": "Conversation title", "autofocus": True}),
+    )
+
+
+class SystemPromptForm(forms.Form):
+    system_prompt = forms.CharField(
+        required=False,  # empty: no system prompt
+        strip=True,
+        max_length=MAX_SYSTEM_PROMPT_CHARS,
+        error_messages={
+            "max_length": (
+                "A system prompt can be at most %(limit_value)s characters "
+                "(this one has %(show_value)s)."
+            ),
+        },
+        widget=forms.Textarea(
+            attrs={
+                "rows": 4,
+                "maxlength": MAX_SYSTEM_PROMPT_CHARS,
+                "aria-label": "System prompt",
+                "placeholder": "How the assistant should answer in this conversation, "
+                "e.g. “Answer briefly, in French.”",
+            }
+        ),
     )
 
 

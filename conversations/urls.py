@@ -8,6 +8,11 @@ urlpatterns = [
     path("c/<uuid:conversation_id>/", views.conversation_detail, name="conversation_detail"),
     path("c/<uuid:conversation_id>/rename", views.conversation_rename, name="conversation_rename"),
     path("c/<uuid:conversation_id>/delete", views.conversation_delete, name="conversation_delete"),
+    path(
+        "c/<uuid:conversation_id>/system-prompt",
+        views.conversation_system_prompt,
+        name="conversation_system_prompt",
+    ),
     path("c/<uuid:conversation_id>/messages", views.message_send, name="message_send"),
     path(
         "c/<uuid:conversation_id>/m/<uuid:message_id>/",

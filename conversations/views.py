@@ -22,7 +22,13 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
 from conversations.branches import with_versions
-from conversations.forms import MessageForm, RenameForm, ReportForm, edit_form
+from conversations.forms import (
+    MessageForm,
+    RenameForm,
+    ReportForm,
+    SystemPromptForm,
+    edit_form,
+)
 from conversations.http import SignedInRequest
 from conversations.middleware import SIGNED_OUT
 from conversations.models import Conversation, Message
@@ -45,6 +51,7 @@ from conversations.services.sending import (
     rename_conversation,
     retry_reply,
     send_message,
+    set_system_prompt,
     show_version,
 )
 from conversations.streaming import reading, sse
@@ -90,7 +97,7 @@ def conversation_detail(request: SignedInRequest, conversation_id: UUID) -> Http
     }
     if request.htmx and before is not None:
         return render(request, f"{DETAIL}#earlier", context)
-    context.update(page=_conversation_page(request), form=MessageForm())
+    context.update(_page_parts(request, conversation), form=MessageForm())
     return render(request, DETAIL, context)
 
 
@@ -107,6 +114,29 @@ def conversation_rename(request: SignedInRequest, conversation_id: UUID) -> Http
     template = f"{DETAIL}#rename_form" if request.htmx else "conversations/rename.html"
     status = 422 if form.errors else 200
     return render(request, template, {"conversation": conversation, "form": form}, status=status)
+
+
+@login_required
+@require_POST
+def conversation_system_prompt(request: SignedInRequest, conversation_id: UUID) -> HttpResponse:
+    conversation = conversation_for(request.user, conversation_id)
+    form = SystemPromptForm(request.POST)
+    saved = form.is_valid()
+    if saved:
+        set_system_prompt(
+            conversation=conversation, system_prompt=form.cleaned_data["system_prompt"]
+        )
+    if not request.htmx:
+        if saved:
+            return redirect("conversation_detail", conversation.pk)
+        return render(
+            request,
+            "conversations/system_prompt.html",
+            {"conversation": conversation, "form": form},
+            status=422,
+        )
+    context = {"conversation": conversation, "prompt_form": form, "saved": saved}
+    return render(request, f"{DETAIL}#system_prompt", context, status=200 if saved else 422)
 
 
 @login_required
@@ -329,6 +359,15 @@ def _conversation_page(request: SignedInRequest) -> Page:
     return conversation_page(request.user, request.GET.get("page"))
 
 
+def _page_parts(request: SignedInRequest, conversation: Conversation) -> dict[str, object]:
+    """What the whole conversation page shows beside its messages: the sidebar's page of
+    conversations and the system prompt's form."""
+    return {
+        "page": _conversation_page(request),
+        "prompt_form": SystemPromptForm(initial={"system_prompt": conversation.system_prompt}),
+    }
+
+
 def _composer_error(
     request: SignedInRequest, conversation: Conversation, form: MessageForm
 ) -> HttpResponse:
@@ -338,7 +377,7 @@ def _composer_error(
         response = render(request, f"{DETAIL}#composer", context, status=422)
         return reswap(retarget(response, "#composer"), "outerHTML")
     messages, has_earlier = transcript(conversation)
-    context.update(messages=messages, has_earlier=has_earlier, page=_conversation_page(request))
+    context.update(_page_parts(request, conversation), messages=messages, has_earlier=has_earlier)
     return render(request, DETAIL, context, status=422)
 
 

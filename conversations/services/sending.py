@@ -74,6 +74,13 @@ def rename_conversation(*, conversation: Conversation, title: str) -> Conversati
     return conversation
 
 
+def set_system_prompt(*, conversation: Conversation, system_prompt: str) -> Conversation:
+    """The instructions sent before the conversation's next answers (not the earlier ones)."""
+    conversation.system_prompt = system_prompt.strip()
+    conversation.save(update_fields=["system_prompt", "updated_at"])
+    return conversation
+
+
 def delete_conversation(*, conversation: Conversation) -> None:
     with transaction.atomic():
         live = list(
