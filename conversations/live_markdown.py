@@ -28,7 +28,7 @@ from markdown_it.token import Token
 
 from conversations.rendering import render_markdown
 
-PLAIN = re.compile(r"[^\n\\!\[\]*_~`]+")
+PLAIN = re.compile(r"[^\n\\!\[\]*_~`|]+")
 BULLET = re.compile(r"(\s*)[*+-] ")
 FENCE = re.compile(r" {0,3}(`{3,}|~{3,})(.*)")
 # A table's delimiter row ("|---|:--:|", "--- | ---") has a "|"; a line of these characters
@@ -60,6 +60,9 @@ class LiveMarkdown:
         self._tail = ""  # the answer's text after the finished blocks
         self._fence: tuple[str, int, str] | None = None  # an open fence: (char, length, language)
         self._shown = 0  # characters of the tail that `display` accounts for
+        # An open table's complete rows, rendered (the tail's first part), and where they end.
+        self._rows = ""
+        self._rows_end = 0
         self._prose = ProseFilter()
         self._final: tuple[str, SafeString] | None = None
 
@@ -82,7 +85,7 @@ class LiveMarkdown:
             inner = f'<pre class="md-tail-code" data-lang="{lang}"><code id="{text_id}">'
             inner += f"{self.display}</code></pre>"
         else:
-            inner = f'<p class="md-tail-text" id="{text_id}">{self.display}</p>'
+            inner = f'{self._rows}<p class="md-tail-text" id="{text_id}">{self.display}</p>'
         return f'<div class="md-tail" id="msg-{message_id}-tail">{inner}</div>'
 
     def html(self, message_id: str) -> str:
@@ -131,11 +134,12 @@ class LiveMarkdown:
         if self._ends_itself(last, lines):
             finished += 1
         fence = _open_fence(last) if finished < len(tokens) else None
+        open_table = finished < len(tokens) and last.type == "table_open"
         if finished == 0:
             if fence is not None and self._fence is None:
                 self._fence = fence
                 return True
-            return False
+            return self._rows_changed(open_table)
         ends = [_span(t)[0] for t in tokens[1:]] + [lines]
         line_offsets = [0] + [match.end() for match in re.finditer("\n", complete)]
         begins = [0, *ends]
@@ -145,6 +149,18 @@ class LiveMarkdown:
         )
         self._tail = self._tail[line_offsets[ends[finished - 1]] :]
         self._fence = fence
+        self._rows = ""
+        self._rows_changed(open_table)
+        return True
+
+    def _rows_changed(self, open_table: bool) -> bool:
+        """An open table shows its complete rows as a table, rendered again for each new row
+        (a table is a few rows: cheaper than the raw pipes are ugly), its last row as text."""
+        end = self._tail.rfind("\n") + 1 if open_table else 0
+        rows = render_markdown(self._tail[:end]) if open_table else ""
+        if rows == self._rows:
+            return False
+        self._rows, self._rows_end = rows, end
         return True
 
     def _line_of(self, start: int) -> int:
@@ -171,7 +187,7 @@ class LiveMarkdown:
     def _restart_tail(self) -> None:
         self.epoch += 1
         self.display = ""
-        self._shown = 0
+        self._shown = self._rows_end if self._rows else 0
         self._prose = ProseFilter()
         if self._fence is not None:  # the opening line is not shown: the tail looks like code
             self._shown = self._tail.index("\n", _fence_line_start(self._tail)) + 1
@@ -232,6 +248,7 @@ class ProseFilter:
         self.in_code = False  # inside a `code span`: markers are text there
         self.in_url = False  # inside a link's (url): not shown
         self.line_start = True
+        self.table_row = False  # a line that starts with "|": its pipes part cells
         self.blank = True  # nothing shown yet on this line
         self.newline = False  # a line break to show before the next text
 
@@ -267,6 +284,7 @@ class ProseFilter:
                 assert marks is not None
                 if marks.end() == len(line) and end == -1 and line:
                     break  # only marks so far: "#" may still be "#hashtag"
+                self.table_row = line.lstrip().startswith("|")
                 bullet = BULLET.match(line, marks.end())
                 if bullet is None and end == -1 and line[marks.end() :].strip() in ("*", "-", "+"):
                     break  # "- " is a list item, "---" a rule, "-5" a number
@@ -294,6 +312,10 @@ class ProseFilter:
                 continue
             if self.in_code:
                 self._emit(out, char)
+                i += 1
+                continue
+            if char == "|" and self.table_row:
+                self._emit(out, " ")  # a row being written: its cells apart, no pipes
                 i += 1
                 continue
             if char in "\\!]*_~" and i + 1 >= n:

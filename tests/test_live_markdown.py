@@ -155,13 +155,21 @@ def test_a_closing_fence_line_never_shows_as_code():
     assert view.display == "x\n```js"
 
 
-def test_a_table_delimiter_row_never_shows_in_the_tail():
+def test_an_open_table_shows_its_rows_as_a_table_and_never_its_pipes():
     view = view_of("| a | b |\n|--")
-    assert view.display == "| a | b |"
+    assert view.display == "  a   b  "  # the header row, its cells apart
     view.feed("-|---|\n| 1 | 2 |")
-    assert view.display == "| a | b |\n| 1 | 2 |"
-    assert view_of("a | b\n--- | ---\n").display == "a | b"
-    assert view_of("| a\n|- b").display == "| a\n|- b"  # not a delimiter row after all
+    assert not view.blocks
+    assert "<th>a</th>" in view.tail_html("m") and "<td>1</td>" not in view.tail_html("m")
+    assert view.display == "  1   2  "  # the row being written, after the table so far
+    view.feed("\n")
+    assert "<td>1</td>" in view.tail_html("m") and view.display == ""
+    view.feed("\nAfter")
+    assert view.blocks == [render_markdown("| a | b |\n|---|---|\n| 1 | 2 |\n")]
+    assert view.display == "After"
+    assert "<th>a</th>" in view_of("a | b\n--- | ---\n").tail_html("m")
+    assert "|" not in view_of("| a\n|- b").display  # not a table after all, still no pipes
+    assert view_of("x | y").display == "x | y"  # a pipe inside prose stays
 
 
 def test_a_marker_at_the_end_waits_for_the_next_character():
