@@ -13,6 +13,8 @@ _RULE = re.compile(r"^\s*([-*_])(\s*\1){2,}\s*$", re.MULTILINE)
 _HEADING = re.compile(r"^\s*#{1,6}(\s+|$)(.*?)(\s+#+)?\s*$", re.MULTILINE)
 _SETEXT = re.compile(r"^\s*(=+|-+)\s*$", re.MULTILINE)  # the underline of a heading
 _QUOTE = re.compile(r"^\s*(>\s?)+", re.MULTILINE)
+_TABLE_RULE = re.compile(r"^\s*\|?(\s*:?-+:?\s*\|)+\s*(:?-+:?\s*)?$", re.MULTILINE)
+_TABLE_ROW = re.compile(r"^\s*\|.*$", re.MULTILINE)  # a row: its cells, without the pipes
 _LIST = re.compile(r"^\s*([-*+]|\d{1,9}[.)])\s+(\[[ xX]\]\s+)?", re.MULTILINE)
 # Inline syntax.
 _IMAGE = re.compile(r"!\[[^\]]*\]\([^)]*\)|!\[[^\]]*\]\[[^\]]*\]")
@@ -42,6 +44,8 @@ def _strip_markdown(text: str) -> str:
     text = _HEADING.sub(r"\2", text)
     text = _SETEXT.sub("", text)
     text = _QUOTE.sub("", text)
+    text = _TABLE_RULE.sub("", text)
+    text = _TABLE_ROW.sub(lambda m: m.group(0).replace("|", " "), text)
     text = _LIST.sub("", text)
     text = _IMAGE.sub("", text)
     text = _LINK.sub(lambda m: m.group(1) or m.group(2), text)

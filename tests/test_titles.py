@@ -26,6 +26,8 @@ from conversations.titles import TITLE_CHARS, plain_title
         ("an escaped \\*star\\*", "an escaped *star*"),
         ("  lots \n\t of   space  ", "lots of space"),
         ("Title\n=====\nbody", "Title body"),
+        ("A table:\n\n| a | b |\n|---|:-:|\n| 1 | 2 |", "A table: a b 1 2"),
+        ("keep a | b pipes in prose", "keep a | b pipes in prose"),
         ("![only an image](x.png)", "![only an image](x.png)"),
         ("", ""),
     ],
