@@ -54,7 +54,8 @@ window.Chat = (function () {
     "htmx:wsClose": ["sync.closed"],
     "htmx:wsAfterMessage": ["sync.empty"],
     // htmx.onLoad's event: the page once htmx started, then every piece it swaps in.
-    "htmx:load": ["enhance.copyButtons", "composer.initial", "times.update", "title.follow", "scroll.follow"],
+    // A new chat's first send swaps in the conversation's #main: the socket hears of it.
+    "htmx:load": ["enhance.copyButtons", "composer.initial", "times.update", "title.follow", "scroll.follow", "sync.shown"],
     // On document, once every deferred script ran.
     "DOMContentLoaded": ["enhance.copyButtons", "composer.initial", "times.update", "scroll.toLatest"],
   };
