@@ -10,6 +10,8 @@ window.Chat = (function () {
     "htmx:configRequest": [
       "csrf.header",        // every request carries the cookie's token, a refused send too
       "sending.pending",    // a send: checked, given a client_id, shown as a pending bubble
+      "sending.offline",    // offline: a send is not tried, its bubble says "Not sent" at once
+      "notices.offline",    // and any other request says so in the notice
     ],
     "htmx:beforeSwap": [
       "sending.confirm",    // a send's response (or its 422) replaces the pending bubble
