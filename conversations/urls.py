@@ -5,6 +5,7 @@ from conversations import views
 urlpatterns = [
     path("", views.conversation_list, name="conversation_list"),
     path("c/new", views.conversation_create, name="conversation_create"),
+    path("c/new/messages", views.conversation_start, name="conversation_start"),
     path("c/<uuid:conversation_id>/", views.conversation_detail, name="conversation_detail"),
     path("c/<uuid:conversation_id>/rename", views.conversation_rename, name="conversation_rename"),
     path("c/<uuid:conversation_id>/delete", views.conversation_delete, name="conversation_delete"),

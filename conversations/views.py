@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.utils.cache import patch_cache_control
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
+from django_htmx.http import HttpResponseClientRedirect, push_url, reswap, retarget
 
 from conversations.branches import with_versions
 from conversations.forms import (
@@ -45,7 +45,6 @@ from conversations.services.sending import (
     AnswerInProgress,
     EditRefused,
     RetryRefused,
-    create_conversation,
     delete_conversation,
     edit_message,
     rename_conversation,
@@ -53,6 +52,7 @@ from conversations.services.sending import (
     send_message,
     set_system_prompt,
     show_version,
+    start_conversation,
 )
 from conversations.streaming import reading, sse
 from conversations.streaming.generation import start_generation
@@ -67,18 +67,59 @@ HEALTH_TIMEOUT = 3.0  # seconds
 @login_required
 @require_GET
 def conversation_list(request: SignedInRequest) -> HttpResponse:
-    page = _conversation_page(request)
+    """The landing page: a new chat (a composer; nothing is stored until its first send),
+    or, over htmx with `?page=`, the sidebar's next page of conversations."""
     if request.htmx and request.GET.get("page"):
+        page = _conversation_page(request)
         return render(request, "conversations/list.html#conversation_items", {"page": page})
-    return render(request, "conversations/list.html", {"page": page})
+    return _new_chat(request, MessageForm())
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def conversation_create(request: SignedInRequest) -> HttpResponse:
+    """What "+ New chat" opens: the composer, storing nothing. A POST (an old page whose
+    button created an empty conversation) is sent to the landing page's composer."""
+    if request.method == "POST":
+        url = reverse("conversation_list")
+        return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+    return _new_chat(request, MessageForm())
 
 
 @login_required
 @require_POST
-def conversation_create(request: SignedInRequest) -> HttpResponse:
-    conversation = create_conversation(owner=request.user)
+def conversation_start(request: SignedInRequest) -> HttpResponse:
+    """A new chat's first send: the conversation and its first message, in one transaction,
+    idempotent on the message's client_id (a retry gets the same conversation back). Over
+    htmx the answer is the conversation's #main, at its URL, and the sidebar listing it."""
+    form = MessageForm(request.POST)
+    if not form.is_valid():
+        return _composer_error(request, None, form)
+    try:
+        result = start_conversation(
+            owner=request.user,
+            content=form.cleaned_data["content"],
+            client_id=form.cleaned_data["client_id"],
+            launch=start_generation,
+        )
+    except REFUSALS as exc:
+        return _refusal(exc)
+    conversation = result.user_message.conversation
     url = reverse("conversation_detail", args=[conversation.pk])
-    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+    if not request.htmx:
+        return redirect(url)
+    messages, has_earlier = transcript(conversation, limit=settings.CHAT["MESSAGES_PER_PAGE"])
+    context = {
+        "conversation": conversation,
+        "current": conversation,
+        "messages": messages,
+        "has_earlier": has_earlier,
+        **_page_parts(request, conversation),
+        "form": MessageForm(),
+        "started": True,
+    }
+    response = render(request, f"{DETAIL}#started", context)
+    return push_url(reswap(retarget(response, "#main"), "outerHTML"), url)
 
 
 @login_required
@@ -368,14 +409,22 @@ def _page_parts(request: SignedInRequest, conversation: Conversation) -> dict[st
     }
 
 
+def _new_chat(request: SignedInRequest, form: MessageForm, status: int = 200) -> HttpResponse:
+    """The chat page without a conversation: its composer's first send makes one."""
+    context: dict[str, object] = {"conversation": None, "messages": [], "form": form}
+    return render(request, DETAIL, {**context, "page": _conversation_page(request)}, status=status)
+
+
 def _composer_error(
-    request: SignedInRequest, conversation: Conversation, form: MessageForm
+    request: SignedInRequest, conversation: Conversation | None, form: MessageForm
 ) -> HttpResponse:
     """422 with the form and its errors; the typed text stays in the box."""
-    context = {"conversation": conversation, "form": form}
+    context: dict[str, object] = {"conversation": conversation, "form": form}
     if request.htmx:
         response = render(request, f"{DETAIL}#composer", context, status=422)
         return reswap(retarget(response, "#composer"), "outerHTML")
+    if conversation is None:
+        return _new_chat(request, form, status=422)
     messages, has_earlier = transcript(conversation)
     context.update(_page_parts(request, conversation), messages=messages, has_earlier=has_earlier)
     return render(request, DETAIL, context, status=422)

@@ -79,25 +79,12 @@ def test_empty_list_invites_a_first_conversation(alice_client):
     assert "+ New chat" in body
 
 
-# ---- create -----------------------------------------------------------------------
+# ---- create (tests/test_new_chat.py: a new chat, its first send) ----------------------
 
 
-def test_create_redirects_to_the_new_conversation(alice_client, alice):
-    response = alice_client.post("/c/new")
-
-    conversation = Conversation.objects.get(owner=alice)
-    assert response.status_code == 302
-    assert response["Location"] == f"/c/{conversation.pk}/"
-    page = alice_client.get(response["Location"])
+def test_an_empty_conversation_from_before_shows_its_empty_state(alice_client, conversation):
+    page = alice_client.get(f"/c/{conversation.pk}/")
     assert page.status_code == 200 and "Say hello" in page.content.decode()
-
-
-def test_create_over_htmx_tells_the_browser_where_to_go(alice_client, alice):
-    response = alice_client.post("/c/new", headers=HTMX)
-
-    conversation = Conversation.objects.get(owner=alice)
-    assert response.status_code == 200
-    assert response["HX-Redirect"] == f"/c/{conversation.pk}/"
 
 
 # ---- rename -----------------------------------------------------------------------

@@ -154,15 +154,18 @@ async def test_tab_too_far_behind_gets_the_latest_page_instead(alice_async, conv
 
 
 async def test_new_renamed_and_deleted_conversations_reach_every_tabs_list(
-    alice_async, alice_second_device, conversation
+    alice_async, alice_second_device, conversation, provider
 ):
     list_tab, first = await open_tab(alice_second_device)
     assert "Alice&#x27;s chat" in first
 
-    response = await alice_async.post("/c/new")
+    # A new chat's first send creates the conversation (and says so once, plus its messages).
+    response = await alice_async.post("/c/new/messages", send_data("A new chat"))
     created = await Conversation.objects.exclude(pk=conversation.pk).aget()
     assert response.status_code == 302
     assert f'id="conv-{created.pk}"' in await list_tab.receive_from(timeout=WAIT)
+    assert f'id="conv-{created.pk}"' in await list_tab.receive_from(timeout=WAIT)
+    await wait_until_final((await created.messages.aget(role="assistant")).pk)
 
     await alice_async.post(f"/c/{conversation.pk}/rename", {"title": "Trip to Lisbon"})
     assert "Trip to Lisbon" in await list_tab.receive_from(timeout=WAIT)

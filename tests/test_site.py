@@ -5,6 +5,8 @@ from pathlib import Path
 from django.conf import settings
 from django.templatetags.static import static
 
+from conversations.models import Message
+
 
 def test_favicon_ico_leads_to_the_svg_icon_for_anyone(client, db):
     response = client.get("/favicon.ico")
@@ -18,3 +20,11 @@ def test_favicon_ico_leads_to_the_svg_icon_for_anyone(client, db):
 def test_pages_link_the_icon(client, db):
     page = client.get("/accounts/login/").content.decode()
     assert f'<link rel="icon" href="{static("img/favicon.svg")}" type="image/svg+xml">' in page
+
+
+def test_a_conversations_messages_are_not_shown_as_flashes(alice_client, conversation):
+    """base.html's flashes are Django's messages, not the transcript the page calls
+    `messages` (each message showed as a flash, "user #1")."""
+    Message.objects.create(conversation=conversation, seq=1, role="user", content="hi")
+    body = alice_client.get(f"/c/{conversation.pk}/").content.decode()
+    assert 'class="flash' not in body

@@ -108,10 +108,9 @@ async def test_answer_generated_by_one_process_streams_and_syncs_through_the_oth
     on_a = await logged_in(cluster.a)
     on_b = await logged_in(cluster.b)
     try:
-        async with on_a.post("/c/new", headers=csrf_headers(on_a)) as created:
-            conversation_id = created.url.path.split("/")[2]
+        conversation_id, _ = await start_and_finish(on_a, "The first message")
         socket = await on_b.ws_connect("/ws/sync/", origin=cluster.b.url)
-        await socket.send_str(json.dumps({"conversation": conversation_id, "after_seq": 0}))
+        await socket.send_str(json.dumps({"conversation": conversation_id, "after_seq": 2}))
         await socket.receive_str(timeout=10)  # B's tab is in sync (its sidebar)
 
         send = {"content": prompt, "client_id": str(uuid.uuid4())}
@@ -140,16 +139,27 @@ async def test_answer_generated_by_one_process_streams_and_syncs_through_the_oth
         await on_b.close()
 
 
-async def send_and_finish(session: aiohttp.ClientSession, conversation_id: str, text: str) -> str:
-    """Send a message and read its answer to the end; returns the answer's stream URL."""
+async def send_and_finish(
+    session: aiohttp.ClientSession, conversation_id: str | None, text: str
+) -> str:
+    """Send a message (with no conversation, a new chat's first) and read its answer to the
+    end; returns the answer's stream URL."""
     send = {"content": text, "client_id": str(uuid.uuid4())}
     headers = {**csrf_headers(session), "HX-Request": "true"}
-    async with session.post(f"/c/{conversation_id}/messages", data=send, headers=headers) as sent:
+    url = f"/c/{conversation_id}/messages" if conversation_id else "/c/new/messages"
+    async with session.post(url, data=send, headers=headers) as sent:
         assert sent.status == 200
         stream_url = re.search(r'sse-connect="([^"]+)"', await sent.text())[1]
     events = await asyncio.wait_for(sse_events(session, stream_url), 30)
     assert events[-1]["event"] == "done"
     return stream_url
+
+
+async def start_and_finish(session: aiohttp.ClientSession, text: str) -> tuple[str, str]:
+    """A new chat's first send, its answer read to the end: the conversation's id and the
+    answer's stream URL."""
+    stream_url = await send_and_finish(session, None, text)
+    return stream_url.split("/")[2], stream_url
 
 
 async def test_health_sync_and_stop_keep_flowing_after_many_answers(cluster):
@@ -160,9 +170,8 @@ async def test_health_sync_and_stop_keep_flowing_after_many_answers(cluster):
     second_tab = await logged_in(cluster.a)
     on_b = await logged_in(cluster.b)
     try:
-        async with on_a.post("/c/new", headers=csrf_headers(on_a)) as created:
-            conversation_id = created.url.path.split("/")[2]
-        for n in range(3):
+        conversation_id, _ = await start_and_finish(on_a, "Answer number 0")
+        for n in range(1, 3):
             await send_and_finish(on_a, conversation_id, f"Answer number {n}")
 
         async with on_a.get("/healthz") as health:

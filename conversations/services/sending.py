@@ -67,6 +67,39 @@ def create_conversation(*, owner: User, title: str = "") -> Conversation:
     return conversation
 
 
+def start_conversation(
+    *,
+    owner: User,
+    content: str,
+    client_id: uuid.UUID | None,
+    launch: Launch | None,
+) -> SendResult:
+    """A new conversation with its first message and that message's answer, in one
+    transaction: nothing is stored until there is something to say, and a refusal (rate
+    limit, suspended account) stores nothing.
+
+    Idempotent on `client_id` across the owner's conversations: a repeat of a first send
+    (a retry after a dropped response, a double submit) returns the conversation the first
+    one made, never a second one. The owner's row is locked before the lookup, as every
+    send locks it (`_lock_sender`), so two copies of one send go one after the other and
+    the second finds the first's message.
+    """
+    client_id = client_id or uuid.uuid4()
+    with transaction.atomic():
+        _lock_user(owner.pk)
+        existing = (
+            Message.objects.select_related("conversation")
+            .filter(conversation__owner=owner, client_id=client_id, role=Message.Role.USER)
+            .first()
+        )
+        if existing is not None:
+            return _existing_send(existing.conversation, client_id) or SendResult(
+                existing, None, created=False
+            )
+        conversation = create_conversation(owner=owner)
+        return _ask(conversation, content=content, client_id=client_id, launch=launch)
+
+
 def rename_conversation(*, conversation: Conversation, title: str) -> Conversation:
     conversation.title = title.strip()
     conversation.save(update_fields=["title", "updated_at"])
@@ -268,7 +301,11 @@ def _lock_sender(conversation: Conversation) -> bool:
     limit on live answers holds) and so do each conversation's seq values, on PostgreSQL;
     on SQLite the IMMEDIATE transaction already does. The unique constraint is the backstop.
     """
-    owner = get_user_model().objects.select_for_update().filter(pk=conversation.owner_id)
+    return _lock_user(conversation.owner_id)
+
+
+def _lock_user(user_id: int) -> bool:
+    owner = get_user_model().objects.select_for_update().filter(pk=user_id)
     return bool(owner.values_list("is_active", flat=True).first())
 
 

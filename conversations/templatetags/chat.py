@@ -7,7 +7,7 @@ from django.urls import reverse
 from django.utils.safestring import SafeString, mark_safe
 
 from conversations.live_markdown import LiveMarkdown
-from conversations.models import Message
+from conversations.models import Conversation, Message
 from conversations.rendering import render_markdown
 from conversations.streaming import access
 
@@ -47,3 +47,12 @@ def stream_url(context: template.Context, message: Message) -> str:
     if not session_key:
         return url
     return f"{url}?{urlencode({'t': access.stream_token(str(message.id), session_key)})}"
+
+
+@register.simple_tag
+def send_url(conversation: Conversation | None) -> str:
+    """Where the composer sends: the conversation's messages, or, on a new chat (no
+    conversation yet), the first send that creates one."""
+    if conversation is None:
+        return reverse("conversation_start")
+    return reverse("message_send", args=[conversation.pk])

@@ -19,9 +19,24 @@ def sign_up(page: Page, email: str) -> None:
     page.wait_for_url(re.compile(r"/$"))
 
 
-def new_conversation(page: Page) -> str:
-    page.goto("/")
-    page.get_by_role("button", name="New chat").filter(visible=True).first.click()
+NEW_CHAT_URL = re.compile(r"/c/new$")
+
+
+def new_conversation(page: Page) -> None:
+    """Open a new chat: a composer, nothing stored until its first send."""
+    page.goto("/")  # the landing page is a new chat too
+    link = page.get_by_role("link", name="New chat").filter(visible=True)
+    if link.count():  # not on a phone, where it is in the closed drawer
+        link.first.click()
+        page.wait_for_url(NEW_CHAT_URL)
+    expect(page.get_by_role("heading", name="Start a conversation")).to_be_visible()
+
+
+def start_conversation(page: Page, text: str) -> str:
+    """A new chat's first send, which creates the conversation: its URL, once the page
+    landed on it (the answer may still be streaming)."""
+    new_conversation(page)
+    send(page, text)
     page.wait_for_url(CONVERSATION_URL)
     return page.url
 

@@ -16,6 +16,7 @@ from tests.e2e.chat import (
     new_conversation,
     send,
     sign_up,
+    start_conversation,
     wait_until_finished,
 )
 from tests.e2e.conftest import log_in
@@ -47,7 +48,7 @@ def test_sign_up_log_out_and_log_in_again(new_context):
     expect(flash).to_have_text(re.compile(rf"Signed in as {re.escape(email)}\.\s*Dismiss"))
     flash.get_by_role("button", name=re.compile("Dismiss")).click()
     expect(flash).to_have_count(0)
-    page.get_by_role("button", name="New chat").filter(visible=True).first.click()
+    page.get_by_role("link", name="New chat").filter(visible=True).first.click()
     expect(page.get_by_text("Signed in as")).to_have_count(0)  # once, not on the next page
 
 
@@ -136,7 +137,8 @@ def test_another_users_conversation_is_a_404_page(new_context, page, browser_log
     browser_log.allow(r"status of 404")
     bob = new_context().new_page()
     sign_up(bob, f"bob-{uuid.uuid4().hex[:8]}@example.com")
-    bobs_url = new_conversation(bob)
+    bobs_url = start_conversation(bob, echo("Bob's own"))
+    wait_until_finished(bob)
 
     response = page.goto(bobs_url)  # the demo user tries Bob's conversation
 

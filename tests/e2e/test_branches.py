@@ -16,6 +16,7 @@ from tests.e2e.chat import (
     new_conversation,
     send,
     settled,
+    start_conversation,
     wait_for_text,
     wait_until_finished,
 )
@@ -135,8 +136,7 @@ def test_regenerated_answers_are_versions_to_flip_through(tab):
 
 def test_a_switch_and_an_edit_in_one_tab_show_in_the_other(tab, other_tab):
     """On the production stack the other tab is on the other server process."""
-    url = new_conversation(tab)
-    send(tab, echo("day"))
+    url = start_conversation(tab, echo("day"))
     wait_until_finished(tab)
     other = other_tab()
     other.goto(url)

@@ -41,7 +41,7 @@ def test_everything_works_from_the_keyboard(new_context):
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", name="Start a conversation")).to_be_visible()
 
-    tab_to(page, page.get_by_role("button", name="New chat").first)
+    tab_to(page, page.get_by_role("link", name="New chat").first)
     page.keyboard.press("Enter")
     box = composer_box(page)
     expect(box).to_be_focused()  # ready to type at once

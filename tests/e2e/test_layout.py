@@ -10,10 +10,12 @@ from playwright.sync_api import Page, expect
 
 from tests.e2e.chat import (
     CONVERSATION_URL,
+    echo,
     new_conversation,
     send,
     settled,
     sign_up,
+    start_conversation,
     wait_until_finished,
 )
 from tests.e2e.conftest import DESKTOP, PHONE, SCREENSHOTS
@@ -49,7 +51,7 @@ def test_phone_sidebar_is_a_drawer(new_context, demo_state):
 
     expect(sidebar).to_be_visible()
     expect(toggle).to_have_attribute("aria-expanded", "true")
-    expect(sidebar.get_by_role("button", name="New chat")).to_be_in_viewport()
+    expect(sidebar.get_by_role("link", name="New chat")).to_be_in_viewport()
     page.keyboard.press("Escape")
     expect(sidebar).to_be_hidden()
     expect(toggle).to_be_focused()
@@ -76,6 +78,8 @@ def test_rename_and_delete_happen_in_place(page, browser_log):
     browser_log.allow("status of 422")  # the empty title
     new_conversation(page)
     mark_page(page)
+    send(page, echo("In place"))  # the first send lands on the new conversation, in place
+    wait_until_finished(page)
 
     settled(page)
     page.get_by_role("link", name="Rename").click()
@@ -83,7 +87,7 @@ def test_rename_and_delete_happen_in_place(page, browser_log):
     expect(title).to_be_focused()
     settled(page)
     page.get_by_role("link", name="Cancel").click()
-    expect(page.get_by_role("heading", name="New conversation")).to_be_visible()
+    expect(page.get_by_role("heading", name="echo: In place")).to_be_visible()
     settled(page)
     page.get_by_role("link", name="Rename").click()
     title.fill("   ")
@@ -113,7 +117,8 @@ def test_rename_and_delete_happen_in_place(page, browser_log):
 
 
 def test_rename_and_delete_work_as_plain_pages(page):
-    url = new_conversation(page)
+    url = start_conversation(page, echo("A plain page"))
+    wait_until_finished(page)
 
     page.goto(url + "rename")
     expect(page.get_by_role("heading", name="Rename conversation")).to_be_visible()
@@ -180,7 +185,7 @@ def test_the_sidebar_stays_open_past_its_first_page(page, new_context, demo_stat
     opened = items.count()
     other = new_context(storage_state=demo_state).new_page()
 
-    started = new_conversation(other).rstrip("/").rsplit("/", 1)[-1]
+    started = start_conversation(other, echo("elsewhere")).rstrip("/").rsplit("/", 1)[-1]
 
     expect(page.locator(f"#conv-{started}")).to_be_attached()  # the frame came
     expect(items).to_have_count(opened + 1)
@@ -205,7 +210,8 @@ def _overlap(a: dict, b: dict) -> bool:
 )
 def test_phone_header_leaves_the_title_room_and_nothing_overlaps(new_context, demo_state, name):
     page = new_context(storage_state=demo_state, viewport=PHONE, is_mobile=True).new_page()
-    new_conversation(page)
+    start_conversation(page, echo("On a phone"))
+    wait_until_finished(page)
     settled(page)
     page.get_by_role("link", name="Rename").click()
     page.get_by_role("textbox", name="Conversation title").fill(name)

@@ -88,17 +88,21 @@
     }, 0);
   });
 
-  // The initial state of a composer on the page or swapped in (a 422 brings it back).
+  // The initial state of a composer on the page or swapped in (a 422 brings it back, a new
+  // chat's first send the conversation's #main, with its own transcript to watch).
   function initial(root) {
     const form = root.querySelector ? root.querySelector("#composer") : null;
     if (form) syncSendButton(form);
+    if (root.id === "main") watchTranscript();
   }
   // A live answer comes and goes as a child of the transcript (a send's response, live sync,
   // its final SSE swap, a version switch), or changes its aria-busy in place; Send follows.
   // Tokens land deeper and change no aria-busy, so they wake neither observer.
+  const watched = new WeakSet();
   function watchTranscript() {
     const transcript = Chat.transcript();
-    if (!transcript) return;
+    if (!transcript || watched.has(transcript)) return;
+    watched.add(transcript);
     const update = function () {
       const form = Chat.composer();
       if (form) syncSend(form);

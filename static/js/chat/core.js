@@ -10,6 +10,8 @@ window.Chat = (function () {
     "htmx:configRequest": [
       "csrf.header",        // every request carries the cookie's token, a refused send too
       "sending.pending",    // a send: checked, given a client_id, shown as a pending bubble
+      "sending.offline",    // offline: a send is not tried, its bubble says "Not sent" at once
+      "notices.offline",    // and any other request says so in the notice
     ],
     "htmx:beforeSwap": [
       "sending.confirm",    // a send's response (or its 422) replaces the pending bubble
@@ -54,7 +56,8 @@ window.Chat = (function () {
     "htmx:wsClose": ["sync.closed"],
     "htmx:wsAfterMessage": ["sync.empty"],
     // htmx.onLoad's event: the page once htmx started, then every piece it swaps in.
-    "htmx:load": ["enhance.copyButtons", "composer.initial", "times.update", "title.follow", "scroll.follow"],
+    // A new chat's first send swaps in the conversation's #main: the socket hears of it.
+    "htmx:load": ["enhance.copyButtons", "composer.initial", "times.update", "title.follow", "scroll.follow", "sync.shown"],
     // On document, once every deferred script ran.
     "DOMContentLoaded": ["enhance.copyButtons", "composer.initial", "times.update", "scroll.toLatest"],
   };

@@ -4,9 +4,10 @@
 (function () {
   "use strict";
 
-  function showNotice(text, signIn) {
+  function showNotice(text, signIn, kind) {
     const notice = document.getElementById("notice");
     if (!notice) return;
+    notice.dataset.kind = kind || "";
     const message = document.createElement("span");
     message.textContent = text;
     notice.replaceChildren(message);
@@ -41,6 +42,19 @@
     if (xhr && xhr.status === 401) { showNotice(Chat.serverText(xhr) || "You are signed out.", true); return; }
     if (!Chat.requestClientId(evt)) showNotice(actionFailure(xhr), false);
   }
+  // Offline (the browser knows it): say so at once, and try no request meanwhile (htmx would
+  // log each failure with console.error); back online, the notice goes.
+  const OFFLINE = "You're offline. Nothing you do now reaches the server: what you send waits here, with Retry.";
+  window.addEventListener("offline", function () { showNotice(OFFLINE, false, "offline"); });
+  window.addEventListener("online", function () {
+    const notice = document.getElementById("notice");
+    if (notice && notice.dataset.kind === "offline") hideNotice();
+  });
+  Chat.on("htmx:configRequest", "notices.offline", function (evt) {
+    if (navigator.onLine !== false || evt.defaultPrevented) return;
+    evt.preventDefault();
+    showNotice("Could not reach the server: you're offline. Try again once you're back.", false, "offline");
+  });
   Chat.on("htmx:responseError", "notices.failed", requestFailed);
   Chat.on("htmx:sendError", "notices.failed", requestFailed);
   Chat.on("htmx:afterRequest", "notices.hide", function (evt) {

@@ -44,6 +44,8 @@
   Chat.on("htmx:load", "scroll.follow", function (evt) {
     const elt = evt.detail.elt;
     if (elt.classList && elt.classList.contains("msg")) contentGrew();
+    // A new chat's first send swapped in the conversation's #main: at its latest, following.
+    if (elt.id === "main") scrollToLatest();
   });
   Chat.on("DOMContentLoaded", "scroll.toLatest", function () {
     if (Chat.transcript()) scrollToLatest();

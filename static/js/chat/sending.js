@@ -69,6 +69,19 @@
     Chat.showComposerError("");
   });
 
+  // Offline (the browser knows it): a send is not even tried. htmx would log its failure
+  // with console.error, unasked and before any handler can see it; the bubble says why.
+  Chat.on("htmx:configRequest", "sending.offline", function (evt) {
+    if (navigator.onLine !== false || evt.defaultPrevented) return;
+    const clientId = evt.detail.headers["X-Client-Id"];
+    const bubble = clientId && Chat.findPending(clientId);
+    if (!bubble) return;
+    evt.preventDefault();
+    markFailed(bubble, "You're offline. Retry once you're back.");
+    const form = Chat.composer();
+    if (form) Chat.syncSendButton(form);
+  });
+
   Chat.on("htmx:beforeSwap", "sending.confirm", function (evt) {
     const clientId = Chat.requestClientId(evt);
     if (!clientId) return;

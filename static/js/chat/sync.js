@@ -22,11 +22,19 @@
     return document.querySelectorAll("#conversation-list a[id^='conv-']").length;
   }
 
+  // The conversation the page shows: the transcript's (a new chat's first send swaps in
+  // the conversation it made), else the one the page was rendered for, if any.
+  function shownConversation(sync) {
+    const transcript = Chat.transcript();
+    if (transcript && transcript.dataset.conversation) return transcript.dataset.conversation;
+    return sync.dataset.conversation || null;
+  }
+
   function announce() {
     const sync = document.getElementById("live-sync");
     if (!socket || !sync) return;
     socket.send(JSON.stringify({
-      conversation: sync.dataset.conversation || null,
+      conversation: shownConversation(sync),
       after_seq: lastSeq(),
       // The sidebar's list as far as it is open: a frame re-renders that much of it.
       listed: listedConversations(),
@@ -73,6 +81,10 @@
     }, 1000 + Math.random() * 4000);
   });
   setInterval(announce, RENEW_MS);
+  // A new chat's first send swapped in its conversation's #main: say it is shown now.
+  Chat.on("htmx:load", "sync.shown", function (evt) {
+    if (evt.detail.elt && evt.detail.elt.id === "main") announce();
+  });
 
   // "Older conversations" opened more of the list: say so, or the next frame folds it back.
   let listGrew = false;
