@@ -9,6 +9,7 @@ import pytest
 
 from conversations.models import Conversation, Message
 from conversations.streaming import titling
+from conversations.streaming.runtime import get_runtime
 from tests.fakes import Delta, Sleep, fatal, words
 from tests.streams import send_data, wait_until_final
 
@@ -40,6 +41,13 @@ async def ask(client, conversation, content: str = QUESTION) -> Message:
 
 
 async def titles_settled() -> None:
+    """Every answer's generation over (the title call, if any, starts as it ends), then
+    every title call."""
+    hub = get_runtime().hub
+    for _ in range(200):
+        if not hub.streams:
+            break
+        await asyncio.sleep(0.01)
     await asyncio.gather(*titling._pending)
 
 
