@@ -18,7 +18,15 @@ from playwright.sync_api import Page, expect
 
 from conversations.live_markdown import LiveMarkdown
 from conversations.rendering import render_markdown
-from tests.e2e.chat import echo, last_answer, new_conversation, send, settled, wait_until_finished
+from tests.e2e.chat import (
+    echo,
+    last_answer,
+    new_conversation,
+    send,
+    settled,
+    start_conversation,
+    wait_until_finished,
+)
 from tests.test_sanitization import PAYLOADS
 
 pytestmark = pytest.mark.e2e
@@ -309,9 +317,7 @@ def test_a_reload_or_a_second_tab_mid_block_ends_with_the_same_answer(tab, other
     the other process: a mirror); the first tab reloads while the fence is open."""
     answer = long_markdown()
     tab.add_init_script(RECORDER)
-    url = new_conversation(tab)
-
-    send(tab, echo(answer))
+    url = start_conversation(tab, echo(answer))
 
     live = "#transcript .msg-assistant .msg-body.streaming"
     tab.wait_for_function(
