@@ -6,7 +6,7 @@ from collections.abc import AsyncGenerator
 from typing import cast
 
 import anthropic
-from anthropic.types import MessageDeltaUsage, MessageParam
+from anthropic.types import MessageParam
 from anthropic.types import Usage as AnthropicUsage
 
 from conversations.providers import errors
@@ -75,9 +75,7 @@ class AnthropicProvider:
                 # (extended thinking, to be shown apart one day), input_json_delta (tools),
                 # citations_delta.
                 elif event.type == "message_delta":
-                    result.usage.completion_tokens = event.usage.output_tokens
-                    if event.usage.input_tokens is not None:  # cumulative, when it is sent
-                        _record_input(result.usage, event.usage)
+                    result.usage.completion_tokens = event.usage.output_tokens  # cumulative
                     if event.delta.stop_reason:
                         result.usage.finish_reason = finish_reason(event.delta.stop_reason)
                 if text and (text := cleaner.feed(text)):
@@ -118,7 +116,7 @@ def finish_reason(stop_reason: str) -> str:
     return _FINISH_REASONS.get(stop_reason, stop_reason)[:30]
 
 
-def _record_input(usage: Usage, reported: AnthropicUsage | MessageDeltaUsage) -> None:
+def _record_input(usage: Usage, reported: AnthropicUsage) -> None:
     # The prompt's tokens in all, as OpenAI counts them: Anthropic counts what was read
     # from or written to its prompt cache apart.
     usage.prompt_tokens = (
