@@ -5,10 +5,13 @@ from typing import TypedDict
 
 
 class ChatSettings(TypedDict):
-    PROVIDER: str  # "demo", "openai" or "paced" (the benchmark)
+    PROVIDER: str  # "demo", "openai", "anthropic" or "paced" (the benchmark)
     MODEL: str
     OPENAI_BASE_URL: str
     OPENAI_API_KEY: str
+    ANTHROPIC_BASE_URL: str
+    ANTHROPIC_API_KEY: str
+    ANTHROPIC_MAX_TOKENS: int
     DEMO_TOKEN_INTERVAL: float
     DEMO_ECHO: bool
     MAX_MESSAGE_CHARS: int

@@ -277,11 +277,19 @@ if PRODUCTION:
 
 # The chat itself. Every limit and timeout is configurable from the environment.
 CHAT: ChatSettings = {
-    # "demo" (offline, the default) or "openai" (any OpenAI-compatible server).
-    "PROVIDER": env("CHAT_PROVIDER", "openai" if env("OPENAI_API_KEY") else "demo"),
+    # "demo" (offline, the default), "openai" (any OpenAI-compatible server) or "anthropic"
+    # (Anthropic's Messages API); without CHAT_PROVIDER, the one whose key is set.
+    "PROVIDER": env(
+        "CHAT_PROVIDER",
+        "openai" if env("OPENAI_API_KEY") else "anthropic" if env("ANTHROPIC_API_KEY") else "demo",
+    ),
     "MODEL": env("CHAT_MODEL", env("OPENAI_MODEL", "")),
     "OPENAI_BASE_URL": env("OPENAI_BASE_URL"),
     "OPENAI_API_KEY": env("OPENAI_API_KEY"),
+    "ANTHROPIC_BASE_URL": env("ANTHROPIC_BASE_URL"),
+    "ANTHROPIC_API_KEY": env("ANTHROPIC_API_KEY"),
+    # The Messages API needs a limit on the answer's length (it has no default).
+    "ANTHROPIC_MAX_TOKENS": env_int("ANTHROPIC_MAX_TOKENS", 4096),
     "DEMO_TOKEN_INTERVAL": env_float("DEMO_TOKEN_INTERVAL", 0.03),
     # Browser tests only: the demo answers a prompt starting with "echo:" with its text.
     "DEMO_ECHO": env_bool("DEMO_ECHO", False),

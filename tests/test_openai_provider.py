@@ -1,19 +1,15 @@
 """The OpenAI-compatible provider against a real HTTP server on localhost.
 
-The server speaks the chat completions streaming format (`data: {chunk}` lines, a usage
-chunk, `data: [DONE]`) over chunked HTTP/1.1, so the official SDK runs unmodified: its
-retries, its SSE decoder, its errors. Each test states the server's replies.
+The server (tests/upstreams.py) speaks the chat completions streaming format (`data: {chunk}`
+lines, a usage chunk, `data: [DONE]`) over chunked HTTP/1.1, so the official SDK runs
+unmodified: its retries, its SSE decoder, its errors. Each test states the server's replies.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -29,24 +25,24 @@ from conversations.providers.openai_compatible import OpenAICompatibleProvider
 from conversations.streaming import generation
 from tests.servers import free_port
 from tests.streams import read_events, send_data, wait_until_final
+from tests.upstreams import ScriptedReply, ScriptedServer
 
 API_KEY = "sk-test-DO-NOT-LEAK-4f9c2e7a1b"
 MODEL = "test-model-7b"
 TURNS = [ChatTurn("system", "Be brief."), ChatTurn("user", "Say hello")]
 
 
-@dataclass
-class Reply:
-    """One scripted answer of the fake server."""
+class Reply(ScriptedReply):
+    """One scripted answer of the fake server, in the chat completions format."""
 
-    status: int = 200
-    deltas: list[str] = field(default_factory=list)
-    headers: dict[str, str] = field(default_factory=dict)
-    error: str = ""  # the error body's message for a non-200 status
-    break_after: int | None = None  # drop the connection after this many deltas
-    hang_after: int | None = None  # go silent after this many deltas (for 10 s)
-    pause: float = 0.0  # between deltas
-    usage: tuple[int, int] = (11, 3)
+    lead = 1  # the role chunk
+
+    def frames(self) -> Iterator[bytes]:
+        for data in self.events():
+            yield f"data: {data}\n\n".encode()
+
+    def error_body(self) -> dict:
+        return {"error": {"message": self.error or "failed", "type": "error", "code": None}}
 
     def events(self) -> Iterator[str]:
         """The `data:` payloads of a chat completion stream."""
@@ -79,86 +75,13 @@ class Reply:
         yield "[DONE]"
 
 
-class FakeOpenAIServer:
-    """An HTTP server on a free localhost port; plays `replies` in order, the last repeats."""
-
+class FakeOpenAIServer(ScriptedServer):
     def __init__(self) -> None:
-        self.replies: list[Reply] = [Reply(deltas=["Hello"])]
-        self.requests: list[dict] = []
-        self.disconnects = 0  # streams the client closed before the end
-        self.lock = threading.Lock()
-        self.http = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self.http.daemon_threads = True
-        self.http.fake = self  # type: ignore[attr-defined]
-        self.thread = threading.Thread(
-            target=self.http.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self.thread.start()
+        super().__init__(Reply(deltas=["Hello"]))
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.http.server_address[1]}/v1"
-
-    def take(self, request: dict) -> Reply:
-        with self.lock:
-            reply = self.replies[min(len(self.requests), len(self.replies) - 1)]
-            self.requests.append(request)
-            return reply
-
-    def close(self) -> None:
-        self.http.shutdown()
-        self.http.server_close()
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # chunked streaming, as real servers do
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass  # quiet
-
-    def do_POST(self) -> None:
-        fake: FakeOpenAIServer = self.server.fake  # type: ignore[attr-defined]
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        reply = fake.take(
-            {
-                "path": self.path,
-                "headers": {k.lower(): v for k, v in self.headers.items()},
-                "body": body,
-            }
-        )
-        self.close_connection = True
-        if reply.status != 200:
-            payload = json.dumps(
-                {"error": {"message": reply.error or "failed", "type": "error", "code": None}}
-            ).encode()
-            self.send_response(reply.status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            for name, value in reply.headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(payload)
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
-        try:
-            for index, data in enumerate(reply.events()):
-                if reply.break_after is not None and index > reply.break_after:
-                    return  # the connection drops: no terminating chunk
-                if reply.pause and index:
-                    time.sleep(reply.pause)
-                if reply.hang_after is not None and index == reply.hang_after + 1:
-                    time.sleep(10)
-                self._write_chunk(f"data: {data}\n\n".encode())
-            self._write_chunk(b"")
-        except (BrokenPipeError, ConnectionResetError):
-            fake.disconnects += 1
-
-    def _write_chunk(self, data: bytes) -> None:
-        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-        self.wfile.flush()
+        return f"{self.origin}/v1"
 
 
 @pytest.fixture

@@ -21,6 +21,9 @@ print(json.dumps({
     "use_tls": mailer.get("use_tls"),
     "demo_echo": settings.CHAT["DEMO_ECHO"],
     "formatter": settings.LOGGING["handlers"]["console"]["formatter"],
+    "provider": settings.CHAT["PROVIDER"],
+    "anthropic": [settings.CHAT[name] for name in
+                  ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "ANTHROPIC_MAX_TOKENS")],
 }, default=str))
 """
 
@@ -115,3 +118,47 @@ def test_a_switch_that_is_neither_on_nor_off_stops_start_up(tmp_path, variable):
         "django.core.exceptions.ImproperlyConfigured: "
         f"{variable} must be one of 1/0, true/false, yes/no, on/off; got 'enabled'"
     )
+
+
+NO_PROVIDER = dict.fromkeys(
+    ["CHAT_PROVIDER", "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL",
+     "ANTHROPIC_MAX_TOKENS"]
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("variables", "provider"),
+    [
+        ({}, "demo"),
+        ({"OPENAI_API_KEY": "sk-o"}, "openai"),
+        ({"ANTHROPIC_API_KEY": "sk-a"}, "anthropic"),
+        ({"OPENAI_API_KEY": "sk-o", "ANTHROPIC_API_KEY": "sk-a"}, "openai"),
+        ({"OPENAI_API_KEY": "sk-o", "CHAT_PROVIDER": "anthropic"}, "anthropic"),
+        ({"ANTHROPIC_API_KEY": "sk-a", "CHAT_PROVIDER": "demo"}, "demo"),
+    ],
+)
+def test_the_provider_is_the_one_named_or_the_one_with_a_key(tmp_path, variables, provider):
+    assert settings_with(tmp_path, **{**NO_PROVIDER, **variables})["provider"] == provider
+
+
+def test_anthropic_settings_come_from_the_environment(tmp_path):
+    assert settings_with(tmp_path, **NO_PROVIDER)["anthropic"] == ["", "", 4096]
+    shown = settings_with(
+        tmp_path,
+        **{
+            **NO_PROVIDER,
+            "ANTHROPIC_API_KEY": "sk-a",
+            "ANTHROPIC_BASE_URL": "http://proxy.internal:4000",
+            "ANTHROPIC_MAX_TOKENS": "16000",
+        },
+    )
+    assert shown["anthropic"] == ["sk-a", "http://proxy.internal:4000", 16000]
+
+
+def test_a_max_tokens_that_is_not_a_number_stops_start_up(tmp_path):
+    env = production_env(tmp_path, DJANGO_ENV=None, ANTHROPIC_MAX_TOKENS="lots")
+
+    result = run(env, "-c", SHOW)
+
+    assert result.returncode != 0
+    assert "ANTHROPIC_MAX_TOKENS must be a number, got 'lots'" in result.stderr

@@ -51,7 +51,14 @@ def cluster(database_url, tmp_path_factory) -> Iterator[Cluster]:
     env = {
         name: value
         for name, value in os.environ.items()
-        if name not in ("DATABASE_URL", "TEST_DATABASE_NAME", "DJANGO_ENV", "OPENAI_API_KEY")
+        if name
+        not in (
+            "DATABASE_URL",
+            "TEST_DATABASE_NAME",
+            "DJANGO_ENV",
+            "OPENAI_API_KEY",
+            "ANTHROPIC_API_KEY",
+        )
     }
     env.update(
         DJANGO_SETTINGS_MODULE="chatsite.settings",

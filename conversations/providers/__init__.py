@@ -24,6 +24,12 @@ def get_provider() -> Provider:
 
 def _build_provider() -> Provider:
     chat = settings.CHAT
+    timeouts = {
+        "connect_timeout": chat["CONNECT_TIMEOUT"],
+        # A backstop past our own timeouts (the idle watchdog may look up to 2 s late), so
+        # a silent server ends with the reason they give, not "connection broke off".
+        "read_timeout": max(chat["FIRST_TOKEN_TIMEOUT"], chat["IDLE_TIMEOUT"]) + 5,
+    }
     if chat["PROVIDER"] == "openai":
         from conversations.providers.openai_compatible import OpenAICompatibleProvider
 
@@ -31,10 +37,17 @@ def _build_provider() -> Provider:
             model=chat["MODEL"],
             api_key=chat["OPENAI_API_KEY"],
             base_url=chat["OPENAI_BASE_URL"],
-            connect_timeout=chat["CONNECT_TIMEOUT"],
-            # A backstop past our own timeouts (the idle watchdog may look up to 2 s late), so
-            # a silent server ends with the reason they give, not "connection broke off".
-            read_timeout=max(chat["FIRST_TOKEN_TIMEOUT"], chat["IDLE_TIMEOUT"]) + 5,
+            **timeouts,
+        )
+    if chat["PROVIDER"] == "anthropic":
+        from conversations.providers.anthropic_messages import AnthropicProvider
+
+        return AnthropicProvider(
+            model=chat["MODEL"],
+            api_key=chat["ANTHROPIC_API_KEY"],
+            base_url=chat["ANTHROPIC_BASE_URL"],
+            max_tokens=chat["ANTHROPIC_MAX_TOKENS"],
+            **timeouts,
         )
     if chat["PROVIDER"] == "paced":  # the benchmark's numbered tokens (bench/)
         from conversations.providers.paced import PacedProvider

@@ -8,7 +8,8 @@ from typing import cast
 import openai
 from openai.types.chat import ChatCompletionMessageParam
 
-from conversations.providers.base import ChatTurn, ProviderError, StreamResult
+from conversations.providers import errors
+from conversations.providers.base import ChatTurn, StreamResult
 from conversations.providers.text import DeltaCleaner
 
 
@@ -47,13 +48,11 @@ class OpenAICompatibleProvider:
                 stream_options={"include_usage": True},
             )
         except openai.APIStatusError as exc:
-            raise self._redacted(_status_error(exc)) from exc
+            headers = exc.response.headers if exc.response is not None else {}
+            error = errors.status_error(exc.status_code, exc.message, headers)
+            raise errors.redacted(error, self._api_key) from exc
         except openai.APIConnectionError as exc:
-            raise ProviderError(
-                f"connection failed: {type(exc).__name__}",
-                user_message="Could not reach the model server.",
-                retryable=True,
-            ) from exc
+            raise errors.unreachable(exc) from exc
         cleaner = DeltaCleaner()
         try:
             async for chunk in response:
@@ -69,60 +68,9 @@ class OpenAICompatibleProvider:
             if text := cleaner.flush():
                 yield text
         except openai.APIError as exc:
-            raise ProviderError(
-                f"stream broke: {type(exc).__name__}",
-                user_message="The connection to the model broke off.",
-                retryable=True,
-            ) from exc
+            raise errors.broke_off(exc) from exc
         finally:
             await response.close()
-
-    def _redacted(self, error: ProviderError) -> ProviderError:
-        """A server may echo our key in its error body: keep it out of the logs."""
-        if self._api_key and len(self._api_key) >= 8:
-            error.args = (str(error).replace(self._api_key, "[redacted]"),)
-        return error
-
-
-def _status_error(exc: openai.APIStatusError) -> ProviderError:
-    status = exc.status_code
-    retry_after = _retry_after(exc)
-    if status == 429:
-        wait = f"Try again in {round(retry_after)} s." if retry_after else "Try again in a moment."
-        return ProviderError(
-            f"rate limited (429): {exc.message}",
-            user_message=f"The model is busy (rate limited). {wait}",
-            retryable=True,
-            retry_after=retry_after,
-        )
-    if status in (401, 403):
-        return ProviderError(
-            f"auth failed ({status}): {exc.message}",
-            user_message="The model server refused our credentials. Tell the operator.",
-        )
-    if status >= 500 or status in (408, 409):  # what the SDK itself would retry
-        return ProviderError(
-            f"server error ({status}): {exc.message}",
-            user_message="The model server had an error. Try again.",
-            retryable=True,
-            retry_after=retry_after,
-        )
-    return ProviderError(
-        f"request rejected ({status}): {exc.message}",
-        user_message="The model server rejected the request.",
-    )
-
-
-def _retry_after(exc: openai.APIStatusError) -> float | None:
-    """Seconds from retry-after-ms or Retry-After (seconds; an HTTP date is not read)."""
-    headers = exc.response.headers if exc.response is not None else {}
-    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        try:
-            if raw := headers.get(name):
-                return float(raw) * scale
-        except ValueError:
-            continue
-    return None
 
 
 def _message(turn: ChatTurn) -> ChatCompletionMessageParam:

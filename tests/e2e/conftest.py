@@ -81,6 +81,7 @@ def _server_env(workdir: Path) -> dict[str, str]:
         LOGIN_RATE_LIMIT="1000/m/ip",
     )
     env.pop("OPENAI_API_KEY", None)
+    env.pop("ANTHROPIC_API_KEY", None)
     return env
 
 
