@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from asgiref.sync import SyncToAsync
 from django.contrib.auth import get_user_model
@@ -98,4 +100,8 @@ def alice_second_device(alice) -> AsyncClient:
 def pytest_collection_modifyitems(config, items):
     """Browser tests last: Playwright's sync API keeps an event loop running in this thread
     for the rest of the session, which async tests and fixtures after it cannot share."""
+    e2e = Path(__file__).parent / "e2e"
+    for item in items:  # every test in tests/e2e, whether its module says so or not
+        if item.path.is_relative_to(e2e):
+            item.add_marker(pytest.mark.e2e)
     items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)

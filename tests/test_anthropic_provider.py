@@ -8,7 +8,6 @@ HTTP/1.1, so the official SDK runs unmodified. Each test states the server's rep
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,20 +16,31 @@ import pytest
 
 from conversations import providers
 from conversations.models import Message
-from conversations.providers import ChatTurn, ProviderError, StreamResult, set_provider_override
+from conversations.providers import ChatTurn, ProviderError, set_provider_override
 from conversations.providers.anthropic_messages import (
     DEFAULT_MODEL,
     AnthropicProvider,
     to_messages,
 )
 from conversations.streaming import generation
+
+# The tests every provider passes alike, run here against this provider's fake server.
+from tests.provider_contract import (  # noqa: F401
+    collect,
+    test_client_errors_fail_at_once_with_a_safe_message,
+    test_closing_the_stream_early_hangs_up_on_the_server,
+    test_connection_dropped_mid_stream_is_a_retryable_error,
+    test_rate_limit_carries_the_servers_retry_after,
+    test_server_errors_are_retryable_with_a_safe_message,
+    test_text_that_cannot_be_stored_is_mended_as_it_arrives,
+    test_unreachable_server_is_a_retryable_error,
+)
 from tests.servers import free_port
 from tests.streams import read_events, send_data, wait_until_final
 from tests.upstreams import ScriptedReply, ScriptedServer
 
 API_KEY = "sk-ant-test-DO-NOT-LEAK-93be1c0d7f"
 MODEL = "claude-test-1"
-TURNS = [ChatTurn("system", "Be brief."), ChatTurn("user", "Say hello")]
 
 
 def event(name: str, **data: object) -> bytes:
@@ -160,15 +170,19 @@ async def make_provider(server):
         await provider.client.close()
 
 
-async def collect(
-    provider: AnthropicProvider, into: list[str] | None = None, turns: list[ChatTurn] = TURNS
-):
-    """Read the whole stream; `into` keeps the deltas that arrived before an error."""
-    deltas = [] if into is None else into
-    result = StreamResult()
-    async for delta in provider.stream(turns, result):
-        deltas.append(delta)
-    return deltas, result
+@pytest.fixture
+def reply():
+    return Reply
+
+
+@pytest.fixture
+def api_key():
+    return API_KEY
+
+
+@pytest.fixture
+def unreachable_url():
+    return f"http://127.0.0.1:{free_port()}"
 
 
 # ---- the provider on its own ----------------------------------------------------------
@@ -273,80 +287,6 @@ def test_system_turns_join_into_one_system_prompt_and_empty_turns_are_left_out()
     assert messages == [{"role": "user", "content": "Hi"}]
 
 
-@pytest.mark.parametrize(
-    ("status", "user_message"),
-    [
-        (400, "The model server rejected the request."),
-        (404, "The model server rejected the request."),
-        (401, "The model server refused our credentials. Tell the operator."),
-        (403, "The model server refused our credentials. Tell the operator."),
-    ],
-)
-async def test_client_errors_fail_at_once_with_a_safe_message(
-    server, make_provider, status, user_message
-):
-    server.replies = [Reply(status=status, error=f"invalid x-api-key: {API_KEY}")]
-
-    with pytest.raises(ProviderError) as caught:
-        await collect(make_provider())
-
-    assert caught.value.user_message == user_message
-    assert f"({status})" in str(caught.value)
-    assert API_KEY not in str(caught.value)  # nor in the log line made from it
-    assert not caught.value.retryable
-    assert len(server.requests) == 1  # the SDK does not retry: generation.py decides
-
-
-@pytest.mark.parametrize(
-    ("headers", "seconds", "wait"),
-    [
-        ({"Retry-After": "7"}, 7.0, "Try again in 7 s."),
-        ({"retry-after-ms": "2500"}, 2.5, "Try again in 2 s."),
-        ({}, None, "Try again in a moment."),
-    ],
-)
-async def test_rate_limit_carries_the_servers_retry_after(
-    server, make_provider, headers, seconds, wait
-):
-    server.replies = [Reply(status=429, error="Slow down", headers=headers)]
-
-    with pytest.raises(ProviderError) as caught:
-        await collect(make_provider())
-
-    assert caught.value.retry_after == seconds
-    assert caught.value.retryable
-    assert caught.value.user_message == f"The model is busy (rate limited). {wait}"
-    assert len(server.requests) == 1
-
-
-@pytest.mark.parametrize("status", [408, 409, 500, 503, 529])  # 529: Anthropic's overloaded
-async def test_server_errors_are_retryable_with_a_safe_message(server, make_provider, status):
-    server.replies = [
-        Reply(status=status, error="upstream exploded", headers={"retry-after-ms": "250"})
-    ]
-
-    with pytest.raises(ProviderError) as caught:
-        await collect(make_provider())
-
-    assert len(server.requests) == 1  # one request: the retries are generation.py's
-    assert caught.value.retryable
-    assert caught.value.retry_after == 0.25
-    assert caught.value.user_message == "The model server had an error. Try again."
-    assert "exploded" not in caught.value.user_message
-
-
-async def test_connection_dropped_mid_stream_is_a_retryable_error(server, make_provider):
-    server.replies = [Reply(deltas=["partial", " text", " never"], break_after=2)]
-    received: list[str] = []
-
-    with pytest.raises(ProviderError) as caught:
-        await collect(make_provider(), into=received)
-
-    assert received == ["partial", " text"]
-    assert caught.value.retryable
-    assert caught.value.user_message == "The connection to the model broke off."
-
-
 @pytest.mark.parametrize("after", [0, 2])
 async def test_an_error_event_in_the_stream_is_a_broken_stream(server, make_provider, after):
     server.replies = [
@@ -365,16 +305,6 @@ async def test_an_error_event_in_the_stream_is_a_broken_stream(server, make_prov
     assert caught.value.retryable  # generation.py retries it only if nothing was streamed
     assert caught.value.user_message == "The connection to the model broke off."
     assert API_KEY not in str(caught.value)
-
-
-async def test_unreachable_server_is_a_retryable_error(make_provider):
-    nobody = f"http://127.0.0.1:{free_port()}"
-
-    with pytest.raises(ProviderError) as caught:
-        await collect(make_provider(base_url=nobody))
-
-    assert caught.value.retryable
-    assert caught.value.user_message == "Could not reach the model server."
 
 
 async def test_a_server_that_does_not_answer_in_time_is_unreachable(server, make_provider):
@@ -397,28 +327,6 @@ async def test_a_stream_that_goes_silent_times_out_as_broken(server, make_provid
 
     assert received == ["so far", " so good"]
     assert caught.value.user_message == "The connection to the model broke off."
-
-
-async def test_closing_the_stream_early_hangs_up_on_the_server(server, make_provider):
-    server.replies = [Reply(deltas=["tick"] * 500, pause=0.01)]
-    stream = make_provider().stream(TURNS, StreamResult())
-
-    assert await anext(stream) == "tick"
-    await stream.aclose()  # what a stop does
-
-    for _ in range(500):  # the server notices on its next writes
-        if server.disconnects:
-            break
-        await asyncio.sleep(0.01)
-    assert server.disconnects == 1
-
-
-async def test_text_that_cannot_be_stored_is_mended_as_it_arrives(server, make_provider):
-    server.replies = [Reply(deltas=["Hi ", "\ud83d", "\ude00 there", "x\udc00", "\x00!"])]
-
-    deltas, _ = await collect(make_provider())
-
-    assert "".join(deltas) == "Hi \U0001f600 therex\ufffd\ufffd!"
 
 
 def test_the_model_defaults_when_none_is_configured():

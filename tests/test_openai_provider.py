@@ -7,7 +7,6 @@ unmodified: its retries, its SSE decoder, its errors. Each test states the serve
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterator
 
@@ -16,20 +15,28 @@ import pytest
 from conversations import providers
 from conversations.models import Message
 from conversations.providers import (
-    ChatTurn,
-    ProviderError,
-    StreamResult,
     set_provider_override,
 )
 from conversations.providers.openai_compatible import OpenAICompatibleProvider
 from conversations.streaming import generation
+
+# The tests every provider passes alike, run here against this provider's fake server.
+from tests.provider_contract import (  # noqa: F401
+    collect,
+    test_client_errors_fail_at_once_with_a_safe_message,
+    test_closing_the_stream_early_hangs_up_on_the_server,
+    test_connection_dropped_mid_stream_is_a_retryable_error,
+    test_rate_limit_carries_the_servers_retry_after,
+    test_server_errors_are_retryable_with_a_safe_message,
+    test_text_that_cannot_be_stored_is_mended_as_it_arrives,
+    test_unreachable_server_is_a_retryable_error,
+)
 from tests.servers import free_port
 from tests.streams import read_events, send_data, wait_until_final
 from tests.upstreams import ScriptedReply, ScriptedServer
 
 API_KEY = "sk-test-DO-NOT-LEAK-4f9c2e7a1b"
 MODEL = "test-model-7b"
-TURNS = [ChatTurn("system", "Be brief."), ChatTurn("user", "Say hello")]
 
 
 class Reply(ScriptedReply):
@@ -111,13 +118,19 @@ async def make_provider(server):
         await provider.client.close()
 
 
-async def collect(provider: OpenAICompatibleProvider, into: list[str] | None = None):
-    """Read the whole stream; `into` keeps the deltas that arrived before an error."""
-    deltas = [] if into is None else into
-    result = StreamResult()
-    async for delta in provider.stream(TURNS, result):
-        deltas.append(delta)
-    return deltas, result
+@pytest.fixture
+def reply():
+    return Reply
+
+
+@pytest.fixture
+def api_key():
+    return API_KEY
+
+
+@pytest.fixture
+def unreachable_url():
+    return f"http://127.0.0.1:{free_port()}/v1"
 
 
 # ---- the provider on its own ----------------------------------------------------------
@@ -141,93 +154,6 @@ async def test_stream_yields_the_servers_deltas_in_order_and_records_usage(serve
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "Say hello"},
     ]
-
-
-@pytest.mark.parametrize(
-    ("status", "user_message"),
-    [
-        (400, "The model server rejected the request."),
-        (401, "The model server refused our credentials. Tell the operator."),
-        (403, "The model server refused our credentials. Tell the operator."),
-    ],
-)
-async def test_client_errors_fail_at_once_with_a_safe_message(
-    server, make_provider, status, user_message
-):
-    # Real servers echo (part of) the key back in the error; it must stay out of what users see.
-    server.replies = [Reply(status=status, error=f"Incorrect API key provided: {API_KEY}")]
-
-    with pytest.raises(ProviderError) as caught:
-        await collect(make_provider())
-
-    assert caught.value.user_message == user_message
-    assert API_KEY not in caught.value.user_message
-    assert API_KEY not in str(caught.value)  # nor in the log line made from it
-    assert not caught.value.retryable
-    assert len(server.requests) == 1  # the SDK does not retry: generation.py decides
-
-
-async def test_rate_limit_carries_the_servers_retry_after(server, make_provider):
-    server.replies = [Reply(status=429, error="Slow down", headers={"Retry-After": "7"})]
-
-    with pytest.raises(ProviderError) as caught:
-        await collect(make_provider())
-
-    assert caught.value.retry_after == 7.0
-    assert caught.value.retryable
-    assert caught.value.user_message == "The model is busy (rate limited). Try again in 7 s."
-
-
-@pytest.mark.parametrize("status", [408, 409, 500, 503])
-async def test_server_errors_are_retryable_with_a_safe_message(server, make_provider, status):
-    server.replies = [
-        Reply(status=status, error="upstream exploded", headers={"retry-after-ms": "250"})
-    ]
-
-    with pytest.raises(ProviderError) as caught:
-        await collect(make_provider())
-
-    assert len(server.requests) == 1  # one request: the retries are generation.py's
-    assert caught.value.retryable
-    assert caught.value.retry_after == 0.25
-    assert caught.value.user_message == "The model server had an error. Try again."
-    assert "exploded" not in caught.value.user_message
-
-
-async def test_connection_dropped_mid_stream_is_a_retryable_error(server, make_provider):
-    server.replies = [Reply(deltas=["partial", " text", " never"], break_after=2)]
-    received: list[str] = []
-
-    with pytest.raises(ProviderError) as caught:
-        await collect(make_provider(), into=received)
-
-    assert received == ["partial", " text"]
-    assert caught.value.retryable
-    assert caught.value.user_message == "The connection to the model broke off."
-
-
-async def test_unreachable_server_is_a_retryable_error(make_provider):
-    nobody = f"http://127.0.0.1:{free_port()}/v1"
-
-    with pytest.raises(ProviderError) as caught:
-        await collect(make_provider(base_url=nobody))
-
-    assert caught.value.retryable
-    assert caught.value.user_message == "Could not reach the model server."
-
-
-async def test_closing_the_stream_early_hangs_up_on_the_server(server, make_provider):
-    server.replies = [Reply(deltas=["tick"] * 500, pause=0.01)]
-    stream = make_provider().stream(TURNS, StreamResult())
-
-    assert await anext(stream) == "tick"
-    await stream.aclose()  # what a stop does
-
-    for _ in range(500):  # the server notices on its next writes
-        if server.disconnects:
-            break
-        await asyncio.sleep(0.01)
-    assert server.disconnects == 1
 
 
 # ---- through the whole app -----------------------------------------------------------
@@ -272,16 +198,6 @@ async def test_sent_message_is_answered_by_the_openai_compatible_server(
     shown = await page_and_stream(alice_async, answer)
     assert "Hello from the server." in shown and MODEL in shown
     assert API_KEY not in shown
-
-
-async def test_text_that_cannot_be_stored_is_mended_as_it_arrives(server, make_provider):
-    # An emoji split across two chunks (as JSON escapes), a lone half, a NUL.
-    server.replies = [Reply(deltas=["Hi ", "\ud83d", "\ude00 there", "x\udc00", "\x00!", "\ud83d"])]
-
-    deltas, _ = await collect(make_provider())
-
-    assert "".join(deltas) == "Hi \U0001f600 therex\ufffd\ufffd!\ufffd"
-    assert all(delta.encode("utf-8") for delta in deltas)  # none left that UTF-8 refuses
 
 
 @pytest.mark.django_db(transaction=True)

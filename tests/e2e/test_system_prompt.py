@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.chat import echo, new_conversation, send, settled, wait_until_finished
+
+pytestmark = pytest.mark.e2e
 
 
 def test_the_system_prompt_is_set_from_the_keyboard_and_kept(tab):
