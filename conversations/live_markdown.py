@@ -63,6 +63,7 @@ class LiveMarkdown:
         # An open table's complete rows, rendered (the tail's first part), and where they end.
         self._rows = ""
         self._rows_end = 0
+        self._table = OpenTable()
         self._prose = ProseFilter()
         self._final: tuple[str, SafeString] | None = None
 
@@ -149,18 +150,17 @@ class LiveMarkdown:
         )
         self._tail = self._tail[line_offsets[ends[finished - 1]] :]
         self._fence = fence
-        self._rows = ""
+        self._rows, self._rows_end, self._table = "", 0, OpenTable()
         self._rows_changed(open_table)
         return True
 
     def _rows_changed(self, open_table: bool) -> bool:
-        """An open table shows its complete rows as a table, rendered again for each new row
-        (a table is a few rows: cheaper than the raw pipes are ugly), its last row as text."""
+        """An open table shows its complete rows as a table, its last row as text."""
         end = self._tail.rfind("\n") + 1 if open_table else 0
-        rows = render_markdown(self._tail[:end]) if open_table else ""
-        if rows == self._rows:
+        if end == self._rows_end and bool(self._rows) == open_table:
             return False
-        self._rows, self._rows_end = rows, end
+        self._rows = self._table.html(self._tail[:end]) if open_table else ""
+        self._rows_end = end
         return True
 
     def _line_of(self, start: int) -> int:
@@ -234,6 +234,32 @@ def _fence_line_start(tail: str) -> int:
             return offset
         offset += len(line)
     return 0
+
+
+class OpenTable:
+    """An open table's HTML, one new row at a time: each row is rendered under the table's
+    header alone and its <tr> kept, so a table of n rows costs n small renders, not n
+    renders of the whole table (the same HTML: GFM renders each row on its own)."""
+
+    def __init__(self) -> None:
+        self.head = ""  # the header and delimiter rows (with what came before them)
+        self.head_html = ""  # their table, without its end
+        self.rows: list[str] = []  # each body row's <tr>
+        self.lines = 0  # lines of the text taken in
+
+    def html(self, text: str) -> str:
+        lines = text.splitlines(keepends=True)
+        if not self.head:
+            first = next(i for i, line in enumerate(lines) if line.strip())
+            self.head, self.lines = "".join(lines[: first + 2]), first + 2
+            self.head_html = render_markdown(self.head).removesuffix("</table>\n")
+        for line in lines[self.lines :]:
+            row = render_markdown(self.head + line).partition("<tbody>\n")[2]
+            self.rows.append(row.removesuffix("</tbody>\n</table>\n"))
+        self.lines = len(lines)
+        if not self.rows:
+            return self.head_html + "</table>\n"
+        return f"{self.head_html}<tbody>\n{''.join(self.rows)}</tbody>\n</table>\n"
 
 
 class ProseFilter:

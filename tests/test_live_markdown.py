@@ -189,3 +189,30 @@ def test_xss_payloads_split_anywhere_stay_inert(name):
         partial = view_of(text[:cut])  # and while it streams, at every length
         assert_inert(partial.html("m"))
         assert "<" not in partial.display  # the tail is text, escaped
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        "| a | b |\n|:-|-:|\n| 1 | **2** |\n| `x|y` | [l](https://e.example) |\n| 3 |\n| 4 | 5 | 6 |\n",
+        "\nName | Age\n--- | ---\nAda | 36\nBob\n",
+        "| only | header |\n|---|---|\n",
+    ],
+    ids=["pipes", "no-outer-pipes", "no-rows"],
+)
+def test_an_open_table_built_row_by_row_is_the_table_rendered_whole(table):
+    lines = table.splitlines(keepends=True)
+    for count in range(3, len(lines) + 1):
+        text = "".join(lines[:count])
+        view = view_of(*random_pieces(text + "next", count))
+        assert not view.blocks
+        assert view.tail_html("m").startswith(
+            '<div class="md-tail" id="msg-m-tail">' + render_markdown(text)
+        )
+
+
+def test_a_table_right_after_another_starts_afresh():
+    first, second = "| a | b |\n|---|---|\n| 1 | 2 |\n\n", "| x |\n|---|\n| 9 |\n"
+    view = view_of(first + second)
+    assert view.blocks == [render_markdown(first)]
+    assert render_markdown(second) in view.tail_html("m")
