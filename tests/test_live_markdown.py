@@ -194,7 +194,8 @@ def test_xss_payloads_split_anywhere_stay_inert(name):
 @pytest.mark.parametrize(
     "table",
     [
-        "| a | b |\n|:-|-:|\n| 1 | **2** |\n| `x|y` | [l](https://e.example) |\n| 3 |\n| 4 | 5 | 6 |\n",
+        "| a | b |\n|:-|-:|\n| 1 | **2** |\n| `x|y` | [l](https://e.example) |\n"
+        "| 3 |\n| 4 | 5 | 6 |\n",
         "\nName | Age\n--- | ---\nAda | 36\nBob\n",
         "| only | header |\n|---|---|\n",
     ],
