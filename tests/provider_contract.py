@@ -3,17 +3,25 @@ see, what is retryable, the server's Retry-After), text mended as it arrives, a 
 hangs up on the server.
 
 A provider's test module imports these tests and gives them its fake server's fixtures:
-`server`, `make_provider`, `reply` (the fake's reply class), `api_key` and
-`unreachable_url`.
+`server`, `make_provider` and `contract` (a `Contract`).
 """
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
 import pytest
 
 from conversations.providers import ChatTurn, Provider, ProviderError, StreamResult
+
+
+@dataclass(frozen=True)
+class Contract:
+    reply: type  # the fake server's scripted reply
+    api_key: str  # the provider's key, which no error may show
+    unreachable_url: str  # a base URL where nothing listens
+
 
 TURNS = [ChatTurn("system", "Be brief."), ChatTurn("user", "Say hello")]
 
@@ -37,23 +45,25 @@ async def collect(provider: Provider, into: list[str] | None = None, turns: list
     ],
 )
 async def test_client_errors_fail_at_once_with_a_safe_message(
-    server, make_provider, reply, api_key, status, user_message
+    server, make_provider, contract, status, user_message
 ):
     # Real servers echo (part of) the key back in the error; it must stay out of what users see.
-    server.replies = [reply(status=status, error=f"Incorrect API key provided: {api_key}")]
+    server.replies = [
+        contract.reply(status=status, error=f"Incorrect API key provided: {contract.api_key}")
+    ]
 
     with pytest.raises(ProviderError) as caught:
         await collect(make_provider())
 
     assert caught.value.user_message == user_message
     assert f"({status})" in str(caught.value)
-    assert api_key not in str(caught.value)  # nor in the log line made from it
+    assert contract.api_key not in str(caught.value)  # nor in the log line made from it
     assert not caught.value.retryable
     assert len(server.requests) == 1  # the SDK does not retry: generation.py decides
 
 
-async def test_closing_the_stream_early_hangs_up_on_the_server(server, make_provider, reply):
-    server.replies = [reply(deltas=["tick"] * 500, pause=0.01)]
+async def test_closing_the_stream_early_hangs_up_on_the_server(server, make_provider, contract):
+    server.replies = [contract.reply(deltas=["tick"] * 500, pause=0.01)]
     stream = make_provider().stream(TURNS, StreamResult())
 
     assert await anext(stream) == "tick"
@@ -66,8 +76,8 @@ async def test_closing_the_stream_early_hangs_up_on_the_server(server, make_prov
     assert server.disconnects == 1
 
 
-async def test_connection_dropped_mid_stream_is_a_retryable_error(server, make_provider, reply):
-    server.replies = [reply(deltas=["partial", " text", " never"], break_after=2)]
+async def test_connection_dropped_mid_stream_is_a_retryable_error(server, make_provider, contract):
+    server.replies = [contract.reply(deltas=["partial", " text", " never"], break_after=2)]
     received: list[str] = []
 
     with pytest.raises(ProviderError) as caught:
@@ -87,9 +97,9 @@ async def test_connection_dropped_mid_stream_is_a_retryable_error(server, make_p
     ],
 )
 async def test_rate_limit_carries_the_servers_retry_after(
-    server, make_provider, reply, headers, seconds, wait
+    server, make_provider, contract, headers, seconds, wait
 ):
-    server.replies = [reply(status=429, error="Slow down", headers=headers)]
+    server.replies = [contract.reply(status=429, error="Slow down", headers=headers)]
 
     with pytest.raises(ProviderError) as caught:
         await collect(make_provider())
@@ -102,10 +112,10 @@ async def test_rate_limit_carries_the_servers_retry_after(
 
 @pytest.mark.parametrize("status", [408, 409, 500, 503, 529])  # 529: Anthropic's overloaded
 async def test_server_errors_are_retryable_with_a_safe_message(
-    server, make_provider, reply, status
+    server, make_provider, contract, status
 ):
     server.replies = [
-        reply(status=status, error="upstream exploded", headers={"retry-after-ms": "250"})
+        contract.reply(status=status, error="upstream exploded", headers={"retry-after-ms": "250"})
     ]
 
     with pytest.raises(ProviderError) as caught:
@@ -118,9 +128,11 @@ async def test_server_errors_are_retryable_with_a_safe_message(
     assert "exploded" not in caught.value.user_message
 
 
-async def test_text_that_cannot_be_stored_is_mended_as_it_arrives(server, make_provider, reply):
+async def test_text_that_cannot_be_stored_is_mended_as_it_arrives(server, make_provider, contract):
     # An emoji split across two chunks (as JSON escapes), a lone half, a NUL, a last half.
-    server.replies = [reply(deltas=["Hi ", "\ud83d", "\ude00 there", "x\udc00", "\x00!", "\ud83d"])]
+    server.replies = [
+        contract.reply(deltas=["Hi ", "\ud83d", "\ude00 there", "x\udc00", "\x00!", "\ud83d"])
+    ]
 
     deltas, _ = await collect(make_provider())
 
@@ -128,9 +140,9 @@ async def test_text_that_cannot_be_stored_is_mended_as_it_arrives(server, make_p
     assert all(delta.encode("utf-8") for delta in deltas)  # none left that UTF-8 refuses
 
 
-async def test_unreachable_server_is_a_retryable_error(make_provider, unreachable_url):
+async def test_unreachable_server_is_a_retryable_error(make_provider, contract):
     with pytest.raises(ProviderError) as caught:
-        await collect(make_provider(base_url=unreachable_url))
+        await collect(make_provider(base_url=contract.unreachable_url))
 
     assert caught.value.retryable
     assert caught.value.user_message == "Could not reach the model server."

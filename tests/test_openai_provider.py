@@ -22,6 +22,7 @@ from conversations.streaming import generation
 
 # The tests every provider passes alike, run here against this provider's fake server.
 from tests.provider_contract import (  # noqa: F401
+    Contract,
     collect,
     test_client_errors_fail_at_once_with_a_safe_message,
     test_closing_the_stream_early_hangs_up_on_the_server,
@@ -119,18 +120,10 @@ async def make_provider(server):
 
 
 @pytest.fixture
-def reply():
-    return Reply
-
-
-@pytest.fixture
-def api_key():
-    return API_KEY
-
-
-@pytest.fixture
-def unreachable_url():
-    return f"http://127.0.0.1:{free_port()}/v1"
+def contract():
+    return Contract(
+        reply=Reply, api_key=API_KEY, unreachable_url=f"http://127.0.0.1:{free_port()}/v1"
+    )
 
 
 # ---- the provider on its own ----------------------------------------------------------
