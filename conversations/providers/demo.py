@@ -61,7 +61,7 @@ def demo_answer(prompt: str, *, echo: bool = False) -> str:
         "- It is *deterministic*: ask the same thing again for the same answer.\n"
         "- It streams word by word, like a real model.\n\n"
         "Set `OPENAI_API_KEY` (and `OPENAI_BASE_URL` for Ollama, vLLM or llama.cpp) "
-        "to talk to a real model."
+        "or `ANTHROPIC_API_KEY` to talk to a real model."
     )
 
 
