@@ -60,10 +60,7 @@ class LiveMarkdown:
         self._tail = ""  # the answer's text after the finished blocks
         self._fence: tuple[str, int, str] | None = None  # an open fence: (char, length, language)
         self._shown = 0  # characters of the tail that `display` accounts for
-        # An open table's complete rows, rendered (the tail's first part), and where they end.
-        self._rows = ""
-        self._rows_end = 0
-        self._table = OpenTable()
+        self._table: OpenTable | None = None  # an open table's complete rows: the tail's start
         self._prose = ProseFilter()
         self._final: tuple[str, SafeString] | None = None
 
@@ -86,7 +83,8 @@ class LiveMarkdown:
             inner = f'<pre class="md-tail-code" data-lang="{lang}"><code id="{text_id}">'
             inner += f"{self.display}</code></pre>"
         else:
-            inner = f'{self._rows}<p class="md-tail-text" id="{text_id}">{self.display}</p>'
+            rows = self._table.html if self._table is not None else ""
+            inner = f'{rows}<p class="md-tail-text" id="{text_id}">{self.display}</p>'
         return f'<div class="md-tail" id="msg-{message_id}-tail">{inner}</div>'
 
     def html(self, message_id: str) -> str:
@@ -150,17 +148,20 @@ class LiveMarkdown:
         )
         self._tail = self._tail[line_offsets[ends[finished - 1]] :]
         self._fence = fence
-        self._rows, self._rows_end, self._table = "", 0, OpenTable()
+        self._table = None  # a table there was is finished
         self._rows_changed(open_table)
         return True
 
     def _rows_changed(self, open_table: bool) -> bool:
         """An open table shows its complete rows as a table, its last row as text."""
-        end = self._tail.rfind("\n") + 1 if open_table else 0
-        if end == self._rows_end and bool(self._rows) == open_table:
+        if not open_table:
+            closed, self._table = self._table is not None, None
+            return closed
+        end = self._tail.rfind("\n") + 1
+        if self._table is not None and self._table.end == end:
             return False
-        self._rows = self._table.html(self._tail[:end]) if open_table else ""
-        self._rows_end = end
+        self._table = self._table or OpenTable()
+        self._table.take(self._tail[:end])
         return True
 
     def _line_of(self, start: int) -> int:
@@ -187,7 +188,7 @@ class LiveMarkdown:
     def _restart_tail(self) -> None:
         self.epoch += 1
         self.display = ""
-        self._shown = self._rows_end if self._rows else 0
+        self._shown = self._table.end if self._table is not None else 0
         self._prose = ProseFilter()
         if self._fence is not None:  # the opening line is not shown: the tail looks like code
             self._shown = self._tail.index("\n", _fence_line_start(self._tail)) + 1
@@ -246,8 +247,11 @@ class OpenTable:
         self.head_html = ""  # their table, without its end
         self.rows: list[str] = []  # each body row's <tr>
         self.lines = 0  # lines of the text taken in
+        self.end = 0  # characters of the text taken in
+        self.html = ""  # the table so far
 
-    def html(self, text: str) -> str:
+    def take(self, text: str) -> None:
+        """The table's text so far (complete lines), a row or more longer than before."""
         lines = text.splitlines(keepends=True)
         if not self.head:
             first = next(i for i, line in enumerate(lines) if line.strip())
@@ -256,10 +260,9 @@ class OpenTable:
         for line in lines[self.lines :]:
             row = render_markdown(self.head + line).partition("<tbody>\n")[2]
             self.rows.append(row.removesuffix("</tbody>\n</table>\n"))
-        self.lines = len(lines)
-        if not self.rows:
-            return self.head_html + "</table>\n"
-        return f"{self.head_html}<tbody>\n{''.join(self.rows)}</tbody>\n</table>\n"
+        self.lines, self.end = len(lines), len(text)
+        body = f"<tbody>\n{''.join(self.rows)}</tbody>\n" if self.rows else ""
+        self.html = f"{self.head_html}{body}</table>\n"
 
 
 class ProseFilter:
