@@ -145,7 +145,7 @@ async def generate_reply(message: Message, *, stream: LiveStream) -> None:
         checkpoints.remove(message_id)
     await _finish(message_id, stream, outcome, result, timings)
     if outcome.status == Message.Status.COMPLETE:
-        titling.title_after_answer(message, stream.text)
+        titling.title_after_answer(message, stream)
 
 
 async def _start_with_retries(

@@ -18,6 +18,7 @@ from django.conf import settings
 from conversations.models import Conversation, Message
 from conversations.providers import ChatTurn, StreamResult, get_provider
 from conversations.services import sync
+from conversations.streaming.hub import LiveStream
 from conversations.titles import TITLE_CHARS, plain_title
 
 log = logging.getLogger(__name__)
@@ -33,11 +34,11 @@ QUOTES = "\"'*\u201c\u201d\u2018\u2019"  # around a title the model was told not
 _pending: set[asyncio.Task] = set()  # referenced until done (the loop holds tasks weakly)
 
 
-def title_after_answer(answer: Message, text: str) -> None:
+def title_after_answer(answer: Message, stream: LiveStream) -> None:
     """After a complete answer to a conversation's first question: ask for a title."""
     if not settings.CHAT["MODEL_TITLES"] or answer.parent_id is None:
         return
-    task = asyncio.get_running_loop().create_task(write_title(answer.parent_id, text))
+    task = asyncio.get_running_loop().create_task(write_title(answer.parent_id, stream.text))
     _pending.add(task)
     task.add_done_callback(_pending.discard)
 
