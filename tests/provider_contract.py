@@ -13,7 +13,9 @@ from dataclasses import dataclass
 
 import pytest
 
+from conversations.models import Message
 from conversations.providers import ChatTurn, Provider, ProviderError, StreamResult
+from tests.streams import send_data, wait_until_final
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,16 @@ class Contract:
 
 
 TURNS = [ChatTurn("system", "Be brief."), ChatTurn("user", "Say hello")]
+
+
+async def answer_to(client, conversation, text: str = "Say hello") -> Message:
+    """Send `text` through the app and wait for the answer's final state."""
+    response = await client.post(
+        f"/c/{conversation.pk}/messages", send_data(text), headers={"HX-Request": "true"}
+    )
+    assert response.status_code == 200, response.content
+    answer = await Message.objects.aget(conversation=conversation, role="assistant")
+    return await wait_until_final(answer.pk)
 
 
 async def collect(provider: Provider, into: list[str] | None = None, turns: list[ChatTurn] = TURNS):

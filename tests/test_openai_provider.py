@@ -23,6 +23,7 @@ from conversations.streaming import generation
 # The tests every provider passes alike, run here against this provider's fake server.
 from tests.provider_contract import (  # noqa: F401
     Contract,
+    answer_to,
     collect,
     test_client_errors_fail_at_once_with_a_safe_message,
     test_closing_the_stream_early_hangs_up_on_the_server,
@@ -33,7 +34,7 @@ from tests.provider_contract import (  # noqa: F401
     test_unreachable_server_is_a_retryable_error,
 )
 from tests.servers import free_port
-from tests.streams import read_events, send_data, wait_until_final
+from tests.streams import read_events
 from tests.upstreams import ScriptedReply, ScriptedServer
 
 API_KEY = "sk-test-DO-NOT-LEAK-4f9c2e7a1b"
@@ -157,15 +158,6 @@ def openai_app(settings, make_provider):
     """The app configured for an OpenAI-compatible server: the fake one."""
     settings.CHAT = {**settings.CHAT, "PROVIDER": "openai", "OPENAI_API_KEY": API_KEY}
     set_provider_override(make_provider())
-
-
-async def answer_to(client, conversation, text: str = "Say hello") -> Message:
-    response = await client.post(
-        f"/c/{conversation.pk}/messages", send_data(text), headers={"HX-Request": "true"}
-    )
-    assert response.status_code == 200, response.content
-    answer = await Message.objects.aget(conversation=conversation, role="assistant")
-    return await wait_until_final(answer.pk)
 
 
 async def page_and_stream(client, answer: Message) -> str:
