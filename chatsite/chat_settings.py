@@ -7,6 +7,10 @@ from typing import TypedDict
 class ChatSettings(TypedDict):
     PROVIDER: str  # "demo", "openai", "anthropic" or "paced" (the benchmark)
     MODEL: str
+    ENDPOINTS: str  # JSON, see conversations/providers/catalog.py
+    MODEL_LIST_TIMEOUT: float
+    MODEL_LIST_TTL: float
+    MODEL_LIST_RETRY: float
     OPENAI_BASE_URL: str
     OPENAI_API_KEY: str
     ANTHROPIC_BASE_URL: str

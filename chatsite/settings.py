@@ -118,7 +118,6 @@ TEMPLATES = [
                 "django.template.context_processors.csp",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "conversations.context_processors.provider",
                 "conversations.context_processors.flashes",
             ],
         },
@@ -284,6 +283,14 @@ CHAT: ChatSettings = {
         "openai" if env("OPENAI_API_KEY") else "anthropic" if env("ANTHROPIC_API_KEY") else "demo",
     ),
     "MODEL": env("CHAT_MODEL", env("OPENAI_MODEL", "")),
+    # Several endpoints at once, as JSON (docs/models.md); without it, the one above and any
+    # other whose key is set.
+    "ENDPOINTS": env("CHAT_ENDPOINTS"),
+    # Each endpoint's model list: fetched with this timeout, kept this long (seconds), and
+    # asked again this soon after a failure.
+    "MODEL_LIST_TIMEOUT": env_float("CHAT_MODEL_LIST_TIMEOUT", 3),
+    "MODEL_LIST_TTL": env_float("CHAT_MODEL_LIST_TTL", 300),
+    "MODEL_LIST_RETRY": env_float("CHAT_MODEL_LIST_RETRY", 30),
     "OPENAI_BASE_URL": env("OPENAI_BASE_URL"),
     "OPENAI_API_KEY": env("OPENAI_API_KEY"),
     "ANTHROPIC_BASE_URL": env("ANTHROPIC_BASE_URL"),

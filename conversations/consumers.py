@@ -21,7 +21,6 @@ from django.http import Http404
 from django.template.loader import render_to_string
 
 from conversations.branches import shown_path
-from conversations.context_processors import provider
 from conversations.selectors import conversation_for, conversation_pages, transcript
 from conversations.services import sync
 
@@ -119,7 +118,6 @@ def render_frame(
         "page": conversation_pages(user, shown=listed),
         "listed": listed,  # the page drops a list rendered for fewer than it now shows
         "session_key": session_key,
-        **provider(None),
     }
     last_seq = after_seq
     conversation = None

@@ -6,6 +6,7 @@ from django import forms
 from django.conf import settings
 
 from conversations.models import Message
+from conversations.providers import catalog
 
 MAX_CHARS = settings.CHAT["MAX_MESSAGE_CHARS"]
 MAX_SYSTEM_PROMPT_CHARS = 4_000  # sent before every answer: it takes room from the context
@@ -70,6 +71,28 @@ class SystemPromptForm(forms.Form):
             }
         ),
     )
+
+
+class ModelIdField(forms.CharField):
+    """A model id ("<endpoint>/<model>") that is on offer; cleaned to its ModelChoice."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            max_length=catalog.MODEL_ID_MAX, error_messages={"required": "Choose a model."}
+        )
+
+    def clean(self, value: object) -> catalog.ModelChoice | None:
+        text = super().clean(value)
+        if not text:
+            return None
+        try:
+            return catalog.resolve(text)
+        except catalog.UnknownModel as exc:
+            raise forms.ValidationError(str(exc), code="unknown_model") from exc
+
+
+class ModelPickForm(forms.Form):
+    model = ModelIdField()
 
 
 class ReportForm(forms.Form):

@@ -19,9 +19,13 @@ class Conversation(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations"
     )
     title = models.CharField(max_length=200, blank=True)
+    # The model the next answers come from: an endpoint id and that endpoint's model name
+    # (conversations.providers.catalog). Each answer records its own.
     provider = models.CharField(max_length=50, blank=True)
     model = models.CharField(max_length=100, blank=True)
     system_prompt = models.TextField(blank=True)
+    # None: the model's own default.
+    temperature = models.FloatField(null=True, blank=True)
     archived = models.BooleanField(default=False)
     # Hidden by a moderator: out of its owner's list, every message shown as hidden, no sends.
     hidden = models.BooleanField(default=False)
@@ -46,6 +50,10 @@ class Conversation(models.Model):
     @property
     def display_title(self) -> str:
         return self.title or "New conversation"
+
+    @property
+    def model_id(self) -> str:
+        return f"{self.provider}/{self.model}"
 
 
 class Message(models.Model):
@@ -145,6 +153,25 @@ class Message(models.Model):
             return None
         writing = (self.duration_ms - self.first_token_ms) / 1000
         return self.completion_tokens / writing if writing > 0 else None
+
+
+class ChatPreferences(models.Model):
+    """A user's choices that outlive a conversation."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        primary_key=True,
+        on_delete=models.CASCADE,
+        related_name="chat_preferences",
+    )
+    # "<endpoint>/<model>" new conversations start with; blank: the site's default.
+    default_model = models.CharField(max_length=160, blank=True)
+
+    class Meta:
+        verbose_name_plural = "chat preferences"
+
+    def __str__(self) -> str:
+        return f"preferences of user #{self.user_id}"
 
 
 class ModerationAction(models.Model):

@@ -14,6 +14,7 @@ urlpatterns = [
         views.conversation_system_prompt,
         name="conversation_system_prompt",
     ),
+    path("c/<uuid:conversation_id>/model", views.conversation_model, name="conversation_model"),
     path("c/<uuid:conversation_id>/messages", views.message_send, name="message_send"),
     path(
         "c/<uuid:conversation_id>/m/<uuid:message_id>/",
@@ -48,6 +49,8 @@ urlpatterns = [
         views.message_report,
         name="message_report",
     ),
+    path("me/model", views.model_default, name="model_default"),
+    path("models/picker", views.model_picker, name="model_picker"),
     path("me/data", views.my_data, name="my_data"),
     path("me/data/download", views.my_data_download, name="my_data_download"),
 ]

@@ -24,6 +24,7 @@ from django_htmx.http import HttpResponseClientRedirect, push_url, reswap, retar
 from conversations.branches import with_versions
 from conversations.forms import (
     MessageForm,
+    ModelPickForm,
     RenameForm,
     ReportForm,
     SystemPromptForm,
@@ -32,6 +33,7 @@ from conversations.forms import (
 from conversations.http import SignedInRequest
 from conversations.middleware import SIGNED_OUT
 from conversations.models import Conversation, Message
+from conversations.providers import catalog, listing
 from conversations.selectors import (
     amessage_for,
     conversation_for,
@@ -39,7 +41,7 @@ from conversations.selectors import (
     message_for,
     transcript,
 )
-from conversations.services import export, moderation
+from conversations.services import export, model_choice, moderation
 from conversations.services.ratelimit import RateLimited
 from conversations.services.sending import (
     AnswerInProgress,
@@ -95,12 +97,20 @@ def conversation_start(request: SignedInRequest) -> HttpResponse:
     form = MessageForm(request.POST)
     if not form.is_valid():
         return _composer_error(request, None, form)
+    # The new chat's picker; without one (an old page, a script), the owner's default.
+    model = None
+    if request.POST.get("model"):
+        picked = ModelPickForm(request.POST)
+        if not picked.is_valid():
+            return _model_refused(picked)
+        model = picked.cleaned_data["model"]
     try:
         result = start_conversation(
             owner=request.user,
             content=form.cleaned_data["content"],
             client_id=form.cleaned_data["client_id"],
             launch=start_generation,
+            model=model,
         )
     except REFUSALS as exc:
         return _refusal(exc)
@@ -178,6 +188,67 @@ def conversation_system_prompt(request: SignedInRequest, conversation_id: UUID) 
         )
     context = {"conversation": conversation, "prompt_form": form, "saved": saved}
     return render(request, f"{DETAIL}#system_prompt", context, status=200 if saved else 422)
+
+
+@login_required
+@require_POST
+def conversation_model(request: SignedInRequest, conversation_id: UUID) -> HttpResponse:
+    """The model of the conversation's next answers (and, asked, the default for new chats).
+    An unknown, disallowed or unavailable model is a 400 that says why and changes nothing."""
+    conversation = conversation_for(request.user, conversation_id)
+    form = ModelPickForm(request.POST)
+    if not form.is_valid():
+        return _model_refused(form)
+    choice = form.cleaned_data["model"]
+    model_choice.choose_model(conversation=conversation, choice=choice)
+    as_default = bool(request.POST.get("make_default"))
+    if as_default:
+        model_choice.set_default_model(user=request.user, choice=choice)
+    if not request.htmx:
+        return redirect("conversation_detail", conversation.pk)
+    context = {
+        "conversation": conversation,
+        **_picker(choice.id),
+        "picker_saved": "default" if as_default else "model",
+    }
+    return render(request, f"{DETAIL}#model_picker", context)
+
+
+@login_required
+@require_POST
+def model_default(request: SignedInRequest) -> HttpResponse:
+    """The model new chats start with: what a new chat's picker was set to."""
+    form = ModelPickForm(request.POST)
+    if not form.is_valid():
+        return _model_refused(form)
+    choice = form.cleaned_data["model"]
+    model_choice.set_default_model(user=request.user, choice=choice)
+    if not request.htmx:
+        return redirect("conversation_list")
+    context = {"conversation": None, **_picker(choice.id), "picker_saved": "default"}
+    return render(request, f"{DETAIL}#model_picker", context)
+
+
+@require_GET
+async def model_picker(request: HttpRequest) -> HttpResponse:
+    """The picker again once every endpoint's model list is in (or has failed): a page that
+    found a list not fetched yet asks for this, so it never waits itself."""
+    user = await request.auser()
+    if not user.is_authenticated:
+        return HttpResponse(status=403)
+    await asyncio.to_thread(listing.wait_listed, catalog.endpoints().values())
+    conversation_id = request.GET.get("conversation")
+    conversation = None
+    if conversation_id:
+        try:
+            conversation = await sync_to_async(conversation_for)(user, UUID(conversation_id))
+        except ValueError:
+            raise Http404 from None
+        selected = conversation.model_id
+    else:
+        selected = (await sync_to_async(model_choice.default_for)(user)).id
+    context = {"conversation": conversation, **_picker(selected)}
+    return await sync_to_async(render)(request, f"{DETAIL}#model_picker", context)
 
 
 @login_required
@@ -402,32 +473,63 @@ def _conversation_page(request: SignedInRequest) -> Page:
 
 def _page_parts(request: SignedInRequest, conversation: Conversation) -> dict[str, object]:
     """What the whole conversation page shows beside its messages: the sidebar's page of
-    conversations and the system prompt's form."""
+    conversations, the model picker and the system prompt's form."""
     return {
         "page": _conversation_page(request),
+        **_picker(conversation.model_id),
         "prompt_form": SystemPromptForm(initial={"system_prompt": conversation.system_prompt}),
     }
 
 
+def _picker(selected: str) -> dict[str, object]:
+    """The model picker's choices, from the cached model lists (it never waits on them)."""
+    groups = catalog.groups()
+    endpoint = selected.partition("/")[0]
+    return {
+        "model_groups": groups,
+        "model_selected": selected,
+        "model_is_demo": endpoint in catalog.endpoints() and catalog.endpoints()[endpoint].is_demo,
+        "models_listed": all(group.listed for group in groups),
+    }
+
+
 def _new_chat(request: SignedInRequest, form: MessageForm, status: int = 200) -> HttpResponse:
-    """The chat page without a conversation: its composer's first send makes one."""
-    context: dict[str, object] = {"conversation": None, "messages": [], "form": form}
-    return render(request, DETAIL, {**context, "page": _conversation_page(request)}, status=status)
+    """The chat page without a conversation: its composer's first send makes one, with the
+    model its picker shows (the owner's default)."""
+    selected = model_choice.default_for(request.user).id
+    context: dict[str, object] = {
+        "conversation": None,
+        "messages": [],
+        "form": form,
+        "page": _conversation_page(request),
+        **_picker(selected),
+    }
+    return render(request, DETAIL, context, status=status)
 
 
 def _composer_error(
-    request: SignedInRequest, conversation: Conversation | None, form: MessageForm
+    request: SignedInRequest,
+    conversation: Conversation | None,
+    form: MessageForm,
+    status: int = 422,
 ) -> HttpResponse:
     """422 with the form and its errors; the typed text stays in the box."""
     context: dict[str, object] = {"conversation": conversation, "form": form}
     if request.htmx:
-        response = render(request, f"{DETAIL}#composer", context, status=422)
+        response = render(request, f"{DETAIL}#composer", context, status=status)
         return reswap(retarget(response, "#composer"), "outerHTML")
     if conversation is None:
-        return _new_chat(request, form, status=422)
+        return _new_chat(request, form, status=status)
     messages, has_earlier = transcript(conversation)
     context.update(_page_parts(request, conversation), messages=messages, has_earlier=has_earlier)
-    return render(request, DETAIL, context, status=422)
+    return render(request, DETAIL, context, status=status)
+
+
+def _model_refused(form: ModelPickForm) -> HttpResponse:
+    """400, the reason as text (a page offers only models on offer: this is a stale or
+    tampered one, or an endpoint that stopped answering). A send keeps its text."""
+    reason = next(iter(form.errors.get("model", ["Choose a model."])))
+    return HttpResponse(reason, status=400, content_type="text/plain")
 
 
 def _shown_branch(request: SignedInRequest, conversation: Conversation) -> HttpResponse:

@@ -346,7 +346,6 @@ def anthropic_app(settings, server, monkeypatch):
         "MODEL": MODEL,
     }
     set_provider_override(None)
-    monkeypatch.setattr(providers, "_configured", None)  # built from these settings
 
 
 @pytest.fixture

@@ -287,7 +287,6 @@ async def test_a_hang_mid_stream_is_called_an_idle_timeout_with_equal_timeouts(
         "FIRST_TOKEN_TIMEOUT": 1,
         "IDLE_TIMEOUT": 1,
     }
-    monkeypatch.setattr(providers, "_configured", None)  # built from these settings
     server.replies = [Reply(deltas=["so far", " so good"], hang_after=2)]
     try:
         answer = await answer_to(alice_async, conversation)

@@ -21,6 +21,8 @@ _FINISH_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "l
 
 class AnthropicProvider:
     name = "anthropic"
+    # Not sent: the Messages API of this SDK takes no temperature (it is the model's own).
+    temperature: float | None = None
 
     def __init__(
         self,

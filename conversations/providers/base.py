@@ -52,6 +52,7 @@ class Provider(Protocol):
     name: str
     label: str  # shown in the UI
     model: str
+    temperature: float | None  # None: the model's own default
 
     def stream(self, turns: list[ChatTurn], result: StreamResult) -> AsyncGenerator[str]:
         """Yield text deltas. Cancellation (aclose) must stop the upstream request."""

@@ -72,6 +72,7 @@ def tokenize(text: str) -> list[str]:
 class DemoProvider:
     name = "demo"
     label = "demo"
+    temperature: float | None = None
 
     def __init__(
         self, *, model: str = "demo", token_interval: float = 0.03, echo: bool | None = None

@@ -15,6 +15,7 @@ from conversations.providers.text import DeltaCleaner
 
 class OpenAICompatibleProvider:
     name = "openai"
+    temperature: float | None = None
 
     def __init__(
         self,
@@ -46,6 +47,7 @@ class OpenAICompatibleProvider:
                 messages=[_message(t) for t in turns],
                 stream=True,
                 stream_options={"include_usage": True},
+                temperature=openai.omit if self.temperature is None else self.temperature,
             )
         except openai.APIStatusError as exc:
             headers = exc.response.headers if exc.response is not None else {}

@@ -60,6 +60,7 @@ def token_text(index: int, *, markdown: bool = False) -> str:
 class PacedProvider:
     name = "paced"
     label = "paced (benchmark)"
+    temperature: float | None = None
 
     def __init__(self, *, model: str = "paced", token_interval: float = 0.02) -> None:
         self.model = model or "paced"

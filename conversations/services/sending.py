@@ -15,8 +15,8 @@ from django.utils import timezone
 
 from conversations import branches
 from conversations.models import Conversation, Message
-from conversations.providers import get_provider
-from conversations.services import moderation, sync
+from conversations.providers.catalog import ModelChoice
+from conversations.services import model_choice, moderation, sync
 from conversations.services.ratelimit import RateLimited, check_send_allowed
 from conversations.streaming import control
 from conversations.titles import TITLE_CHARS, plain_title
@@ -58,10 +58,13 @@ SEND_WHILE_LIVE = "An answer is still being written: wait for it, or stop it, th
 EDIT_WHILE_LIVE = "An answer is still being written: stop it, then edit."
 
 
-def create_conversation(*, owner: User, title: str = "") -> Conversation:
-    provider = get_provider()
+def create_conversation(
+    *, owner: User, title: str = "", model: ModelChoice | None = None
+) -> Conversation:
+    """`model` defaults to the owner's default model."""
+    model = model or model_choice.default_for(owner)
     conversation = Conversation.objects.create(
-        owner=owner, title=title.strip(), provider=provider.name, model=provider.model
+        owner=owner, title=title.strip(), provider=model.endpoint, model=model.model
     )
     sync.announce_conversation(conversation, change="created")
     return conversation
@@ -73,6 +76,7 @@ def start_conversation(
     content: str,
     client_id: uuid.UUID | None,
     launch: Launch | None,
+    model: ModelChoice | None = None,
 ) -> SendResult:
     """A new conversation with its first message and that message's answer, in one
     transaction: nothing is stored until there is something to say, and a refusal (rate
@@ -96,7 +100,7 @@ def start_conversation(
             return _existing_send(existing.conversation, client_id) or SendResult(
                 existing, None, created=False
             )
-        conversation = create_conversation(owner=owner)
+        conversation = create_conversation(owner=owner, model=model)
         return _ask(conversation, content=content, client_id=client_id, launch=launch)
 
 
@@ -190,7 +194,7 @@ def retry_reply(*, message: Message, launch: Launch | None) -> RetryResult:
     if message.hidden:  # the page offers no retry for it either
         raise RetryRefused("A moderator hid this answer: it cannot be retried.")
     conversation = message.conversation
-    provider = get_provider()
+    endpoint, model = model_choice.answering(conversation)
     with transaction.atomic():
         owner_active = _lock_sender(conversation)
         seq, leaf_id, _live = _next_seq_and_leaf(conversation)
@@ -210,8 +214,8 @@ def retry_reply(*, message: Message, launch: Launch | None) -> RetryResult:
             status=Message.Status.STREAMING,
             reply_to_id=message.reply_to_id,
             parent_id=message.parent_id,
-            provider=provider.name,
-            model=provider.model,
+            provider=endpoint,
+            model=model,
         )
         _touch(conversation, leaf=reply)
         _launch_and_announce(conversation, reply, launch)
@@ -228,7 +232,7 @@ def _ask(
 ) -> SendResult:
     """A question and its answer's placeholder: after the shown leaf, or beside `edit_of`."""
     client_id = client_id or uuid.uuid4()
-    provider = get_provider()
+    endpoint, model = model_choice.answering(conversation)
     for attempt in range(SEQ_ATTEMPTS):
         try:
             with transaction.atomic():
@@ -257,8 +261,8 @@ def _ask(
                     status=Message.Status.STREAMING,
                     reply_to=user_message,
                     parent=user_message,
-                    provider=provider.name,
-                    model=provider.model,
+                    provider=endpoint,
+                    model=model,
                 )
                 Message.objects.bulk_create([user_message, assistant])  # one INSERT
                 _touch(conversation, leaf=assistant, first_text=content)

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from conversations import branches
 from conversations.models import Message
-from conversations.providers import ChatTurn, ProviderError, StreamResult, get_provider
+from conversations.providers import ChatTurn, ProviderError, StreamResult, catalog
 from conversations.streaming import titling
 from conversations.streaming.hub import LiveStream
 from conversations.streaming.runtime import get_runtime
@@ -107,7 +107,9 @@ async def generate_reply(message: Message, *, stream: LiveStream) -> None:
     watchdog.watch(message_id, stream)
     try:
         turns, log_ids = await _load_context(message)
-        provider = get_provider()
+        provider = catalog.provider_for(
+            message.provider, message.model, temperature=message.conversation.temperature
+        )
         async with asyncio.timeout(chat["TOTAL_TIMEOUT"]):
             first, deltas = await _start_with_retries(provider, turns, result, log_ids)
             timings.first_token = time.monotonic()

@@ -16,7 +16,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from conversations.models import Conversation, Message
-from conversations.providers import ChatTurn, StreamResult, get_provider
+from conversations.providers import ChatTurn, Provider, StreamResult, catalog, get_provider
 from conversations.services import sync
 from conversations.streaming.hub import LiveStream
 from conversations.titles import TITLE_CHARS, plain_title
@@ -38,12 +38,18 @@ def title_after_answer(answer: Message, stream: LiveStream) -> None:
     """After a complete answer to a conversation's first question: ask for a title."""
     if not settings.CHAT["MODEL_TITLES"] or answer.parent_id is None:
         return
-    task = asyncio.get_running_loop().create_task(write_title(answer.parent_id, stream.text))
+    # Asked of the model that wrote the answer.
+    provider = catalog.provider_for(answer.provider, answer.model)
+    task = asyncio.get_running_loop().create_task(
+        write_title(answer.parent_id, stream.text, provider=provider)
+    )
     _pending.add(task)
     task.add_done_callback(_pending.discard)
 
 
-async def write_title(question_id: uuid.UUID, answer: str) -> str | None:
+async def write_title(
+    question_id: uuid.UUID, answer: str, *, provider: Provider | None = None
+) -> str | None:
     """The title written, or None (not the first question, renamed, or the model failed)."""
     try:
         question = await Message.objects.select_related("conversation").aget(pk=question_id)
@@ -54,7 +60,7 @@ async def write_title(question_id: uuid.UUID, answer: str) -> str | None:
         if conversation.title != first:  # renamed, or titled already
             return None
         async with asyncio.timeout(TIMEOUT_SECONDS):
-            title = await _ask(question.content, answer)
+            title = await _ask(provider or get_provider(), question.content, answer)
         if not title or title == first:
             return None
         # Only over the title from the first message: a rename meanwhile wins.
@@ -70,7 +76,7 @@ async def write_title(question_id: uuid.UUID, answer: str) -> str | None:
         return None
 
 
-async def _ask(question: str, answer: str) -> str:
+async def _ask(provider: Provider, question: str, answer: str) -> str:
     turns = [
         ChatTurn("system", PROMPT),
         ChatTurn(
@@ -79,7 +85,7 @@ async def _ask(question: str, answer: str) -> str:
         ),
     ]
     reply = ""
-    async with aclosing(get_provider().stream(turns, StreamResult())) as deltas:
+    async with aclosing(provider.stream(turns, StreamResult())) as deltas:
         async for delta in deltas:
             reply += delta
             if len(reply) >= REPLY_CHARS:

@@ -100,8 +100,9 @@
     const status = evt.detail.xhr ? evt.detail.xhr.status : 0;
     if (status === 422) return;
     const bubble = Chat.findPending(clientId);
-    if (status === 409 && form && evt.detail.elt === form && bubble) {
-      // Refused for now (an answer is being written): nothing was stored, so the text goes
+    if ((status === 409 || status === 400) && form && evt.detail.elt === form && bubble) {
+      // Refused (an answer is being written; a model no longer on offer): nothing was
+      // stored, so the text goes
       // back in the box (unless something new was typed there) with the reason under it.
       const box = form.querySelector("textarea");
       if (box && !box.value.trim()) box.value = bubble.dataset.content;
