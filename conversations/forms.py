@@ -78,7 +78,11 @@ class ModelIdField(forms.CharField):
 
     def __init__(self) -> None:
         super().__init__(
-            max_length=catalog.MODEL_ID_MAX, error_messages={"required": "Choose a model."}
+            max_length=catalog.MODEL_ID_MAX,
+            error_messages={
+                "required": "Choose a model.",
+                "max_length": "A model id can be at most %(limit_value)s characters.",
+            },
         )
 
     def clean(self, value: object) -> catalog.ModelChoice | None:

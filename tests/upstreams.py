@@ -50,6 +50,9 @@ class ScriptedServer:
     def __init__(self, first: ScriptedReply) -> None:
         self.replies: list[ScriptedReply] = [first]
         self.requests: list[dict] = []
+        # GET /v1/models: the model list (None: answer 503), and how often it was asked.
+        self.models: list[str] | None = ["test-model-7b"]
+        self.model_lists = 0
         self.disconnects = 0  # streams the client closed before the end
         self.lock = threading.Lock()
         self.http = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
@@ -80,6 +83,38 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         pass  # quiet
+
+    def do_GET(self) -> None:
+        """The model list, in a shape both SDKs read (each takes the fields it knows)."""
+        fake: ScriptedServer = self.server.fake  # type: ignore[attr-defined]
+        with fake.lock:
+            fake.model_lists += 1
+            models = fake.models
+        self.close_connection = True
+        if not self.path.split("?")[0].endswith("/models") or models is None:
+            status, payload = (404 if models is not None else 503), {"error": {"message": "no"}}
+        else:
+            data = [
+                {
+                    "id": name,
+                    "object": "model",
+                    "created": 0,
+                    "owned_by": "test",
+                    "type": "model",
+                    "display_name": name,
+                    "created_at": "2025-01-01T00:00:00Z",
+                }
+                for name in models
+            ]
+            status = 200
+            payload = {"object": "list", "data": data, "has_more": False}
+            payload |= {"first_id": models[0] if models else None, "last_id": None}
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     def do_POST(self) -> None:
         fake: ScriptedServer = self.server.fake  # type: ignore[attr-defined]

@@ -124,12 +124,12 @@ def forget() -> None:
 
 
 def wait_listed(endpoints: Iterable[Endpoint]) -> None:
-    """Until each endpoint's list has come back or failed (a fetch is started if none is
-    under way), at most the fetch's timeout."""
+    """Until each endpoint's list is fresh: fetched if it was stale, and waited for (at most
+    the fetch's timeout) whether it comes back or fails."""
     deadline = time.monotonic() + settings.CHAT["MODEL_LIST_TIMEOUT"] + 1
     for endpoint in endpoints:
         if endpoint.is_demo:
             continue
-        entry, done = _refresh_if_stale(endpoint)
-        if done is not None and entry.state == "unknown":
+        _entry, done = _refresh_if_stale(endpoint)
+        if done is not None:
             done.wait(max(0.0, deadline - time.monotonic()))
