@@ -747,3 +747,30 @@ def test_an_answer_exported_mid_stream_imports_as_interrupted_with_retry(alice, 
     answer = Message.objects.get(conversation_id=conversation, seq=2)
     # Nothing generates it here: it must not spin, nor count as a live answer of alice's.
     assert (answer.status, answer.content) == ("interrupted", "half")
+
+
+def test_a_conversations_temperature_is_exported_and_imported(alice, tmp_path):
+    conversation = add_conversation(alice, "Warm", [("user", "hi", {})], at=T0)
+    conversation.temperature = 0.7
+    conversation.save()
+    exported = export("--format", "jsonl")
+    records = [json.loads(line) for line in exported.splitlines()]
+    assert [r["temperature"] for r in records if r["type"] == "conversation"] == [0.7]
+    conversation.delete()
+
+    _, _, failed = run_import(write_lines(tmp_path, exported.splitlines()))
+
+    assert failed is None
+    assert Conversation.objects.get().temperature == 0.7
+
+
+@pytest.mark.parametrize("value", [3, -0.5, "warm", True])
+def test_a_temperature_out_of_range_is_refused_with_its_line(alice, tmp_path, value):
+    target = str(uuid.uuid4())
+    path = write_lines(tmp_path, [HEADER, conversation_line(target, temperature=value)])
+
+    _, err, failed = run_import(path)
+
+    assert failed is not None
+    assert "line 2: temperature: must be a number from 0 to 2, or null" in err
+    assert not Conversation.objects.exists()

@@ -50,6 +50,7 @@ CONVERSATION_FIELDS = {
     "provider": "provider",
     "model": "model",
     "system_prompt": "system_prompt",
+    "temperature": "temperature",
     "archived": "archived",
     "hidden": "hidden",
     "current_leaf": "current_leaf_id",

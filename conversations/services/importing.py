@@ -437,6 +437,14 @@ def _count(value: object, *, low: int = 0, nullable: bool = True) -> int | None:
     return value
 
 
+def _temperature(value: object) -> float | None:
+    if value is None:
+        return None
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 2:
+        raise InvalidRecord("must be a number from 0 to 2, or null")
+    return float(value)
+
+
 def _datetime(value: object) -> datetime:
     if not isinstance(value, str):
         raise InvalidRecord("must be an ISO 8601 date and time")
@@ -468,6 +476,7 @@ CONVERSATION_SPEC: dict[str, tuple[str, Callable[[object], object], object]] = {
     "provider": ("provider", _text(_limit(Conversation, "provider")), ""),
     "model": ("model", _text(_limit(Conversation, "model")), ""),
     "system_prompt": ("system_prompt", _text(), ""),
+    "temperature": ("temperature", _temperature, None),
     "archived": ("archived", _bool, False),
     "hidden": ("hidden", _bool, False),
     "current_leaf": ("current_leaf_id", _optional_uuid, None),
