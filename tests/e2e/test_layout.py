@@ -233,7 +233,7 @@ def test_phone_header_leaves_the_title_room_and_nothing_overlaps(new_context, de
         "toggle": page.get_by_role("button", name="Conversations").bounding_box(),
         "rename": page.get_by_role("link", name="Rename").bounding_box(),
         "delete": page.get_by_role("link", name="Delete").bounding_box(),
-        "badge": page.locator("#chat-title .badge").bounding_box(),
+        "model": page.get_by_role("combobox", name="Model").bounding_box(),
     }
     for key, box in boxes.items():
         assert box and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], key
