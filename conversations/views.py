@@ -99,11 +99,11 @@ def conversation_start(request: SignedInRequest) -> HttpResponse:
         return _composer_error(request, None, form)
     # The new chat's picker; without one (an old page, a script), the owner's default.
     model = None
-    if request.POST.get("model"):
-        picked = ModelPickForm(request.POST)
-        if not picked.is_valid():
-            return _model_refused(picked)
-        model = picked.cleaned_data["model"]
+    if raw_model := request.POST.get("model", "").strip():
+        try:
+            model = catalog.resolve_for_send(raw_model)
+        except catalog.UnknownModel as exc:
+            return HttpResponse(str(exc), status=400, content_type="text/plain")
     try:
         result = start_conversation(
             owner=request.user,

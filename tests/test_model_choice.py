@@ -386,3 +386,33 @@ def test_without_chat_endpoints_each_key_set_offers_its_endpoint(settings):
         ("openai", "gpt-4o-mini"),
     ]
     assert catalog.endpoints_from_settings({**chat, "PROVIDER": "demo"})[0].id == "demo"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_first_send_to_an_endpoint_that_is_down_is_kept_and_its_answer_fails_as_usual(
+    endpoints, alice_async, claude
+):
+    claude.models = None
+    claude.replies = [AnthropicReply(status=503, error="overloaded")]
+
+    response = await alice_async.post(
+        "/c/new/messages", {**send_data("Hello?"), "model": "claude/claude-a"}, headers=HTMX
+    )
+
+    assert response.status_code == 200  # the send is stored: nothing is lost
+    answer = await wait_until_final((await Message.objects.aget(role="assistant")).pk)
+    assert (answer.provider, answer.model) == ("claude", "claude-a")
+    assert answer.status == Message.Status.ERROR and answer.error_id
+    assert await Message.objects.filter(role="user", content="Hello?").aexists()
+
+
+def test_a_first_send_with_a_model_its_endpoint_does_not_list_is_refused(endpoints, alice_client):
+    picker(alice_client)  # the lists are in
+
+    response = alice_client.post(
+        "/c/new/messages", {**send_data("Hello"), "model": "local/gpt-5"}, headers=HTMX
+    )
+
+    assert response.status_code == 400
+    assert response.content.decode() == "Local vLLM has no model 'gpt-5'."
+    assert not Conversation.objects.exists()

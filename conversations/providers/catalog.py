@@ -218,19 +218,31 @@ def parse(model_id: str) -> tuple[Endpoint, str]:
 def resolve(model_id: str) -> ModelChoice:
     """The model an id names, if it is on offer and its endpoint answers (UnknownModel).
 
-    Asks the endpoint's model list (cached; fetched with a short timeout when it is not).
+    For a choice in the picker: asks the endpoint's model list (cached; fetched with a
+    short timeout when it is not).
     """
     from conversations.providers import listing
 
     endpoint, model = parse(model_id)
-    if _override is not None and endpoint.id == _override.name:
-        return ModelChoice(endpoint.id, model, endpoint.label)
     listed = listing.models_of(endpoint, wait=True)
     if listed is None:
         raise UnknownModel(
             f"{endpoint.label} does not answer right now: its models are unavailable."
         )
     if model not in listed:
+        raise UnknownModel(f"{endpoint.label} has no model {_shown(model)}.")
+    return ModelChoice(endpoint.id, model, endpoint.label)
+
+
+def resolve_for_send(model_id: str) -> ModelChoice:
+    """The model a send names (UnknownModel), never waiting on an endpoint: refused only
+    when configuration, or a model list already in, says it is not on offer. An endpoint
+    that is down gets the send, and its answer the usual error states and retries."""
+    from conversations.providers import listing
+
+    endpoint, model = parse(model_id)
+    listed = listing.models_of(endpoint, wait=False)
+    if listed is not None and model not in listed:
         raise UnknownModel(f"{endpoint.label} has no model {_shown(model)}.")
     return ModelChoice(endpoint.id, model, endpoint.label)
 
