@@ -66,8 +66,9 @@ class SyncConsumer(AsyncWebsocketConsumer):
         await self._push(title_changed=False)
 
     async def sync_conversation(self, event: dict[str, str]) -> None:
-        renamed = event["change"] == "renamed" and event["conversation_id"] == str(self.shown)
-        await self._push(title_changed=renamed)
+        # The title bar shows the name, the pin and the archived state.
+        retitled = event["change"] in ("renamed", "pinned", "archived")
+        await self._push(title_changed=retitled and event["conversation_id"] == str(self.shown))
 
     async def sync_logout(self, event: dict[str, str]) -> None:
         if event["session_key"] == self.scope["session"].session_key:

@@ -99,6 +99,20 @@ class ModelPickForm(forms.Form):
     model = ModelIdField()
 
 
+class FeedbackForm(forms.Form):
+    # "": take the rating back.
+    rating = forms.ChoiceField(choices=[("", "none"), *Message.Rating.choices], required=False)
+    comment = forms.CharField(
+        required=False,
+        strip=True,
+        max_length=1_000,
+        error_messages={
+            "max_length": "A comment can be at most %(limit_value)s characters "
+            "(this one has %(show_value)s).",
+        },
+    )
+
+
 class ReportForm(forms.Form):
     reason = forms.CharField(
         strip=True,

@@ -27,6 +27,8 @@ class Conversation(models.Model):
     # None: the model's own default.
     temperature = models.FloatField(null=True, blank=True)
     archived = models.BooleanField(default=False)
+    # Pinned conversations head the owner's list.
+    pinned = models.BooleanField(default=False)
     # Hidden by a moderator: out of its owner's list, every message shown as hidden, no sends.
     hidden = models.BooleanField(default=False)
     # The branch the page shows (and the next send continues): a leaf of the message tree.
@@ -38,7 +40,11 @@ class Conversation(models.Model):
 
     class Meta:
         ordering = ["-updated_at"]
-        indexes = [models.Index(fields=["owner", "-updated_at"], name="conv_owner_updated")]
+        indexes = [
+            models.Index(fields=["owner", "-updated_at"], name="conv_owner_updated"),
+            # The sidebar's order: pinned first, then the most recently active.
+            models.Index(fields=["owner", "-pinned", "-updated_at"], name="conv_owner_pinned"),
+        ]
         permissions = [
             ("moderate_conversation", "Can hide and unhide conversations"),
             ("export_conversation", "Can export conversations"),
@@ -69,6 +75,10 @@ class Message(models.Model):
         STOPPED = "stopped"
         ERROR = "error"
         INTERRUPTED = "interrupted"
+
+    class Rating(models.TextChoices):
+        UP = "up", "👍 good answer"
+        DOWN = "down", "👎 bad answer"
 
     # Set where a page shows the message (conversations.branches): its place among siblings.
     versions: Versions | None = None
@@ -108,6 +118,10 @@ class Message(models.Model):
     flagged = models.BooleanField(default=False)
     hidden = models.BooleanField(default=False)
     moderation_reason = models.TextField(blank=True)
+    # The owner's thumbs up or down on this answer (this version of it), and why.
+    rating = models.CharField(max_length=4, choices=Rating.choices, blank=True)
+    rating_comment = models.TextField(blank=True)
+    rated_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -132,6 +146,8 @@ class Message(models.Model):
             models.Index(fields=["created_at"], name="message_created"),
             # The moderators' queue of reported messages.
             models.Index(fields=["updated_at"], name="message_flagged", condition=Q(flagged=True)),
+            # The moderators' list of rated answers.
+            models.Index(fields=["rated_at"], name="message_rated", condition=~Q(rating="")),
         ]
         permissions = [("moderate_message", "Can flag, hide and unhide messages")]
 
@@ -153,6 +169,35 @@ class Message(models.Model):
             return None
         writing = (self.duration_ms - self.first_token_ms) / 1000
         return self.completion_tokens / writing if writing > 0 else None
+
+
+class ShareLink(models.Model):
+    """A read-only view of a conversation's branch as it was when shared: the path from the
+    first message to `leaf`. Messages added later are not shared unless shared again."""
+
+    # Unguessable: the only thing a viewer needs (no sign-in).
+    token = models.CharField(max_length=64, unique=True)
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="share_links"
+    )
+    leaf = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="+")
+    title = models.CharField(max_length=200)  # the conversation's, when shared
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        permissions = [("revoke_sharelink", "Can revoke anyone's share links")]
+
+    def __str__(self) -> str:
+        return f"share of {self.title!r}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
 
 
 class ChatPreferences(models.Model):

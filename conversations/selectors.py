@@ -44,7 +44,16 @@ async def amessage_for(user: User, conversation_id: UUID, message_id: UUID) -> M
 
 
 def _sidebar_rows(user: User) -> QuerySet[Conversation]:
-    return conversations_of(user).only("id", "title", "updated_at")
+    rows = conversations_of(user).only("id", "title", "updated_at", "pinned")
+    return rows.order_by("-pinned", "-updated_at")  # conv_owner_pinned
+
+
+def archived_conversations(user: User, number: int | str | None = None) -> Page:
+    rows = Conversation.objects.filter(owner=user, archived=True, hidden=False)
+    paginator = Paginator(
+        rows.only("id", "title", "updated_at"), settings.CHAT["CONVERSATIONS_PER_PAGE"]
+    )
+    return paginator.get_page(number)
 
 
 def conversation_page(user: User, number: int | str | None = None) -> Page:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from conversations import views
+from conversations import share_views, views
 
 urlpatterns = [
     path("", views.conversation_list, name="conversation_list"),
@@ -15,6 +15,15 @@ urlpatterns = [
         name="conversation_system_prompt",
     ),
     path("c/<uuid:conversation_id>/model", views.conversation_model, name="conversation_model"),
+    path(
+        "c/<uuid:conversation_id>/archive", views.conversation_archive, name="conversation_archive"
+    ),
+    path("c/<uuid:conversation_id>/pin", views.conversation_pin, name="conversation_pin"),
+    path("archived", views.conversation_archived, name="conversation_archived"),
+    path("c/<uuid:conversation_id>/share", share_views.share_create, name="share_create"),
+    path("me/shares", share_views.share_list, name="share_list"),
+    path("me/shares/<int:link_id>/revoke", share_views.share_revoke, name="share_revoke"),
+    path("s/<str:token>", share_views.share_view, name="share_view"),
     path("c/<uuid:conversation_id>/messages", views.message_send, name="message_send"),
     path(
         "c/<uuid:conversation_id>/m/<uuid:message_id>/",
@@ -43,6 +52,11 @@ urlpatterns = [
         "c/<uuid:conversation_id>/m/<uuid:message_id>/retry",
         views.message_retry,
         name="message_retry",
+    ),
+    path(
+        "c/<uuid:conversation_id>/m/<uuid:message_id>/feedback",
+        views.message_feedback,
+        name="message_feedback",
     ),
     path(
         "c/<uuid:conversation_id>/m/<uuid:message_id>/report",

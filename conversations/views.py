@@ -23,6 +23,7 @@ from django_htmx.http import HttpResponseClientRedirect, push_url, reswap, retar
 
 from conversations.branches import with_versions
 from conversations.forms import (
+    FeedbackForm,
     MessageForm,
     ModelPickForm,
     RenameForm,
@@ -36,12 +37,13 @@ from conversations.models import Conversation, Message
 from conversations.providers import catalog, listing
 from conversations.selectors import (
     amessage_for,
+    archived_conversations,
     conversation_for,
     conversation_page,
     message_for,
     transcript,
 )
-from conversations.services import export, model_choice, moderation
+from conversations.services import export, feedback, model_choice, moderation, organizing
 from conversations.services.ratelimit import RateLimited
 from conversations.services.sending import (
     AnswerInProgress,
@@ -401,6 +403,65 @@ def message_report(
     if request.htmx:
         return render(request, f"{DETAIL}#message", {"message": message})
     return redirect("conversation_detail", conversation_id)
+
+
+@login_required
+@require_POST
+def message_feedback(
+    request: SignedInRequest, conversation_id: UUID, message_id: UUID
+) -> HttpResponse:
+    """Thumbs up or down on an answer (this version of it), with an optional comment."""
+    message = message_for(request.user, conversation_id, message_id)
+    form = FeedbackForm(request.POST)
+    if not form.is_valid():
+        reason = " ".join(str(error) for errors in form.errors.values() for error in errors)
+        return HttpResponse(reason, status=422, content_type="text/plain")
+    try:
+        feedback.rate_answer(
+            message=message,
+            rating=form.cleaned_data["rating"],
+            comment=form.cleaned_data["comment"],
+        )
+    except feedback.FeedbackRefused as exc:
+        return HttpResponse(str(exc), status=409, content_type="text/plain")
+    if request.htmx:
+        return render(request, f"{DETAIL}#feedback", {"message": message, "rated": True})
+    return redirect("conversation_detail", conversation_id)
+
+
+@login_required
+@require_POST
+def conversation_archive(request: SignedInRequest, conversation_id: UUID) -> HttpResponse:
+    """Archive (archived=1) or bring back (archived=0). From the Archived view the row goes."""
+    conversation = conversation_for(request.user, conversation_id)
+    organizing.set_archived(conversation=conversation, archived=request.POST.get("archived") == "1")
+    from_archive = request.POST.get("from") == "archived"
+    if request.htmx:
+        if from_archive:
+            return HttpResponse("")
+        return render(request, f"{DETAIL}#title", {"conversation": conversation})
+    if from_archive:
+        return redirect("conversation_archived")
+    return redirect("conversation_detail", conversation.pk)
+
+
+@login_required
+@require_POST
+def conversation_pin(request: SignedInRequest, conversation_id: UUID) -> HttpResponse:
+    conversation = conversation_for(request.user, conversation_id)
+    organizing.set_pinned(conversation=conversation, pinned=request.POST.get("pinned") == "1")
+    if request.htmx:
+        return render(request, f"{DETAIL}#title", {"conversation": conversation})
+    return redirect("conversation_detail", conversation.pk)
+
+
+@login_required
+@require_GET
+def conversation_archived(request: SignedInRequest) -> HttpResponse:
+    """The Archived view: the conversations out of the sidebar, most recent first."""
+    archived = archived_conversations(request.user, request.GET.get("page"))
+    context = {"archived": archived, "page": _conversation_page(request)}
+    return render(request, "conversations/archived.html", context)
 
 
 @login_required

@@ -19,7 +19,7 @@ from conversations.streaming.layer import group_send
 
 log = logging.getLogger(__name__)
 
-Change = Literal["created", "renamed", "deleted"]
+Change = Literal["created", "renamed", "deleted", "archived", "pinned"]
 
 
 def user_group(user_id: object) -> str:

@@ -66,6 +66,8 @@
     const message = evt.target.closest(".copy-message");
     const article = message && message.closest("article.msg");
     if (article) copy(message, messageSource(article), "Copy message");
+    const share = evt.target.closest(".copy-share");
+    if (share) copy(share, share.dataset.copy, "Copy link");
     const code = evt.target.closest(".copy-code");
     if (code) {
       const text = code.parentElement.querySelector("code");
