@@ -4,9 +4,24 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from conversations.providers.base import ChatTurn, Provider, ProviderError, StreamResult, Usage
+from conversations.providers.base import (
+    ChatTurn,
+    Provider,
+    ProviderError,
+    StreamResult,
+    Thinking,
+    Usage,
+)
 
-__all__ = ["ChatTurn", "Provider", "ProviderError", "StreamResult", "Usage", "get_provider"]
+__all__ = [
+    "ChatTurn",
+    "Provider",
+    "ProviderError",
+    "StreamResult",
+    "Thinking",
+    "Usage",
+    "get_provider",
+]
 
 _override: Provider | None = None
 _configured: Provider | None = None
