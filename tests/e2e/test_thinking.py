@@ -11,7 +11,15 @@ import pytest
 from playwright.sync_api import Locator, Page, expect
 
 from conversations.providers.demo import demo_answer, demo_thinking
-from tests.e2e.chat import answer_text, last_answer, new_conversation, send, wait_until_finished
+from tests.e2e.chat import (
+    answer_text,
+    echo,
+    last_answer,
+    new_conversation,
+    send,
+    start_conversation,
+    wait_until_finished,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -91,3 +99,30 @@ def test_thinking_streams_folded_above_the_answer_and_resumes_after_a_reload(tab
     expect(thinking(after)).not_to_have_attribute("open", "")  # folded again on a new page
     expect(thinking(after).locator(".thinking-text")).to_have_text(expected)
     assert after.evaluate(BUBBLE) == live_end
+
+
+def test_a_second_tab_follows_the_thinking_and_a_stop_while_thinking_keeps_it(tab, other_tab):
+    """On the production stack the second tab is served by the other process: the thinking
+    reaches it through the Redis relay, and its Stop goes back to the generating one."""
+    url = start_conversation(tab, echo("first"))
+    wait_until_finished(tab)
+    other = other_tab()
+    other.goto(url)
+    prompt = f"Think it over ({uuid.uuid4().hex[:8]})"
+    expected = demo_thinking(prompt)
+
+    send(tab, prompt)
+
+    seen = wait_for_thinking(other, 30)  # the other tab shows it growing, folded
+    assert expected.startswith(seen)
+    expect(thinking(last_answer(other))).not_to_have_attribute("open", "")
+    last_answer(other).get_by_role("button", name="Stop").click()
+    for page in (tab, other):
+        answer = last_answer(page)
+        expect(answer.get_by_text("Stopped")).to_be_visible()
+        expect(answer.locator(".typing")).to_have_count(0)  # nothing left spinning
+        kept = thinking(answer).locator(".thinking-text").text_content() or ""
+        assert len(seen) <= len(kept) < len(expected) and expected.startswith(kept.strip())
+        assert answer_text(answer).strip() == ""  # it stopped before the answer began
+    tab.reload()
+    expect(thinking(last_answer(tab)).locator(".thinking-text")).to_have_text(kept.strip())
