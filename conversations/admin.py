@@ -322,6 +322,7 @@ class MessageAdmin(Moderated, ReadOnlyContent, admin.ModelAdmin):
         "role",
         "status",
         "content",
+        "reasoning",
         "reply_to",
         "parent",
         "provider",

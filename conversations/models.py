@@ -93,6 +93,8 @@ class Message(models.Model):
     seq = models.PositiveIntegerField()
     role = models.CharField(max_length=10, choices=Role.choices)
     content = models.TextField(blank=True)
+    # An answer's reasoning ("thinking"), shown apart from it and never sent back to the model.
+    reasoning = models.TextField(blank=True)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.COMPLETE)
     # The browser's id for a send: a repeated client_id returns the existing messages.
     client_id = models.UUIDField(null=True, blank=True)

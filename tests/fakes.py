@@ -6,11 +6,18 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from conversations.providers import ChatTurn, ProviderError, StreamResult
+from conversations.providers import ChatTurn, ProviderError, StreamResult, Thinking
 
 
 @dataclass
 class Delta:
+    text: str
+
+
+@dataclass
+class Think:
+    """A reasoning delta (what providers yield as `Thinking`)."""
+
     text: str
 
 
@@ -29,7 +36,7 @@ class Hang:
     """Never yields again (until cancelled)."""
 
 
-Step = Delta | Sleep | Fail | Hang
+Step = Delta | Think | Sleep | Fail | Hang
 
 
 @dataclass
@@ -52,6 +59,9 @@ class ScriptedProvider:
                 if isinstance(step, Delta):
                     self.yielded += 1
                     yield step.text
+                elif isinstance(step, Think):
+                    self.yielded += 1
+                    yield Thinking(step.text)
                 elif isinstance(step, Sleep):
                     await asyncio.sleep(step.seconds)
                 elif isinstance(step, Fail):

@@ -1,21 +1,23 @@
 """What every provider does alike, whatever its API: the errors it raises (the messages users
 see, what is retryable, the server's Retry-After), text mended as it arrives, a stop that
-hangs up on the server.
+hangs up on the server, the model's reasoning kept apart from its answer.
 
 A provider's test module imports these tests and gives them its fake server's fixtures:
-`server`, `make_provider` and `contract` (a `Contract`).
+`server`, `make_provider` and `contract` (a `Contract`), and `answering`: the app configured
+to answer from that server.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass
 
 import pytest
 
 from conversations.models import Message
-from conversations.providers import ChatTurn, Provider, ProviderError, StreamResult
-from tests.streams import send_data, wait_until_final
+from conversations.providers import ChatTurn, Provider, ProviderError, StreamResult, Thinking
+from tests.streams import read_events, send_data, wait_until_final
 
 
 @dataclass(frozen=True)
@@ -158,3 +160,50 @@ async def test_unreachable_server_is_a_retryable_error(make_provider, contract):
 
     assert caught.value.retryable
     assert caught.value.user_message == "Could not reach the model server."
+
+
+async def test_reasoning_streams_apart_from_the_answer(server, make_provider, contract):
+    thinking = ["Let me ", "think", " \ud83d", "\ude00."]  # an emoji split in two
+    server.replies = [contract.reply(reasoning=thinking, deltas=["The answer", "."])]
+
+    deltas, result = await collect(make_provider())
+
+    thought = [delta for delta in deltas if isinstance(delta, Thinking)]
+    answer = [delta for delta in deltas if type(delta) is str]
+    assert "".join(thought) == "Let me think \U0001f600."  # mended like the answer
+    assert answer == ["The answer", "."]
+    assert deltas[: len(thought)] == thought  # the thinking came first
+    assert result.usage.finish_reason == "stop"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_reasoning_is_kept_apart_stored_and_never_sent_back(
+    alice_async, conversation, server, contract, answering
+):
+    server.replies = [
+        contract.reply(reasoning=["First I <b>weigh</b> ", "it."], deltas=["Forty", "-two."]),
+        contract.reply(deltas=["Yes."]),
+    ]
+
+    answer = await answer_to(alice_async, conversation, "What is the answer?")
+
+    assert answer.content == "Forty-two."
+    assert answer.reasoning == "First I <b>weigh</b> it."
+    stream = await alice_async.get(f"/c/{conversation.pk}/m/{answer.pk}/stream")
+    done = (await read_events(stream))[-1]
+    assert done["event"] == "done"
+    assert "First I &lt;b&gt;weigh&lt;/b&gt; it." in done["data"]  # shown, as text
+    # The next question's context has the answer, not how the model got there.
+    conversation.current_leaf = answer
+    await conversation.asave(update_fields=["current_leaf"])
+    await Message.objects.filter(pk=answer.pk).aupdate(status=Message.Status.COMPLETE)
+    response = await alice_async.post(
+        f"/c/{conversation.pk}/messages", send_data("Sure?"), headers={"HX-Request": "true"}
+    )
+    assert response.status_code == 200
+    second = await Message.objects.filter(conversation=conversation, role="assistant").alast()
+    assert second is not None
+    await wait_until_final(second.pk)
+    sent = json.dumps(server.requests[1]["body"])
+    assert "Forty-two." in sent
+    assert "weigh" not in sent

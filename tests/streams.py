@@ -92,6 +92,12 @@ class OtherProcess:
         await self.relay.publish([stream])
         await self.relay.flush()
 
+    async def think(self, message_id: object, text: str) -> None:
+        stream = self._stream(message_id)
+        stream.think(text)
+        await self.relay.publish([stream])
+        await self.relay.flush()
+
     async def end(self, message_id: object, status: str = "complete") -> None:
         await self.relay.publish_end(self._stream(message_id), status)
 

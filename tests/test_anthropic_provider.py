@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pytest
 
@@ -33,6 +33,8 @@ from tests.provider_contract import (  # noqa: F401
     test_closing_the_stream_early_hangs_up_on_the_server,
     test_connection_dropped_mid_stream_is_a_retryable_error,
     test_rate_limit_carries_the_servers_retry_after,
+    test_reasoning_is_kept_apart_stored_and_never_sent_back,
+    test_reasoning_streams_apart_from_the_answer,
     test_server_errors_are_retryable_with_a_safe_message,
     test_text_that_cannot_be_stored_is_mended_as_it_arrives,
     test_unreachable_server_is_a_retryable_error,
@@ -53,7 +55,6 @@ def event(name: str, **data: object) -> bytes:
 class Reply(ScriptedReply):
     """One scripted answer of the fake server, in the Messages API's event format."""
 
-    thinking: list[str] = field(default_factory=list)  # a thinking block before the text
     stop_reason: str = "end_turn"
     cache: tuple[int, int] = (0, 0)  # prompt tokens written to, read from the prompt cache
     error_event_after: int | None = None  # an `error` event after this many deltas
@@ -61,7 +62,7 @@ class Reply(ScriptedReply):
 
     @property
     def lead(self) -> int:
-        thinking = 3 + len(self.thinking) if self.thinking else 0  # start, deltas, sig, stop
+        thinking = 3 + len(self.reasoning) if self.reasoning else 0  # start, deltas, sig, stop
         return 2 + thinking + 1  # message_start, ping, (thinking), the text block's start
 
     def error_body(self) -> dict:
@@ -91,13 +92,13 @@ class Reply(ScriptedReply):
         yield event("message_start", message=message)
         yield event("ping")
         index = 0
-        if self.thinking:
+        if self.reasoning:  # a thinking block before the text
             yield event(
                 "content_block_start",
                 index=0,
                 content_block={"type": "thinking", "thinking": "", "signature": ""},
             )
-            for text in self.thinking:
+            for text in self.reasoning:
                 yield event(
                     "content_block_delta",
                     index=0,
@@ -205,15 +206,6 @@ async def test_no_system_prompt_sends_no_system_parameter(server, make_provider)
     await collect(make_provider(), turns=[ChatTurn("user", "Hi")])
 
     assert "system" not in server.requests[0]["body"]
-
-
-async def test_thinking_is_not_part_of_the_answer(server, make_provider):
-    server.replies = [Reply(thinking=["Let me ", "think."], deltas=["The answer", "."])]
-
-    deltas, result = await collect(make_provider())
-
-    assert deltas == ["The answer", "."]
-    assert result.usage.finish_reason == "stop"
 
 
 async def test_prompt_tokens_include_the_prompt_cache(server, make_provider):
@@ -356,13 +348,19 @@ async def configured(anthropic_app):
     await provider.client.close()
 
 
+@pytest.fixture
+def answering(configured):
+    """For the contract's tests through the app."""
+    return configured
+
+
 @pytest.mark.django_db(transaction=True)
 async def test_sent_message_is_answered_by_the_anthropic_server(
     alice_async, conversation, server, configured
 ):
     conversation.system_prompt = "Answer like a pirate."
     await conversation.asave(update_fields=["system_prompt"])
-    server.replies = [Reply(thinking=["hmm"], deltas=["Hello", " from", " Claude."], usage=(9, 4))]
+    server.replies = [Reply(reasoning=["hmm"], deltas=["Hello", " from", " Claude."], usage=(9, 4))]
 
     answer = await answer_to(alice_async, conversation, "Greet me")
 

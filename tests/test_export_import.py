@@ -63,7 +63,11 @@ def chats(alice, bob):
             'Tea & <script>alert("x")</script>',
             [
                 ("user", "How do I brew tea? ✓ 🍵", {}),
-                ("assistant", "**Steep** 3 min\n\n```py\nprint('hi')\n```", answer),
+                (
+                    "assistant",
+                    "**Steep** 3 min\n\n```py\nprint('hi')\n```",
+                    {**answer, "reasoning": "Green or <b>black</b>?\nEither: 3 min."},
+                ),
                 ("user", 'Line one\r\nline two, with "quotes", commas\tand tabs', {}),
                 (
                     "assistant",
@@ -361,6 +365,42 @@ def test_csv_has_one_row_per_message_and_one_for_an_empty_conversation(chats):
     tea = [row for row in rows if row["conversation_id"] == str(chats["tea"].pk)]
     assert tea[2]["message_content"] == 'Line one\r\nline two, with "quotes", commas\tand tabs'
     assert len(rows) == 4 + 2 + 1  # the hidden answer is left out by default
+
+
+def test_an_answers_reasoning_travels_in_every_format_and_imports_back(chats, tmp_path):
+    thought = "Green or <b>black</b>?\nEither: 3 min."
+    tea = str(chats["tea"].pk)
+    rows = records("--conversation", tea)
+    table = list(csv.DictReader(io.StringIO(export("--format", "csv", "--conversation", tea))))
+    text = export("--format", "markdown", "--conversation", tea)
+
+    assert [r["reasoning"] for r in rows if r["type"] == "message"] == ["", thought, "", ""]
+    assert [r["message_reasoning"] for r in table] == ["", thought, "", ""]
+    assert "**Thinking**\n\n> Green or <b>black</b>?\n> Either: 3 min.\n\n**Steep**" in text
+    Conversation.objects.all().delete()
+    _, err, failed = run_import(write_lines(tmp_path, export_lines(rows)))
+    assert failed is None, err
+    answer = Message.objects.get(conversation_id=tea, seq=2)
+    assert (answer.reasoning, answer.content) == (
+        thought,
+        "**Steep** 3 min\n\n```py\nprint('hi')\n```",
+    )
+
+
+def test_a_file_without_the_reasoning_key_imports_with_none(chats, tmp_path):
+    rows = records("--conversation", str(chats["tea"].pk))
+    for row in rows:
+        row.pop("reasoning", None)  # a file written before the key existed
+    Conversation.objects.all().delete()
+
+    _, err, failed = run_import(write_lines(tmp_path, export_lines(rows)))
+
+    assert failed is None, err
+    assert set(Message.objects.values_list("reasoning", flat=True)) == {""}
+
+
+def export_lines(rows: list[dict]) -> list[str]:
+    return [json.dumps(row, ensure_ascii=False) for row in rows]
 
 
 def test_markdown_reads_as_a_transcript(chats):

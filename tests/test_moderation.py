@@ -176,6 +176,24 @@ def test_conversation_page_shows_a_read_only_transcript_in_seq_order(mod_client,
     assert 'name="title"' not in page and "<textarea" not in page
 
 
+def test_the_transcript_shows_an_answers_reasoning_apart_as_text(mod_client, conversation):
+    Message.objects.create(conversation=conversation, seq=1, role="user", content="Why?")
+    Message.objects.create(
+        conversation=conversation,
+        seq=2,
+        role="assistant",
+        content="Because.",
+        reasoning="I <i>wonder</i> why.",
+    )
+    link_as_one_path(conversation)
+
+    page = mod_client.get(f"{CONVERSATIONS}{conversation.pk}/change/").text
+
+    thinking = page.index('<details class="sc-thinking"><summary>Thinking</summary>')
+    assert thinking < page.index("I &lt;i&gt;wonder&lt;/i&gt; why.") < page.index("Because.")
+    assert "<i>wonder</i>" not in page
+
+
 def test_the_transcript_shows_every_branch_each_marked_where_it_sits(mod_client, conversation):
     add_branches(conversation)
 

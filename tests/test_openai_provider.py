@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pytest
 
 from conversations import providers
 from conversations.models import Message
 from conversations.providers import (
+    Thinking,
     set_provider_override,
 )
 from conversations.providers.openai_compatible import OpenAICompatibleProvider
@@ -29,6 +31,8 @@ from tests.provider_contract import (  # noqa: F401
     test_closing_the_stream_early_hangs_up_on_the_server,
     test_connection_dropped_mid_stream_is_a_retryable_error,
     test_rate_limit_carries_the_servers_retry_after,
+    test_reasoning_is_kept_apart_stored_and_never_sent_back,
+    test_reasoning_streams_apart_from_the_answer,
     test_server_errors_are_retryable_with_a_safe_message,
     test_text_that_cannot_be_stored_is_mended_as_it_arrives,
     test_unreachable_server_is_a_retryable_error,
@@ -41,10 +45,16 @@ API_KEY = "sk-test-DO-NOT-LEAK-4f9c2e7a1b"
 MODEL = "test-model-7b"
 
 
+@dataclass
 class Reply(ScriptedReply):
     """One scripted answer of the fake server, in the chat completions format."""
 
-    lead = 1  # the role chunk
+    # The extra field reasoning comes in: vLLM's and DeepSeek's, or Ollama's `reasoning`.
+    reasoning_field: str = "reasoning_content"
+
+    @property
+    def lead(self) -> int:
+        return 1 + len(self.reasoning)  # the role chunk, the reasoning's
 
     def frames(self) -> Iterator[bytes]:
         for data in self.events():
@@ -69,6 +79,9 @@ class Reply(ScriptedReply):
             )
 
         yield chunk([{"index": 0, "delta": {"role": "assistant", "content": ""}}])
+        for text in self.reasoning:
+            delta = {"content": None, self.reasoning_field: text}
+            yield chunk([{"index": 0, "delta": delta, "finish_reason": None}])
         for text in self.deltas:
             yield chunk([{"index": 0, "delta": {"content": text}, "finish_reason": None}])
         yield chunk([{"index": 0, "delta": {}, "finish_reason": "stop"}])
@@ -150,6 +163,15 @@ async def test_stream_yields_the_servers_deltas_in_order_and_records_usage(serve
     ]
 
 
+async def test_ollamas_reasoning_field_is_reasoning_too(server, make_provider):
+    server.replies = [Reply(reasoning=["Hm", "m."], deltas=["Yes."], reasoning_field="reasoning")]
+
+    deltas, _ = await collect(make_provider())
+
+    assert deltas == [Thinking("Hm"), Thinking("m."), "Yes."]
+    assert [type(delta) for delta in deltas] == [Thinking, Thinking, str]
+
+
 # ---- through the whole app -----------------------------------------------------------
 
 
@@ -158,6 +180,12 @@ def openai_app(settings, make_provider):
     """The app configured for an OpenAI-compatible server: the fake one."""
     settings.CHAT = {**settings.CHAT, "PROVIDER": "openai", "OPENAI_API_KEY": API_KEY}
     set_provider_override(make_provider())
+
+
+@pytest.fixture
+def answering(openai_app):
+    """For the contract's tests through the app."""
+    return openai_app
 
 
 async def page_and_stream(client, answer: Message) -> str:

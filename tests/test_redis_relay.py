@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import os
 
 import pytest
@@ -254,11 +255,11 @@ async def test_a_follower_that_missed_frames_catches_up_without_a_gap(
     deliver = relay._deliver
     dropped = []
 
-    def lagging(texts, ends):  # the first round after this is trimmed before it is read
+    def lagging(texts, ends, *thoughts):  # the first round after this is trimmed unread
         if not dropped:
             dropped.append(texts)
             return
-        deliver(texts, ends)
+        deliver(texts, ends, *thoughts)
 
     monkeypatch.setattr(relay, "_deliver", lagging)
     await elsewhere.say(answer.pk, " lost")
@@ -372,6 +373,86 @@ async def test_a_dead_processs_answer_keeps_what_it_published_and_never_goes_bac
     assert "checkpointed and then some more" in events[-1]["data"]
     stored = await Message.objects.aget(pk=answer.pk)
     assert (stored.status, stored.content) == ("interrupted", "checkpointed and then some more")
+
+
+def thinking_shown(events: list[dict[str, str]], shown: str = "") -> str:
+    """The reasoning a reader's page shows after these events (the Thinking section)."""
+    for event in events:
+        if event["event"] == "thinking-snapshot":
+            shown = event["data"]
+        elif event["event"] == "thinking":
+            shown += event["data"]
+    return html.unescape(shown)
+
+
+async def test_reasoning_is_relayed_apart_from_the_answer(alice_async, conversation, elsewhere):
+    answer = await live_answer(conversation)
+    await elsewhere.think(answer.pk, "Let me <think>")
+
+    response = await alice_async.get(f"/c/{conversation.pk}/m/{answer.pk}/stream")
+    reader = asyncio.ensure_future(read_events(response))
+    await asyncio.sleep(0.2)
+    await elsewhere.think(answer.pk, " it over.")
+    await asyncio.sleep(0.05)
+    await elsewhere.say(answer.pk, "Done")
+    await elsewhere.say(answer.pk, " thinking.")
+    await Message.objects.filter(pk=answer.pk).aupdate(
+        status="complete", content="Done thinking.", reasoning="Let me <think> it over."
+    )
+    await elsewhere.end(answer.pk)
+    events = await asyncio.wait_for(reader, 5)
+
+    assert events[0]["event"] == "thinking-snapshot"
+    assert events[0]["data"] == "Let me &lt;think&gt;"  # text, never markup
+    assert thinking_shown(events) == "Let me <think> it over."
+    assert shown_text(events) == "Done thinking."
+    assert "think" not in shown_text(events).replace("thinking", "")  # nothing mixed in
+    assert [offset_of(e) for e in events] == sorted(offset_of(e) for e in events)
+    assert events[-1]["event"] == "done"
+    assert "Let me &lt;think&gt; it over." in events[-1]["data"]
+
+
+async def test_resume_through_redis_takes_the_reasoning_from_its_offset(
+    alice_async, conversation, elsewhere
+):
+    answer = await live_answer(conversation)
+    await elsewhere.think(answer.pk, "abcdef")
+
+    response = await alice_async.get(
+        f"/c/{conversation.pk}/m/{answer.pk}/stream", headers={"Last-Event-ID": "0.0.4"}
+    )
+    reader = asyncio.ensure_future(read_events(response))
+    await asyncio.sleep(0.2)
+    await elsewhere.say(answer.pk, "Yes")
+    await Message.objects.filter(pk=answer.pk).aupdate(
+        status="complete", content="Yes", reasoning="abcdef"
+    )
+    await elsewhere.end(answer.pk)
+    events = await asyncio.wait_for(reader, 5)
+
+    assert events[0] == {"event": "thinking", "id": "0.0.6", "data": "ef"}
+    assert events[1]["event"] == "blocks" and events[1]["id"] == "3.0.6"  # the tail whole
+    assert thinking_shown(events, "abcd") == "abcdef"
+    assert events[-1]["event"] == "done"
+
+
+async def test_a_dead_processs_answer_keeps_the_reasoning_it_published(
+    alice_async, conversation, elsewhere, redis_settings
+):
+    answer = await live_answer(conversation, reasoning="checkpointed")
+    await elsewhere.think(answer.pk, "checkpointed and more")  # ...and the process dies
+    redis_settings.CHAT = {
+        **redis_settings.CHAT,
+        "HEARTBEAT_SECONDS": 0.1,
+        "STALE_STREAM_SECONDS": 0.3,
+    }
+
+    response = await alice_async.get(f"/c/{conversation.pk}/m/{answer.pk}/stream")
+    events = await asyncio.wait_for(read_events(response), 5)
+
+    assert events[-1]["event"] == "done"
+    stored = await Message.objects.aget(pk=answer.pk)
+    assert (stored.status, stored.reasoning) == ("interrupted", "checkpointed and more")
 
 
 def test_published_text_joins_entries_sent_again_after_a_failed_write():

@@ -350,7 +350,7 @@ async def test_a_checkpoint_batch_never_overwrites_a_finished_answer(conversatio
     done = await Message.objects.acreate(
         conversation=conversation, seq=3, role="assistant", status="complete", content="final"
     )
-    texts = {str(m.pk): f"partial {m.seq}" for m in [*live, done]}
+    texts = {str(m.pk): (f"partial {m.seq}", "") for m in [*live, done]}
     await sync_to_async(write_checkpoints)(texts)
 
     saved = {m.seq: m async for m in Message.objects.filter(conversation=conversation)}

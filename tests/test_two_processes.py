@@ -9,6 +9,7 @@ a SQLite file) and migrates it.
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import os
 import re
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 import aiohttp
 import pytest
 
-from conversations.providers.demo import demo_answer
+from conversations.providers.demo import demo_answer, demo_thinking
 from tests.servers import Server, own_database, two_daphnes
 from tests.streams import parse_block, shown_html, view_html
 
@@ -216,4 +217,43 @@ async def test_health_sync_and_stop_keep_flowing_after_many_answers(cluster):
     finally:
         await on_a.close()
         await second_tab.close()
+        await on_b.close()
+
+
+async def test_reasoning_generated_by_one_process_streams_apart_through_the_other(cluster):
+    """The demo thinks before it answers a prompt that says "think": process B's reader gets
+    the thinking and the answer apart, through Redis, and the saved bubble with both."""
+    on_a = await logged_in(cluster.a)
+    on_b = await logged_in(cluster.b)
+    prompt = f"Please think about ordering ({uuid.uuid4().hex[:8]})"
+    try:
+        send = {"content": prompt, "client_id": str(uuid.uuid4())}
+        headers = {**csrf_headers(on_a), "HX-Request": "true"}
+        async with on_a.post("/c/new/messages", data=send, headers=headers) as sent:
+            assert sent.status == 200
+            conversation_id = re.search(r"/c/([0-9a-f-]{36})/m/", await sent.text())[1]
+        # B's page (its own signed stream URL), while A is still thinking.
+        page = await (await on_b.get(f"/c/{conversation_id}/")).text()
+        stream_url = html.unescape(re.search(r'sse-connect="([^"]+)"', page)[1])
+        events = await asyncio.wait_for(sse_events(on_b, stream_url), 30)
+
+        answer_id = re.search(r"/m/([0-9a-f-]{36})/stream", stream_url)[1]
+        thought = ""
+        for event in events:
+            if event["event"] == "thinking-snapshot":
+                thought = event["data"]
+            elif event["event"] == "thinking":
+                thought += event["data"]
+        assert html.unescape(thought) == demo_thinking(prompt)
+        assert any(e["event"] == "thinking" for e in events), "B joined after the thinking"
+        answer_events = [e for e in events if not e["event"].startswith("thinking")]
+        assert shown_html(answer_events) == view_html(demo_answer(prompt), answer_id)
+        assert events[-1]["event"] == "done"
+        assert '<details class="thinking"' in events[-1]["data"]
+        assert demo_thinking(prompt)[:40] in html.unescape(events[-1]["data"])
+    except BaseException:
+        print(f"--- process A log:\n{cluster.a.log()}\n--- process B log:\n{cluster.b.log()}")
+        raise
+    finally:
+        await on_a.close()
         await on_b.close()

@@ -19,10 +19,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 @dataclass
 class ScriptedReply:
-    """One scripted answer: `deltas` are the answer's text pieces, in their own frames."""
+    """One scripted answer: `deltas` are the answer's text pieces, in their own frames;
+    `reasoning` the model's thinking before it, in the frames its API sends that in."""
 
     status: int = 200
     deltas: list[str] = field(default_factory=list)
+    reasoning: list[str] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)
     error: str = ""  # the error body's message for a non-200 status
     break_after: int | None = None  # drop the connection after this many deltas

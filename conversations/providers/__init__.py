@@ -4,9 +4,24 @@ provider."""
 from __future__ import annotations
 
 from conversations.providers import catalog
-from conversations.providers.base import ChatTurn, Provider, ProviderError, StreamResult, Usage
+from conversations.providers.base import (
+    ChatTurn,
+    Provider,
+    ProviderError,
+    StreamResult,
+    Thinking,
+    Usage,
+)
 
-__all__ = ["ChatTurn", "Provider", "ProviderError", "StreamResult", "Usage", "get_provider"]
+__all__ = [
+    "ChatTurn",
+    "Provider",
+    "ProviderError",
+    "StreamResult",
+    "Thinking",
+    "Usage",
+    "get_provider",
+]
 
 
 def get_provider() -> Provider:

@@ -10,7 +10,7 @@ from anthropic.types import MessageParam
 from anthropic.types import Usage as AnthropicUsage
 
 from conversations.providers import errors
-from conversations.providers.base import ChatTurn, StreamResult, Usage
+from conversations.providers.base import ChatTurn, StreamResult, Thinking, Usage
 from conversations.providers.text import DeltaCleaner
 
 DEFAULT_MODEL = "claude-sonnet-4-5"
@@ -63,7 +63,7 @@ class AnthropicProvider:
             raise errors.redacted(error, self._api_key) from exc
         except anthropic.APIConnectionError as exc:
             raise errors.unreachable(exc) from exc
-        cleaner = DeltaCleaner()
+        cleaner, thoughts = DeltaCleaner(), DeltaCleaner()  # a surrogate pair split in each
         try:
             async for event in response:
                 text = ""
@@ -73,15 +73,21 @@ class AnthropicProvider:
                     text = event.content_block.text
                 elif event.type == "content_block_delta" and event.delta.type == "text_delta":
                     text = event.delta.text
-                # Other deltas are not answer text: thinking_delta and signature_delta
-                # (extended thinking, to be shown apart one day), input_json_delta (tools),
-                # citations_delta.
+                elif event.type == "content_block_delta" and event.delta.type == "thinking_delta":
+                    # Extended thinking: shown apart from the answer, never sent back.
+                    if thought := thoughts.feed(event.delta.thinking):
+                        yield Thinking(thought)
+                # Other deltas are neither: signature_delta (the thinking block's
+                # signature, which only matters when it is sent back), input_json_delta
+                # (tools), citations_delta.
                 elif event.type == "message_delta":
                     result.usage.completion_tokens = event.usage.output_tokens  # cumulative
                     if event.delta.stop_reason:
                         result.usage.finish_reason = finish_reason(event.delta.stop_reason)
                 if text and (text := cleaner.feed(text)):
                     yield text
+            if thought := thoughts.flush():
+                yield Thinking(thought)
             if text := cleaner.flush():
                 yield text
         except anthropic.APIError as exc:  # includes an `error` event in the stream

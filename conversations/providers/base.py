@@ -7,6 +7,18 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 
+class Thinking(str):
+    """A delta of the model's reasoning (its "thinking"), not of the answer.
+
+    Providers yield these beside plain `str` answer deltas; the generation keeps them apart
+    (LiveStream.think) and they are never sent back to the model as context. A subclass, so
+    the answer's deltas stay plain strings and the token loop tells them apart with one
+    identity check.
+    """
+
+    __slots__ = ()
+
+
 @dataclass(frozen=True)
 class ChatTurn:
     role: str  # "system" | "user" | "assistant"
@@ -55,5 +67,6 @@ class Provider(Protocol):
     temperature: float | None  # None: the model's own default
 
     def stream(self, turns: list[ChatTurn], result: StreamResult) -> AsyncGenerator[str]:
-        """Yield text deltas. Cancellation (aclose) must stop the upstream request."""
+        """Yield text deltas (`Thinking` for reasoning). Cancellation (aclose) must stop the
+        upstream request."""
         ...

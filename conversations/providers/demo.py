@@ -3,6 +3,10 @@
 For the browser tests only, `DEMO_ECHO=1` makes a prompt that starts with `echo:` come back
 verbatim as the answer, so a test can script the model's output (Markdown, XSS payloads, a
 long answer). Off by default; the answer still goes through the one sanitizing renderer.
+
+A prompt with the word "think" gets a few sentences of reasoning before its answer (as
+`Thinking` deltas, at half the answer's pace), so the Thinking section can be seen without
+a model.
 """
 
 from __future__ import annotations
@@ -14,10 +18,12 @@ from collections.abc import AsyncGenerator
 
 from django.conf import settings
 
-from conversations.providers.base import ChatTurn, StreamResult
+from conversations.providers.base import ChatTurn, StreamResult, Thinking
 
 ECHO_MARKER = "echo:"
 _TOKEN = re.compile(r"\s*\S+|\s+")
+_THINK = re.compile(r"\bthink\b", re.IGNORECASE)
+THINKING_PACE = 2  # a thinking token takes this many answer tokens' time
 
 _TOPICS = [
     (
@@ -65,6 +71,20 @@ def demo_answer(prompt: str, *, echo: bool = False) -> str:
     )
 
 
+def demo_thinking(prompt: str, *, echo: bool = False) -> str:
+    """The reasoning before the demo's answer: some for a prompt that says "think"."""
+    if (echo and prompt.startswith(ECHO_MARKER)) or not _THINK.search(prompt):
+        return ""
+    words = len(prompt.split())
+    return (
+        f"The user asked me to think, in {words} word{'s' if words != 1 else ''}. "
+        "I am the offline demo, so no model is reasoning here: these sentences stream in "
+        "the Thinking section, apart from the answer. A real model (vLLM, DeepSeek, Ollama, "
+        "Claude with extended thinking) sends its reasoning the same way. "
+        "Next, the answer itself, which is the same as for any other prompt."
+    )
+
+
 def tokenize(text: str) -> list[str]:
     return _TOKEN.findall(text)
 
@@ -83,15 +103,18 @@ class DemoProvider:
 
     async def stream(self, turns: list[ChatTurn], result: StreamResult) -> AsyncGenerator[str]:
         prompt = next((t.content for t in reversed(turns) if t.role == "user"), "")
+        thoughts = [Thinking(t) for t in tokenize(demo_thinking(prompt, echo=self.echo))]
         tokens = tokenize(demo_answer(prompt, echo=self.echo))
         loop = asyncio.get_running_loop()
         start = loop.time()
-        for index, token in enumerate(tokens):
+        due = 0.0  # seconds after the start
+        for token in [*thoughts, *tokens]:
             # Paced on its own clock, like a real upstream: a late loop gets a burst.
-            delay = start + index * self.token_interval - loop.time()
+            delay = start + due - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
             yield token
+            due += self.token_interval * (THINKING_PACE if type(token) is Thinking else 1)
         result.usage.prompt_tokens = sum(len(tokenize(t.content)) for t in turns)
-        result.usage.completion_tokens = len(tokens)
+        result.usage.completion_tokens = len(thoughts) + len(tokens)
         result.usage.finish_reason = "stop"

@@ -9,7 +9,7 @@ import openai
 from openai.types.chat import ChatCompletionMessageParam
 
 from conversations.providers import errors
-from conversations.providers.base import ChatTurn, StreamResult
+from conversations.providers.base import ChatTurn, StreamResult, Thinking
 from conversations.providers.text import DeltaCleaner
 
 
@@ -55,7 +55,7 @@ class OpenAICompatibleProvider:
             raise errors.redacted(error, self._api_key) from exc
         except openai.APIConnectionError as exc:
             raise errors.unreachable(exc) from exc
-        cleaner = DeltaCleaner()
+        cleaner, thoughts = DeltaCleaner(), DeltaCleaner()  # a surrogate pair split in each
         try:
             async for chunk in response:
                 if chunk.usage is not None:
@@ -64,15 +64,28 @@ class OpenAICompatibleProvider:
                 for choice in chunk.choices:
                     if choice.finish_reason:
                         result.usage.finish_reason = choice.finish_reason
-                    content = choice.delta.content if choice.delta else None
-                    if content and (text := cleaner.feed(content)):
+                    if (delta := choice.delta) is None:
+                        continue
+                    # Reasoning is not in the SDK's types: vLLM, DeepSeek and Ollama send it
+                    # as an extra field, `reasoning_content` (or, some, `reasoning`).
+                    extra = delta.model_extra
+                    if extra and (thought := thoughts.feed(_reasoning(extra))):
+                        yield Thinking(thought)
+                    if delta.content and (text := cleaner.feed(delta.content)):
                         yield text
+            if thought := thoughts.flush():
+                yield Thinking(thought)
             if text := cleaner.flush():
                 yield text
         except openai.APIError as exc:
             raise errors.broke_off(exc) from exc
         finally:
             await response.close()
+
+
+def _reasoning(extra: dict[str, object]) -> str:
+    reasoning = extra.get("reasoning_content") or extra.get("reasoning")
+    return reasoning if isinstance(reasoning, str) else ""
 
 
 def _message(turn: ChatTurn) -> ChatCompletionMessageParam:

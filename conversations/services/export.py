@@ -64,6 +64,7 @@ MESSAGE_FIELDS = {
     "role": "role",
     "status": "status",
     "content": "content",
+    "reasoning": "reasoning",
     "client_id": "client_id",
     "reply_to": "reply_to_id",
     "parent": "parent_id",
@@ -411,10 +412,10 @@ def _markdown(walk: _Walk) -> Iterator[str]:
             notes += [name for name in ("flagged", "hidden") if message[name]]
             suffix = f" ({', '.join(notes)})" if notes else ""
             when = _text(message["created_at"])
-            yield (
-                f"\n## {message['seq']}. {message['role']} · {when}{suffix}\n\n"
-                f"{message['content']}\n"
-            )
+            yield f"\n## {message['seq']}. {message['role']} · {when}{suffix}\n\n"
+            if message["reasoning"]:
+                yield "**Thinking**\n\n" + _quote(message["reasoning"]) + "\n\n"
+            yield f"{message['content']}\n"
 
 
 def _quote(text: str) -> str:

@@ -490,6 +490,7 @@ MESSAGE_SPEC: dict[str, tuple[str, Callable[[object], object], object]] = {
     "role": ("role", _choice(Message.Role), REQUIRED),
     "status": ("status", _choice(Message.Status), Message.Status.COMPLETE),
     "content": ("content", _text(), ""),
+    "reasoning": ("reasoning", _text(), ""),  # optional: files from before it have none
     "client_id": ("client_id", _optional_uuid, None),
     "reply_to": ("reply_to_id", _optional_uuid, None),
     "parent": ("parent_id", _optional_uuid, REQUIRED),  # null: the first message

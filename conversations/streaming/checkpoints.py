@@ -19,8 +19,8 @@ log = logging.getLogger(__name__)
 
 
 class CheckpointWriter:
-    """One per event loop: every CHECKPOINT_SECONDS, the text of each answer that grew since
-    its last checkpoint, all in one transaction. A crash loses at most that window.
+    """One per event loop: every CHECKPOINT_SECONDS, the text (and reasoning) of each answer
+    that grew since its last checkpoint, all in one transaction. A crash loses at most that window.
 
     Nothing happens per delta, and the token loop never waits for the database (awaiting
     each write in the loop stalled every stream of the process behind one slow commit:
@@ -30,7 +30,8 @@ class CheckpointWriter:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.streams: dict[str, LiveStream] = {}
-        self.written: dict[str, int] = {}  # message id -> length in its last checkpoint
+        # message id -> its progress (answer and reasoning) in its last checkpoint
+        self.written: dict[str, int] = {}
         self.task: asyncio.Task | None = None
 
     @property
@@ -54,9 +55,9 @@ class CheckpointWriter:
             await asyncio.sleep(settings.CHAT["CHECKPOINT_SECONDS"])
             texts = {}
             for message_id, stream in list(self.streams.items()):
-                if stream.length > self.written[message_id]:
-                    self.written[message_id] = stream.length
-                    texts[message_id] = stream.text
+                if stream.progress > self.written[message_id]:
+                    self.written[message_id] = stream.progress
+                    texts[message_id] = (stream.text, stream.reasoning)
             if texts:
                 try:
                     await sync_to_async(write_checkpoints)(texts)
@@ -64,8 +65,9 @@ class CheckpointWriter:
                     log.exception("checkpoint write failed", extra={"messages": len(texts)})
 
 
-def write_checkpoints(texts: dict[str, str]) -> None:
-    """One round of checkpoints in one transaction: the same UPDATE for every answer, sent
+def write_checkpoints(texts: dict[str, tuple[str, str]]) -> None:
+    """One round of checkpoints in one transaction: each answer's (text, reasoning) so far,
+    the same UPDATE for every answer, sent
     with executemany (psycopg pipelines it), and only while the answer is still streaming
     (its final write may already have landed).
 
@@ -77,21 +79,22 @@ def write_checkpoints(texts: dict[str, str]) -> None:
     fields = {
         field.name: field
         for field in Message._meta.concrete_fields
-        if field.name in ("content", "updated_at", "status", pk.name)
+        if field.name in ("content", "reasoning", "updated_at", "status", pk.name)
     }
     column = {
         name: connection.ops.quote_name(field.column or name) for name, field in fields.items()
     }
     sql = (
         f"UPDATE {connection.ops.quote_name(Message._meta.db_table)}"
-        f" SET {column['content']} = %s, {column['updated_at']} = %s"
+        f" SET {column['content']} = %s, {column['reasoning']} = %s,"
+        f" {column['updated_at']} = %s"
         f" WHERE {column[pk.name]} = %s AND {column['status']} = %s"
     )
     now = fields["updated_at"].get_db_prep_value(timezone.now(), connection)
     streaming = fields["status"].get_db_prep_value(Message.Status.STREAMING, connection)
     rows = [
-        (text, now, pk.get_db_prep_value(UUID(message_id), connection), streaming)
-        for message_id, text in texts.items()
+        (text, reasoning, now, pk.get_db_prep_value(UUID(message_id), connection), streaming)
+        for message_id, (text, reasoning) in texts.items()
     ]
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.executemany(sql, rows)

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from conversations import branches
 from conversations.models import Message
-from conversations.providers import ChatTurn, ProviderError, StreamResult, catalog
+from conversations.providers import ChatTurn, ProviderError, StreamResult, Thinking, catalog
 from conversations.streaming import titling
 from conversations.streaming.hub import LiveStream
 from conversations.streaming.runtime import get_runtime
@@ -115,11 +115,17 @@ async def generate_reply(message: Message, *, stream: LiveStream) -> None:
             timings.first_token = time.monotonic()
             # aclosing: a stop closes the provider's stream at once, cancelling the request.
             async with aclosing(deltas):
-                stream.append(first)
+                append, think = stream.append, stream.think
+                (think if first.__class__ is Thinking else append)(first)
                 # The hot loop: nothing else per delta. The idle watchdog and the checkpoint
                 # writer look at the stream now and then, for every answer of the process.
+                # Reasoning deltas (a str subclass) go to their own buffer: one identity
+                # check, paid for by the methods bound above.
                 async for delta in deltas:
-                    stream.append(delta)
+                    if delta.__class__ is Thinking:
+                        think(delta)
+                    else:
+                        append(delta)
         outcome = Outcome(status=Message.Status.COMPLETE)
     except asyncio.CancelledError:
         if watchdog.cut(message_id):
@@ -244,6 +250,7 @@ async def _finish(
                 pk=message_id, status=Message.Status.STREAMING
             ).aupdate(
                 content=stream.text,
+                reasoning=stream.reasoning,
                 status=outcome.status,
                 error=outcome.error,
                 error_id=outcome.error_id,

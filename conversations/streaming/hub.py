@@ -32,6 +32,10 @@ class LiveStream:
     chunks: list[str] = field(default_factory=list)
     starts: list[int] = field(default_factory=list)  # offset of each chunk, for bisect
     length: int = 0
+    # The model's reasoning, apart from the answer (and never in `text`): appended by
+    # think(), joined when read.
+    thoughts: list[str] = field(default_factory=list)
+    reasoning_length: int = 0
     finished: bool = False
     stop_requested: bool = False
     finishing: bool = False  # the generator is writing the final state
@@ -51,9 +55,30 @@ class LiveStream:
         if self._on_dirty is not None:
             self._on_dirty(self)
 
+    def think(self, delta: str) -> None:
+        """A reasoning delta: kept apart from the answer's text, woken like it."""
+        if not delta:
+            return
+        self.thoughts.append(delta)
+        self.reasoning_length += len(delta)
+        if self._on_dirty is not None:
+            self._on_dirty(self)
+
     @property
     def text(self) -> str:
         return "".join(self.chunks)
+
+    @property
+    def reasoning(self) -> str:
+        # Joined once per read, at most once per frame: reasoning is a few pieces of text.
+        if len(self.thoughts) > 1:
+            self.thoughts = ["".join(self.thoughts)]
+        return self.thoughts[0] if self.thoughts else ""
+
+    @property
+    def progress(self) -> int:
+        """Characters in all, answer and reasoning: what grows while the model is alive."""
+        return self.length + self.reasoning_length
 
     def read_from(self, offset: int) -> str:
         """Everything after character `offset`."""
@@ -82,13 +107,14 @@ class LiveStream:
         self.finished = True
         self.wake()
 
-    async def wait(self, offset: int) -> None:
-        """Return once there is text past `offset`, the stream finished, or the hub's
-        heartbeat came by (then the reader sends a keep-alive comment).
+    async def wait(self, offset: int, reasoning: int = 0) -> None:
+        """Return once there is text past `offset` (or reasoning past `reasoning`), the
+        stream finished, or the hub's heartbeat came by (then the reader sends a keep-alive
+        comment).
 
         No timer per wait: at 1,000 streams that was a timer armed and cancelled per event.
         """
-        if self.finished or self.length > offset:
+        if self.finished or self.length > offset or self.reasoning_length > reasoning:
             return
         waiter = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)

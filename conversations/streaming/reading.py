@@ -1,14 +1,15 @@
 """From a message's live stream (or its saved state) to SSE events, resumable at any offset.
 
-Event ids are character offsets into the answer. A reader with Last-Event-ID gets exactly
-what follows it; a reader without one (a page reload, a new EventSource) first gets a
-`snapshot` of the text so far, then the live deltas.
+Event ids are character offsets into the answer (and its reasoning). A reader with
+Last-Event-ID gets exactly what follows it; a reader without one (a page reload, a new
+EventSource) first gets a `snapshot` of the text so far, then the live deltas.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator
+from html import escape
 
 from asgiref.sync import sync_to_async
 from django.db import connections
@@ -105,35 +106,48 @@ async def live_events(stream: LiveStream, *, last_event_id: str | None) -> Async
     The answer travels as Markdown (live_markdown.py): a `blocks` event carries finished
     blocks as HTML with the open tail that replaces the old one, a `token` event the tail's
     new text. An event id is "offset.blocks": the characters of the answer and the finished
-    blocks the reader has. A reader who comes back with it gets the blocks it lacks and the
-    tail whole, never a character twice; one without it gets a `snapshot` of everything.
+    blocks the reader has, then ".reasoning" once there is reasoning: its characters the
+    reader has. A reader who comes back with it gets the blocks it lacks and the tail whole,
+    and the reasoning past its offset, never a character twice; one without it gets a
+    `snapshot` of everything (a `thinking-snapshot` first, for the reasoning).
+
+    The reasoning travels as escaped text (`thinking` events append to it): escaping is per
+    character, so pieces escaped apart join up, and the final bubble renders it through the
+    one renderer.
     """
     message_id = stream.message_id
     reader = _Reader(message_id)
     position = _parse_position(last_event_id)
     if position is None:
+        if stream.reasoning_length:
+            yield reader.thinking(stream, snapshot=True)
         if stream.length:
             yield reader.snapshot(stream.markdown())
         else:  # the page shows the empty answer: its first text is a token
             reader.saw(LiveMarkdown())
     else:
-        reader.offset, reader.blocks = position
-    heard = stream.length  # for a mirror: its length when its generator last showed life
+        reader.offset, reader.blocks, reader.reasoning = position
+    heard = stream.progress  # for a mirror: how far it was when its generator last showed life
     while True:
-        await stream.wait(reader.offset)
+        await stream.wait(reader.offset, reader.reasoning)
+        grew = stream.reasoning_length > reader.reasoning
+        if grew:
+            yield reader.thinking(stream)
         if stream.length > reader.offset:
+            grew = True
             if (event := reader.next_event(stream.markdown())) is not None:
                 yield event
-        elif stream.finished or (
+        if grew:
+            continue
+        if stream.finished or (
             # A mirror silent since the last heartbeat: has its generator died? (If so, the
             # answer is now marked interrupted.) One that grew is alive: no query.
-            stream.is_mirror and stream.length == heard and not await still_live(message_id)
+            stream.is_mirror and stream.progress == heard and not await still_live(message_id)
         ):
             yield await final_event(message_id, stream.markdown())
             return
-        else:
-            heard = stream.length
-            yield sse.comment()
+        heard = stream.progress
+        yield sse.comment()
 
 
 class _Reader:
@@ -143,8 +157,17 @@ class _Reader:
         self.message_id = message_id
         self.offset = 0  # characters of the answer taken in
         self.blocks = 0  # finished blocks shown
+        self.reasoning = 0  # characters of the reasoning shown
         self.epoch: int | None = None  # the tail shown (None: unknown, sent whole next)
         self.shown = 0  # characters of that tail's escaped text shown
+
+    def thinking(self, stream: LiveStream, *, snapshot: bool = False) -> str:
+        """The reasoning the reader lacks (all of it, to replace what the page shows)."""
+        reasoning = stream.reasoning
+        text = reasoning if snapshot else reasoning[self.reasoning :]
+        self.reasoning = len(reasoning)
+        event = "thinking-snapshot" if snapshot else "thinking"
+        return sse.frame(event, escape(text, quote=False), event_id=self._event_id())
 
     def snapshot(self, view: LiveMarkdown) -> str:
         self.saw(view)
@@ -169,6 +192,8 @@ class _Reader:
         self.epoch, self.shown = view.epoch, len(view.display)
 
     def _event_id(self) -> str:
+        if self.reasoning:
+            return f"{self.offset}.{self.blocks}.{self.reasoning}"
         return f"{self.offset}.{self.blocks}"
 
 
@@ -194,9 +219,13 @@ def still_live(message_id: str) -> bool:
         release_connections()
 
 
-def _parse_position(last_event_id: str | None) -> tuple[int, int] | None:
-    """(offset, blocks) from an event id; None without a usable one (then: a snapshot)."""
-    offset, dot, blocks = (last_event_id or "").partition(".")
-    if not (dot and offset.isdigit() and blocks.isdigit()):
+def _parse_position(last_event_id: str | None) -> tuple[int, int, int] | None:
+    """(offset, blocks, reasoning) from an event id; None without a usable one (then: a
+    snapshot)."""
+    parts = (last_event_id or "").split(".")
+    if len(parts) == 2:
+        parts.append("0")
+    if len(parts) != 3 or not all(part.isdigit() for part in parts):
         return None
-    return int(offset), int(blocks)
+    offset, blocks, reasoning = (int(part) for part in parts)
+    return offset, blocks, reasoning

@@ -43,17 +43,21 @@ def interrupt_if_orphaned(message: Message) -> bool:
 
 
 def _interrupt(messages: QuerySet[Message], *, older_than: float) -> int:
-    """Each one's text becomes the longest its generator left: its last checkpoint, or what
-    it had published to Redis since (up to a checkpoint interval more). Readers resumed from
-    Redis already hold that text: the final state must not take it back."""
+    """Each one's text (and reasoning) becomes the longest its generator left: its last
+    checkpoint, or what it had published to Redis since (up to a checkpoint interval more).
+    Readers resumed from Redis already hold that text: the final state must not take it
+    back."""
     cutoff = timezone.now() - timedelta(seconds=older_than)
     stale = messages.filter(status__in=Message.LIVE_STATUSES, updated_at__lte=cutoff)
     interrupted = 0
-    for message_id, checkpoint in stale.values_list("pk", "content"):
-        published = redis_relay.published_text(str(message_id))
+    for message_id, checkpoint, reasoning in stale.values_list("pk", "content", "reasoning"):
+        published, published_reasoning = redis_relay.published_text(str(message_id))
         text = published if len(published) > len(checkpoint) else checkpoint
+        if len(published_reasoning) > len(reasoning):
+            reasoning = published_reasoning
         interrupted += stale.filter(pk=message_id).update(
             content=text,
+            reasoning=reasoning,
             status=Message.Status.INTERRUPTED,
             error=INTERRUPTED_TEXT,
             finish_reason="interrupted",

@@ -41,12 +41,14 @@ BLOCK_MS = 100
 SOCKET_TIMEOUT = 2.0  # seconds
 COMMAND_CONNECTIONS = 4
 END = "end"
+REASONING = "reasoning"  # an entry's kind in a mirror's queue: reasoning, not answer text
 # A stream's entries as redis-py returns them with decode_responses=True (its types say
 # bytes or str, and maybe None).
 Entries = list[tuple[str, dict[str, str]]]
 
-# One round of the writer in one command: an XADD per answer that grew (the expiry set with
-# its first entry), the end markers, then the whole round as one entry of `frames`: a
+# One round of the writer in one command: an XADD per answer whose reasoning grew (fields
+# `ro`, `r`) and per answer whose text grew (`o`, `t`), the expiry set with its first entry,
+# the end markers, then the whole round as one entry of `frames`: a
 # pipeline of an XADD per answer cost redis-py 25 times as much CPU to pack and parse
 # (docs/performance.md). An answer's stream is not trimmed (its expiry and
 # CHAT_TOTAL_TIMEOUT bound it: a follower must be able to read it from the start); `frames`
@@ -55,6 +57,11 @@ Entries = list[tuple[str, dict[str, str]]]
 PUBLISH_BATCH = """
 local batch = cjson.decode(ARGV[1])
 local prefix = ARGV[2]
+for _, item in ipairs(batch[3]) do
+  local key = prefix .. item[1]
+  redis.call('XADD', key, '*', 'ro', item[2], 'r', item[3])
+  if item[2] == 0 then redis.call('EXPIRE', key, ARGV[3]) end
+end
 for _, item in ipairs(batch[1]) do
   local key = prefix .. item[1]
   redis.call('XADD', key, '*', 'o', item[2], 't', item[3])
@@ -68,7 +75,7 @@ end
 local now = redis.call('TIME')
 local oldest = (tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)) - ARGV[6]
 redis.call('XADD', ARGV[5], 'MINID', '~', string.format('%d', oldest), '*', 'b', ARGV[1])
-return #batch[1] + #batch[2]
+return #batch[1] + #batch[2] + #batch[3]
 """
 
 
@@ -113,6 +120,7 @@ class RedisRelay:
             socket_connect_timeout=SOCKET_TIMEOUT,
         )
         self.published: dict[str, int] = {}  # message id -> offset already in Redis
+        self.published_reasoning: dict[str, int] = {}  # the same, for the reasoning
         # What the writer task has to write next: streams that grew, and end markers, each
         # with the future its publisher awaits.
         self._grown: set[LiveStream] = set()
@@ -121,7 +129,8 @@ class RedisRelay:
         self._work = asyncio.Event()
         self._writer: asyncio.Task | None = None
         self.followed: dict[str, LiveStream] = {}  # message id -> its mirror
-        # Mirrors catching up from their answer's stream, with what `frames` brought meanwhile.
+        # Mirrors catching up from their answer's stream, with what `frames` brought meanwhile:
+        # (offset, end status or REASONING or None, text).
         self._catching_up: dict[str, tuple[LiveStream, list[tuple[int, str | None, str]]]] = {}
         self._catch_ups: set[asyncio.Task] = set()
         self._positioned = asyncio.Event()  # the reader knows where `frames` ends
@@ -143,6 +152,7 @@ class RedisRelay:
     # -- publishing (the generating process) -------------------------------------------
     def track(self, stream: LiveStream) -> None:
         self.published[stream.message_id] = 0
+        self.published_reasoning[stream.message_id] = 0
 
     async def publish(self, streams: list[LiveStream]) -> None:
         """Hand what grew this frame to the writer; the ticker never waits for Redis."""
@@ -195,15 +205,22 @@ class RedisRelay:
 
     async def _write(self, grown: set[LiveStream], ending: list[tuple[LiveStream, str]]) -> None:
         texts: list[tuple[str, int, str]] = []  # (message id, offset, new text)
+        thoughts: list[tuple[str, int, str]] = []  # the same for the reasoning
         sent: dict[str, int] = {}  # message id -> offset before this write
+        thought: dict[str, int] = {}  # the same for the reasoning
         for stream in [*grown, *(stream for stream, _ in ending)]:
             offset = self.published.get(stream.message_id)
             if offset is not None and stream.length > offset:
                 texts.append((stream.message_id, offset, stream.read_from(offset)))
                 sent[stream.message_id] = offset
                 self.published[stream.message_id] = stream.length
+            offset = self.published_reasoning.get(stream.message_id)
+            if offset is not None and stream.reasoning_length > offset:
+                thoughts.append((stream.message_id, offset, stream.reasoning[offset:]))
+                thought[stream.message_id] = offset
+                self.published_reasoning[stream.message_id] = stream.reasoning_length
         ends = [(stream.message_id, status) for stream, status in ending]
-        if not texts and not ends:
+        if not texts and not ends and not thoughts:
             return
         try:
             async with asyncio.timeout(SOCKET_TIMEOUT * 2):
@@ -211,7 +228,9 @@ class RedisRelay:
                     args=[
                         # A lone surrogate cannot be UTF-8. Providers mend it (providers/text.py);
                         # one that slips through is replaced in this copy, not failing the round.
-                        json.dumps([texts, ends], ensure_ascii=False).encode("utf-8", "replace"),
+                        json.dumps([texts, ends, thoughts], ensure_ascii=False).encode(
+                            "utf-8", "replace"
+                        ),
                         stream_key(""),
                         EXPIRE_WHILE_LIVE,
                         EXPIRE_AFTER_END,
@@ -226,10 +245,14 @@ class RedisRelay:
             for message_id, offset in sent.items():
                 if message_id in self.published:
                     self.published[message_id] = offset
+            for message_id, offset in thought.items():
+                if message_id in self.published_reasoning:
+                    self.published_reasoning[message_id] = offset
             raise
         finally:
             for stream, _ in ending:
                 self.published.pop(stream.message_id, None)
+                self.published_reasoning.pop(stream.message_id, None)
 
     # -- following (any other process) -------------------------------------------------
     async def follow(self, message_id: str) -> LiveStream:
@@ -292,7 +315,12 @@ class RedisRelay:
         try:
             entries = cast(Entries, await self.commands.xrange(stream_key(message_id)))
             for _, fields in entries:
-                caught_up.append((int(fields.get("o", 0)), fields.get(END), fields.get("t", "")))
+                if "r" in fields:
+                    caught_up.append((int(fields["ro"]), REASONING, fields["r"]))
+                else:
+                    caught_up.append(
+                        (int(fields.get("o", 0)), fields.get(END), fields.get("t", ""))
+                    )
         except Exception:
             log.exception("redis relay catch-up failed", extra={"message_id": message_id})
         finally:
@@ -304,16 +332,22 @@ class RedisRelay:
             self._take(mirror, offset, status, text)
 
     def _take(self, mirror: LiveStream, offset: int, status: str | None, text: str) -> None:
-        """One entry for a mirror: its end marker (a status), or text from `offset`."""
-        if status is not None:
-            self._end(mirror)
-        else:
+        """One entry for a mirror: its end marker (a status), text from `offset`, or (status
+        REASONING) reasoning from `offset`."""
+        if status is None:
             self._apply(mirror, offset, text)
+        elif status == REASONING:
+            self._apply(mirror, offset, text, reasoning=True)
+        else:
+            self._end(mirror)
 
-    def _apply(self, mirror: LiveStream, offset: int, text: str) -> None:
+    def _apply(
+        self, mirror: LiveStream, offset: int, text: str, *, reasoning: bool = False
+    ) -> None:
         """Append the new part of one entry; entries are contiguous, so one that starts past
         the mirror's end means some were lost: catch up from the answer's stream."""
-        if offset > mirror.length:
+        length = mirror.reasoning_length if reasoning else mirror.length
+        if offset > length:
             if mirror.message_id not in self._catching_up:
                 arrived = self._start_catch_up(mirror)
                 task = self.hub.loop.create_task(
@@ -321,8 +355,8 @@ class RedisRelay:
                 )
                 self._catch_ups.add(task)  # the loop keeps only a weak reference
                 task.add_done_callback(self._catch_ups.discard)
-        elif offset + len(text) > mirror.length:
-            mirror.append(text[mirror.length - offset :])
+        elif offset + len(text) > length:
+            (mirror.think if reasoning else mirror.append)(text[length - offset :])
 
     def _end(self, mirror: LiveStream) -> None:
         self._unfollow(mirror)
@@ -366,8 +400,10 @@ class RedisRelay:
                     except Exception:  # one bad entry must not stop every mirror
                         log.exception("redis relay: unreadable frame", extra={"id": entry_id})
 
-    def _deliver(self, texts: list, ends: list) -> None:
+    def _deliver(self, texts: list, ends: list, thoughts: list | tuple = ()) -> None:
         """One writer round of some process: the parts for answers mirrored here."""
+        for message_id, offset, text in thoughts:
+            self._receive(message_id, offset, REASONING, text)
         for message_id, offset, text in texts:
             self._receive(message_id, offset, None, text)
         for message_id, status in ends:
@@ -397,11 +433,12 @@ def joined_text(entries: list[tuple[int, str]]) -> str:
 _sync_clients: dict[str, redis_sync.Redis] = {}  # by URL; a thread-safe pool each
 
 
-def published_text(message_id: str) -> str:
-    """From sync code: the text of the answer as its generator published it (recovery asks
-    it of a dead process's answer); "" when Redis has none or cannot be reached."""
+def published_text(message_id: str) -> tuple[str, str]:
+    """From sync code: the text and reasoning of the answer as its generator published them
+    (recovery asks it of a dead process's answer); "" when Redis has none or cannot be
+    reached."""
     if not enabled():
-        return ""
+        return "", ""
     client = _sync_clients.get(settings.REDIS_URL)
     if client is None:
         client = _sync_clients[settings.REDIS_URL] = redis_sync.Redis.from_url(
@@ -414,5 +451,8 @@ def published_text(message_id: str) -> str:
         entries = cast(Entries, client.xrange(stream_key(message_id)))
     except redis_sync.RedisError:
         log.warning("redis relay: published text unreadable", extra={"message_id": message_id})
-        return ""
-    return joined_text([(int(f["o"]), f["t"]) for _, f in entries if "t" in f])
+        return "", ""
+    return (
+        joined_text([(int(f["o"]), f["t"]) for _, f in entries if "t" in f]),
+        joined_text([(int(f["ro"]), f["r"]) for _, f in entries if "r" in f]),
+    )

@@ -16,7 +16,7 @@ from conversations.streaming.hub import LiveStream
 class Watched:
     task: asyncio.Task
     stream: LiveStream
-    length: int  # as last seen
+    length: int  # its progress (answer and reasoning) as last seen
     since: float  # when that length was first seen (no earlier than the text grew to it)
 
 
@@ -62,8 +62,8 @@ class IdleWatchdog:
             await asyncio.sleep(min(1.0, idle / 4))
             now = self.loop.time()
             for message_id, watched in list(self.watched.items()):
-                if watched.stream.length != watched.length:
-                    watched.length, watched.since = watched.stream.length, now
+                if watched.stream.progress != watched.length:
+                    watched.length, watched.since = watched.stream.progress, now
                     continue
                 # Silence before the first delta is the first-token timeout's business.
                 silent = watched.length and now - watched.since >= idle

@@ -44,6 +44,7 @@ window.Chat = (function () {
     "htmx:oobAfterSwap": ["focus.restore"],
     "htmx:sseBeforeMessage": [
       "stream.noData",      // an error without data (the network) is cancelled
+      "stream.keepThinking", // an open Thinking section stays open in the final bubble
       "focus.note",         // else note the focus before the event's swap
     ],
     "htmx:sseMessage": [

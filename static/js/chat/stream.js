@@ -35,6 +35,19 @@
   Chat.on("htmx:sseBeforeMessage", "stream.noData", function (evt) {
     if (evt.detail.data === undefined || evt.detail.data === null) evt.preventDefault();
   });
+  // The final bubble (done, error) replaces the live one: a Thinking section the reader
+  // opened stays open. The swap runs right after this handler, in the same task; the
+  // microtask after it, before the page is painted.
+  Chat.on("htmx:sseBeforeMessage", "stream.keepThinking", function (evt) {
+    if (evt.defaultPrevented || (evt.detail.type !== "done" && evt.detail.type !== "error")) return;
+    const msg = evt.target.closest && evt.target.closest(".msg");
+    const section = msg && msg.querySelector("details.thinking");
+    if (!section || !section.open) return;
+    queueMicrotask(function () {
+      const replaced = document.getElementById(section.id);
+      if (replaced) replaced.open = true;
+    });
+  });
   Chat.on("htmx:sseError", "stream.reconnecting", function (evt) {
     const msg = evt.target.closest && evt.target.closest(".msg");
     if (msg) msg.classList.add("is-reconnecting");
