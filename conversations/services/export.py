@@ -50,6 +50,9 @@ CONVERSATION_FIELDS = {
     "provider": "provider",
     "model": "model",
     "system_prompt": "system_prompt",
+    # The name of the preset it started from (null: none, or deleted since). The presets
+    # themselves are user-level data, outside this conversation-centred schema.
+    "preset": "preset__name",
     "archived": "archived",
     "hidden": "hidden",
     "current_leaf": "current_leaf_id",
@@ -398,6 +401,8 @@ def _markdown(walk: _Walk) -> Iterator[str]:
         )
         if conversation["provider"] or conversation["model"]:
             yield f"- model: {conversation['provider']} {conversation['model']}\n"
+        if conversation["preset"]:
+            yield f"- preset: {conversation['preset']}\n"
         if conversation["hidden"]:
             yield "- hidden by a moderator\n"
         if conversation["system_prompt"]:
