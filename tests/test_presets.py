@@ -362,10 +362,7 @@ def test_a_chat_started_from_a_preset_gets_its_settings_and_remembers_it(
     assert conversation.temperature == 0.7
     assert conversation.model_id == "demo/demo-mini"  # the preset's model wins over the picker
     page = alice_client.get(f"/c/{conversation.pk}/").text
-    assert (
-        '<span class="preset-origin" title="The preset this chat started from">Preset: Tutor</span>'
-        in page
-    )
+    assert '<p class="preset-origin">Started from preset: Tutor</p>' in page
     assert "Be a patient tutor.</textarea>" in page
     assert '<option value="demo/demo-mini" selected>' in page
 

@@ -47,13 +47,13 @@ def test_a_new_chat_starts_from_a_preset_with_its_prompt_and_model(tab):
     answer = wait_until_finished(tab)
     settled(tab)
 
-    expect(tab.locator(".preset-origin")).to_have_text(f"Preset: {name}")
+    expect(tab.locator(".preset-origin")).to_have_text(f"Started from preset: {name}")
     expect(tab.locator("#model-select")).to_have_value("demo/demo-mini")
     expect(answer.locator(".usage-model")).to_have_text("demo-mini")
     expect(tab.locator("#system-prompt summary")).to_contain_text("· on")
     expect(tab.locator("#system-prompt textarea")).to_have_value("Answer in one short sentence.")
     tab.reload()
-    expect(tab.locator(".preset-origin")).to_have_text(f"Preset: {name}")
+    expect(tab.locator(".preset-origin")).to_have_text(f"Started from preset: {name}")
 
 
 def test_a_preset_is_edited_in_place_refused_when_bad_and_deleted(page, browser_log):
