@@ -492,6 +492,8 @@ def preset_edit(request: SignedInRequest, preset_id: UUID) -> HttpResponse:
         "temperature": preset.temperature,
     }
     form = PresetForm(request.POST or None, initial=initial, auto_id=f"preset-{preset.pk}-%s")
+    if request.htmx and request.method == "GET":  # in place of the row: the focus goes in
+        form.fields["name"].widget.attrs["autofocus"] = True
     if request.method == "POST" and form.is_valid():
         presets.update_preset(preset=preset, values=form.values())
         if not request.htmx:

@@ -475,3 +475,13 @@ def test_export_names_the_preset_a_conversation_started_from(alice_client, alice
     assert records["No preset"]["preset"] is None
     assert {r["type"] for r in lines} == {"header", "conversation", "message"}
     assert "- preset: Tutor\n" in markdown
+
+
+def test_the_export_command_names_the_preset_too(alice_client, alice, tutor, tmp_path):
+    first_send(alice_client, preset=str(tutor.pk))
+    output = tmp_path / "all.jsonl"
+
+    call_command("export_conversations", "--output", str(output), stderr=io.StringIO())
+
+    records = [json.loads(line) for line in output.read_text().splitlines()]
+    assert [r["preset"] for r in records if r["type"] == "conversation"] == ["Tutor"]

@@ -68,6 +68,7 @@ def test_a_preset_is_edited_in_place_refused_when_bad_and_deleted(page, browser_
 
     row.get_by_role("link", name=f"Edit {name}").click()
     editing = page.locator("#own-presets li.is-editing")
+    expect(editing.get_by_label("Name")).to_be_focused()
     temperature = editing.get_by_label("Temperature (0 to 2)")
     temperature.fill("7")
     editing.get_by_role("button", name="Save").click()
