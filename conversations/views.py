@@ -448,9 +448,14 @@ def my_data_download(request: SignedInRequest) -> HttpResponseBase:
 @login_required
 @require_GET
 def preset_choice(request: SignedInRequest) -> HttpResponse:
-    """What the new chat's preset choice says it will start with (htmx, on change)."""
+    """What the new chat's preset choice says it will start with (htmx, on change); none
+    chosen, nothing. Someone else's (or no) preset is a 404, as everywhere."""
     raw = request.GET.get("preset", "")
-    preset = _preset_or_none(request, raw) if raw else None
+    preset = None
+    if raw:
+        preset = _preset_or_none(request, raw)
+        if preset is None:
+            raise Http404("No such preset.")
     return render(request, f"{DETAIL}#preset_summary", {"preset": preset})
 
 

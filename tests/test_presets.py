@@ -205,7 +205,9 @@ def test_someone_elses_preset_is_a_404_on_every_route(alice_client, bobs):
             assert response.status_code == 404, (method, url)
 
     assert "Bob&#x27;s secret" not in alice_client.get("/presets/").text
-    assert "Bob" not in alice_client.get(f"/presets/choice?preset={bobs.pk}", headers=HTMX).text
+    for value in (bobs.pk, uuid.uuid4(), "not-a-uuid"):
+        response = alice_client.get(f"/presets/choice?preset={value}", headers=HTMX)
+        assert response.status_code == 404 and "Bob" not in response.text
     assert bobs.pk not in [p.pk for p in Preset.objects.filter(owner__email="alice@example.com")]
     bobs.refresh_from_db()
     assert bobs.name == "Bob's secret"
@@ -485,3 +487,13 @@ def test_the_export_command_names_the_preset_too(alice_client, alice, tutor, tmp
 
     records = [json.loads(line) for line in output.read_text().splitlines()]
     assert [r["preset"] for r in records if r["type"] == "conversation"] == ["Tutor"]
+
+
+@pytest.mark.usefixtures("endpoints")
+def test_a_model_outside_an_endpoints_allow_list_is_refused(alice_client):
+    response = alice_client.post("/presets/", preset_data(model="claude/claude-c"), headers=HTMX)
+
+    assert response.status_code == 422
+    assert "The model &#x27;claude/claude-c&#x27; is not offered here." in response.text
+    assert "claude/claude-c (not offered)" in response.text  # the choice stays shown
+    assert not Preset.objects.exists()
