@@ -99,8 +99,9 @@ def conversation_create(request: SignedInRequest) -> HttpResponse:
 @require_POST
 def conversation_start(request: SignedInRequest) -> HttpResponse:
     """A new chat's first send: the conversation and its first message, in one transaction,
-    idempotent on the message's client_id (a retry gets the same conversation back). Over
-    htmx the answer is the conversation's #main, at its URL, and the sidebar listing it."""
+    idempotent on the message's client_id (a retry gets the same conversation back), with
+    the picker's model and the preset chosen (400 for one the user may not use). Over htmx
+    the answer is the conversation's #main, at its URL, and the sidebar listing it."""
     form = MessageForm(request.POST)
     if not form.is_valid():
         return _composer_error(request, None, form)
