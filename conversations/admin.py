@@ -26,7 +26,8 @@ from django.utils.http import content_disposition_header
 from django.utils.text import Truncator
 
 from conversations.branches import branch_notes, shown_path
-from conversations.models import Conversation, Message, ModerationAction
+from conversations.forms import PresetForm
+from conversations.models import Conversation, Message, ModerationAction, Preset
 from conversations.services import export, moderation
 
 Kind = ModerationAction.Kind
@@ -380,6 +381,60 @@ class ModerationActionAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+
+class PublishedPresetForm(forms.ModelForm):
+    """The users' preset form's rules: the model on offer (blank: each user's default), the
+    system prompt's limit, a temperature from 0 to 2."""
+
+    system_prompt = PresetForm.base_fields["system_prompt"]
+    model = PresetForm.base_fields["model"]
+    temperature = PresetForm.base_fields["temperature"]
+
+    class Meta:
+        model = Preset
+        fields = ("name", "system_prompt", "model", "temperature")
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.fields["model"].required = False
+
+    def clean_model(self) -> str:
+        choice = self.cleaned_data.get("model")
+        return choice.id if choice is not None else ""
+
+
+@admin.register(Preset)
+class PublishedPresetAdmin(admin.ModelAdmin):
+    """Presets published for everyone (no owner). Only staff with `publish_preset` add,
+    change or delete them; users see them read-only and copy them to change them. Users'
+    own presets are theirs alone and not listed here."""
+
+    form = PublishedPresetForm
+    list_display = ("name", "model", "temperature", "updated_at")
+    search_fields = ("name", "system_prompt")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Preset]:
+        return super().get_queryset(request).filter(owner__isnull=True)
+
+    def save_model(self, request: HttpRequest, obj: Preset, form: object, change: bool) -> None:
+        obj.owner = None  # published: everyone's
+        super().save_model(request, obj, form, change)
+
+    def _may_publish(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("conversations.publish_preset")
+
+    def has_view_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return self._may_publish(request) or super().has_view_permission(request, obj)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return self._may_publish(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return self._may_publish(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return self._may_publish(request)
 
 
 if admin.site.is_registered(User):

@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+import copy
 import uuid
+from typing import Any
 
 from django import forms
 from django.conf import settings
 
 from conversations.models import Message
 from conversations.providers import catalog
+from conversations.services.presets import NAME_CHARS as PRESET_NAME_CHARS
+from conversations.services.presets import PresetValues
 
 MAX_CHARS = settings.CHAT["MAX_MESSAGE_CHARS"]
 MAX_SYSTEM_PROMPT_CHARS = 4_000  # sent before every answer: it takes room from the context
@@ -111,6 +115,55 @@ class FeedbackForm(forms.Form):
             "(this one has %(show_value)s).",
         },
     )
+
+
+class PresetForm(forms.Form):
+    """A preset as its owner writes it. The system prompt has the conversation's limit; the
+    model is one on offer (blank: the user's default); the temperature is blank (the
+    model's own) or 0 to 2."""
+
+    name = forms.CharField(
+        strip=True,
+        max_length=PRESET_NAME_CHARS,
+        error_messages={
+            "required": "Give the preset a name.",
+            "max_length": (
+                "A name can be at most %(limit_value)s characters (this one has %(show_value)s)."
+            ),
+        },
+        widget=forms.TextInput(attrs={"maxlength": PRESET_NAME_CHARS}),
+    )
+    system_prompt = copy.deepcopy(SystemPromptForm.base_fields["system_prompt"])
+    model = ModelIdField()
+    temperature = forms.FloatField(
+        required=False,
+        min_value=0,
+        max_value=2,
+        error_messages={
+            "invalid": "The temperature must be a number from 0 to 2 (or blank).",
+            "min_value": "The temperature must be a number from 0 to 2 (or blank).",
+            "max_value": "The temperature must be a number from 0 to 2 (or blank).",
+        },
+        widget=forms.NumberInput(
+            attrs={"min": 0, "max": 2, "step": "0.1", "placeholder": "the model's own"}
+        ),
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["model"].required = False  # blank: the user's default model
+        prompt = self.fields["system_prompt"].widget
+        prompt.attrs = {**prompt.attrs, "placeholder": "How the assistant should answer"}
+        prompt.attrs.pop("aria-label", None)  # the form's <label> names it
+
+    def values(self) -> PresetValues:
+        data = self.cleaned_data
+        return PresetValues(
+            name=data["name"],
+            system_prompt=data["system_prompt"],
+            model=data["model"],
+            temperature=data["temperature"],
+        )
 
 
 class ReportForm(forms.Form):

@@ -26,6 +26,10 @@ class Conversation(models.Model):
     system_prompt = models.TextField(blank=True)
     # None: the model's own default.
     temperature = models.FloatField(null=True, blank=True)
+    # The preset it started from, if any (shown discreetly; the settings were copied).
+    preset = models.ForeignKey(
+        "Preset", null=True, blank=True, on_delete=models.SET_NULL, related_name="conversations"
+    )
     archived = models.BooleanField(default=False)
     # Pinned conversations head the owner's list.
     pinned = models.BooleanField(default=False)
@@ -219,6 +223,42 @@ class ChatPreferences(models.Model):
 
     def __str__(self) -> str:
         return f"preferences of user #{self.user_id}"
+
+
+class Preset(models.Model):
+    """A prompt template a new chat can start from: its system prompt, model and temperature
+    are copied into the conversation. A user's own, or (no owner) published by a moderator
+    for everyone, read-only outside the admin."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # None: published for everyone (made in the admin by staff with `publish_preset`).
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="presets",
+    )
+    name = models.CharField(max_length=80)
+    system_prompt = models.TextField(blank=True)
+    # "<endpoint>/<model>"; blank: the user's default model.
+    model = models.CharField(max_length=160, blank=True)
+    # None: the model's own default.
+    temperature = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "created_at"]
+        indexes = [models.Index(fields=["owner", "name"], name="preset_owner_name")]
+        permissions = [("publish_preset", "Can publish presets for everyone")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def published(self) -> bool:
+        return self.owner_id is None
 
 
 class ModerationAction(models.Model):

@@ -9,11 +9,11 @@ from uuid import UUID
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.paginator import Page, Paginator
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.shortcuts import aget_object_or_404, get_object_or_404
 
 from conversations.branches import Tree, shown_path
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, Message, Preset
 
 
 def conversations_of(user: User) -> QuerySet[Conversation]:
@@ -40,6 +40,24 @@ async def amessage_for(user: User, conversation_id: UUID, message_id: UUID) -> M
         id=message_id,
         conversation_id=conversation_id,
         conversation__owner=user,
+    )
+
+
+def presets_of(user: User) -> tuple[list[Preset], list[Preset]]:
+    """The user's own presets and the published ones (no owner), in one query."""
+    rows = list(Preset.objects.filter(Q(owner=user) | Q(owner__isnull=True)))
+    return [p for p in rows if p.owner_id == user.pk], [p for p in rows if p.published]
+
+
+def own_preset_for(user: User, preset_id: UUID) -> Preset:
+    """A preset the user may change: their own (a published one is changed in the admin)."""
+    return get_object_or_404(Preset, id=preset_id, owner=user)
+
+
+def preset_for(user: User, preset_id: UUID) -> Preset:
+    """A preset the user may see and start from: their own or a published one."""
+    return get_object_or_404(
+        Preset.objects.filter(Q(owner=user) | Q(owner__isnull=True)), id=preset_id
     )
 
 

@@ -65,6 +65,12 @@ urlpatterns = [
     ),
     path("me/model", views.model_default, name="model_default"),
     path("models/picker", views.model_picker, name="model_picker"),
+    path("presets/", views.preset_list, name="preset_list"),
+    path("presets/choice", views.preset_choice, name="preset_choice"),
+    path("presets/<uuid:preset_id>/", views.preset_detail, name="preset_detail"),
+    path("presets/<uuid:preset_id>/edit", views.preset_edit, name="preset_edit"),
+    path("presets/<uuid:preset_id>/delete", views.preset_delete, name="preset_delete"),
+    path("presets/<uuid:preset_id>/copy", views.preset_copy, name="preset_copy"),
     path("me/data", views.my_data, name="my_data"),
     path("me/data/download", views.my_data_download, name="my_data_download"),
 ]

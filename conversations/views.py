@@ -8,6 +8,7 @@ from uuid import UUID
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.contrib import messages as flashes
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Page
 from django.db import connection
@@ -26,6 +27,7 @@ from conversations.forms import (
     FeedbackForm,
     MessageForm,
     ModelPickForm,
+    PresetForm,
     RenameForm,
     ReportForm,
     SystemPromptForm,
@@ -33,7 +35,7 @@ from conversations.forms import (
 )
 from conversations.http import SignedInRequest
 from conversations.middleware import SIGNED_OUT
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, Message, Preset
 from conversations.providers import catalog, listing
 from conversations.selectors import (
     amessage_for,
@@ -41,9 +43,19 @@ from conversations.selectors import (
     conversation_for,
     conversation_page,
     message_for,
+    own_preset_for,
+    preset_for,
+    presets_of,
     transcript,
 )
-from conversations.services import export, feedback, model_choice, moderation, organizing
+from conversations.services import (
+    export,
+    feedback,
+    model_choice,
+    moderation,
+    organizing,
+    presets,
+)
 from conversations.services.ratelimit import RateLimited
 from conversations.services.sending import (
     AnswerInProgress,
@@ -63,6 +75,8 @@ from conversations.streaming.generation import start_generation
 from conversations.streaming.runtime import get_runtime
 
 DETAIL = "conversations/detail.html"
+PRESETS = "conversations/presets.html"
+PRESET_REFUSED = "This preset is not available: choose another one."
 
 
 HEALTH_TIMEOUT = 3.0  # seconds
@@ -94,8 +108,9 @@ def conversation_create(request: SignedInRequest) -> HttpResponse:
 @require_POST
 def conversation_start(request: SignedInRequest) -> HttpResponse:
     """A new chat's first send: the conversation and its first message, in one transaction,
-    idempotent on the message's client_id (a retry gets the same conversation back). Over
-    htmx the answer is the conversation's #main, at its URL, and the sidebar listing it."""
+    idempotent on the message's client_id (a retry gets the same conversation back), with
+    the picker's model and the preset chosen (400 for one the user may not use). Over htmx
+    the answer is the conversation's #main, at its URL, and the sidebar listing it."""
     form = MessageForm(request.POST)
     if not form.is_valid():
         return _composer_error(request, None, form)
@@ -106,6 +121,14 @@ def conversation_start(request: SignedInRequest) -> HttpResponse:
             model = catalog.resolve_for_send(raw_model)
         except catalog.UnknownModel as exc:
             return HttpResponse(str(exc), status=400, content_type="text/plain")
+    # The new chat's preset (its system prompt, temperature and model); none: no query.
+    preset, note = None, ""
+    if request.POST.get("preset"):
+        preset = _preset_or_none(request, request.POST["preset"])
+        if preset is None:
+            return HttpResponse(PRESET_REFUSED, status=400, content_type="text/plain")
+        start = presets.start_model(preset=preset, picked=model, owner=request.user)
+        model, note = start.choice, start.note
     try:
         result = start_conversation(
             owner=request.user,
@@ -113,12 +136,15 @@ def conversation_start(request: SignedInRequest) -> HttpResponse:
             client_id=form.cleaned_data["client_id"],
             launch=start_generation,
             model=model,
+            preset=preset,
         )
     except REFUSALS as exc:
         return _refusal(exc)
     conversation = result.user_message.conversation
     url = reverse("conversation_detail", args=[conversation.pk])
     if not request.htmx:
+        if note:
+            flashes.warning(request, note)
         return redirect(url)
     messages, has_earlier = transcript(conversation, limit=settings.CHAT["MESSAGES_PER_PAGE"])
     context = {
@@ -129,6 +155,7 @@ def conversation_start(request: SignedInRequest) -> HttpResponse:
         **_page_parts(request, conversation),
         "form": MessageForm(),
         "started": True,
+        "preset_note": note,
     }
     response = render(request, f"{DETAIL}#started", context)
     return push_url(reswap(retarget(response, "#main"), "outerHTML"), url)
@@ -487,6 +514,116 @@ def my_data_download(request: SignedInRequest) -> HttpResponseBase:
     return response
 
 
+@login_required
+@require_GET
+def preset_choice(request: SignedInRequest) -> HttpResponse:
+    """What the new chat's preset choice says it will start with (htmx, on change); none
+    chosen, nothing. Someone else's (or no) preset is a 404, as everywhere."""
+    raw = request.GET.get("preset", "")
+    preset = None
+    if raw:
+        preset = _preset_or_none(request, raw)
+        if preset is None:
+            raise Http404("No such preset.")
+    return render(request, f"{DETAIL}#preset_summary", {"preset": preset})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def preset_list(request: SignedInRequest) -> HttpResponse:
+    """The Presets page: one's own (to edit, delete, start a chat from), the published ones
+    (read-only: copy one to change it), and a form for a new one."""
+    form = PresetForm(request.POST or None, auto_id="preset-new-%s")
+    if request.method == "POST" and form.is_valid():
+        presets.create_preset(owner=request.user, values=form.values())
+        if not request.htmx:
+            return redirect("preset_list")
+        form = PresetForm(auto_id="preset-new-%s")
+    status = 422 if form.errors else 200
+    context = _presets_context(request, new_form=form, created=request.method == "POST")
+    template = f"{PRESETS}#presets" if request.htmx else PRESETS
+    return render(request, template, context, status=status)
+
+
+@login_required
+@require_GET
+def preset_detail(request: SignedInRequest, preset_id: UUID) -> HttpResponse:
+    """One preset's row as the list shows it (an edit form's Cancel puts it back)."""
+    preset = own_preset_for(request.user, preset_id)
+    if not request.htmx:
+        return redirect("preset_list")
+    return render(request, f"{PRESETS}#preset_row", {"preset": preset})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def preset_edit(request: SignedInRequest, preset_id: UUID) -> HttpResponse:
+    preset = own_preset_for(request.user, preset_id)
+    initial = {
+        "name": preset.name,
+        "system_prompt": preset.system_prompt,
+        "model": preset.model,
+        "temperature": preset.temperature,
+    }
+    form = PresetForm(request.POST or None, initial=initial, auto_id=f"preset-{preset.pk}-%s")
+    if request.htmx and request.method == "GET":  # in place of the row: the focus goes in
+        form.fields["name"].widget.attrs["autofocus"] = True
+    if request.method == "POST" and form.is_valid():
+        presets.update_preset(preset=preset, values=form.values())
+        if not request.htmx:
+            return redirect("preset_list")
+        return render(request, f"{PRESETS}#preset_row", {"preset": preset, "saved": True})
+    status = 422 if form.errors else 200
+    if not request.htmx:
+        context = _presets_context(request, editing=preset, edit_form=form)
+        return render(request, PRESETS, context, status=status)
+    context = {"preset": preset, "edit_form": form, **_picker(form["model"].value() or "")}
+    return render(request, f"{PRESETS}#preset_form", context, status=status)
+
+
+@login_required
+@require_POST
+def preset_delete(request: SignedInRequest, preset_id: UUID) -> HttpResponse:
+    preset = own_preset_for(request.user, preset_id)
+    presets.delete_preset(preset=preset)
+    if not request.htmx:
+        return redirect("preset_list")
+    return HttpResponse("")  # the row goes
+
+
+@login_required
+@require_POST
+def preset_copy(request: SignedInRequest, preset_id: UUID) -> HttpResponse:
+    """One's own copy of a preset one may see (a published one, typically), to change."""
+    preset = preset_for(request.user, preset_id)
+    presets.copy_preset(preset=preset, owner=request.user)
+    if not request.htmx:
+        return redirect("preset_list")
+    context = _presets_context(request, new_form=PresetForm(auto_id="preset-new-%s"))
+    return render(request, f"{PRESETS}#presets", context)
+
+
+def _presets_context(
+    request: SignedInRequest,
+    *,
+    new_form: PresetForm | None = None,
+    editing: Preset | None = None,
+    edit_form: PresetForm | None = None,
+    created: bool = False,
+) -> dict[str, object]:
+    own, published = presets_of(request.user)
+    return {
+        "own_presets": own,
+        "published_presets": published,
+        "new_form": new_form or PresetForm(auto_id="preset-new-%s"),
+        "editing": editing,
+        "edit_form": edit_form,
+        "created": created and new_form is not None and not new_form.errors,
+        "page": _conversation_page(request),
+        **_picker(""),
+    }
+
+
 @require_GET
 def favicon(request: HttpRequest) -> HttpResponse:
     """Browsers and crawlers ask for /favicon.ico whatever the page links: send them to the
@@ -556,16 +693,30 @@ def _picker(selected: str) -> dict[str, object]:
 
 def _new_chat(request: SignedInRequest, form: MessageForm, status: int = 200) -> HttpResponse:
     """The chat page without a conversation: its composer's first send makes one, with the
-    model its picker shows (the owner's default)."""
+    model its picker shows (the owner's default) and the preset chosen (`?preset=` from
+    the Presets page, or what a refused send chose)."""
     selected = model_choice.default_for(request.user).id
+    own, published = presets_of(request.user)
+    chosen = request.POST.get("preset") or request.GET.get("preset") or ""
     context: dict[str, object] = {
         "conversation": None,
         "messages": [],
         "form": form,
         "page": _conversation_page(request),
         **_picker(selected),
+        "own_presets": own,
+        "published_presets": published,
+        "preset": next((p for p in own + published if str(p.pk) == chosen), None),
     }
     return render(request, DETAIL, context, status=status)
+
+
+def _preset_or_none(request: SignedInRequest, raw: str) -> Preset | None:
+    """The preset a request names, if the user may start from it (own or published)."""
+    try:
+        return preset_for(request.user, UUID(raw))
+    except (ValueError, Http404):
+        return None
 
 
 def _composer_error(

@@ -51,6 +51,9 @@ CONVERSATION_FIELDS = {
     "model": "model",
     "system_prompt": "system_prompt",
     "temperature": "temperature",
+    # The name of the preset it started from (null: none, or deleted since). The presets
+    # themselves are user-level data, outside this conversation-centred schema.
+    "preset": "preset__name",
     "archived": "archived",
     "hidden": "hidden",
     "current_leaf": "current_leaf_id",
@@ -400,6 +403,8 @@ def _markdown(walk: _Walk) -> Iterator[str]:
         )
         if conversation["provider"] or conversation["model"]:
             yield f"- model: {conversation['provider']} {conversation['model']}\n"
+        if conversation["preset"]:
+            yield f"- preset: {conversation['preset']}\n"
         if conversation["hidden"]:
             yield "- hidden by a moderator\n"
         if conversation["system_prompt"]:

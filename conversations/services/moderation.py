@@ -34,6 +34,7 @@ MODERATOR_PERMISSIONS = (
     "conversations.moderate_message",
     "conversations.export_conversation",
     "conversations.suspend_user",
+    "conversations.publish_preset",
     "auth.view_user",
 )
 

@@ -14,7 +14,7 @@ from django.db.models import Exists, OuterRef, Subquery
 from django.utils import timezone
 
 from conversations import branches
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, Message, Preset
 from conversations.providers.catalog import ModelChoice
 from conversations.services import model_choice, moderation, sync
 from conversations.services.ratelimit import RateLimited, check_send_allowed
@@ -59,12 +59,23 @@ EDIT_WHILE_LIVE = "An answer is still being written: stop it, then edit."
 
 
 def create_conversation(
-    *, owner: User, title: str = "", model: ModelChoice | None = None
+    *,
+    owner: User,
+    title: str = "",
+    model: ModelChoice | None = None,
+    preset: Preset | None = None,
 ) -> Conversation:
-    """`model` defaults to the owner's default model."""
+    """`model` defaults to the owner's default model. A `preset` gives its system prompt
+    and temperature (its model is the caller's to choose: presets.start_model)."""
     model = model or model_choice.default_for(owner)
     conversation = Conversation.objects.create(
-        owner=owner, title=title.strip(), provider=model.endpoint, model=model.model
+        owner=owner,
+        title=title.strip(),
+        provider=model.endpoint,
+        model=model.model,
+        preset=preset,
+        system_prompt=preset.system_prompt if preset is not None else "",
+        temperature=preset.temperature if preset is not None else None,
     )
     sync.announce_conversation(conversation, change="created")
     return conversation
@@ -77,6 +88,7 @@ def start_conversation(
     client_id: uuid.UUID | None,
     launch: Launch | None,
     model: ModelChoice | None = None,
+    preset: Preset | None = None,
 ) -> SendResult:
     """A new conversation with its first message and that message's answer, in one
     transaction: nothing is stored until there is something to say, and a refusal (rate
@@ -100,7 +112,7 @@ def start_conversation(
             return _existing_send(existing.conversation, client_id) or SendResult(
                 existing, None, created=False
             )
-        conversation = create_conversation(owner=owner, model=model)
+        conversation = create_conversation(owner=owner, model=model, preset=preset)
         return _ask(conversation, content=content, client_id=client_id, launch=launch)
 
 
