@@ -41,9 +41,13 @@ if [ ! -x .venv/bin/python ] || ! python_ok .venv/bin/python; then
     "$PY" -m venv .venv
 fi
 
-STAMP=.venv/.installed-$(cat pyproject.toml | sha1sum | cut -c1-12)-${1:-app}
+# The versions CI tested: requirements/<app|test>.txt, every package pinned with its hashes
+# (README, "Pinned dependencies"); then the project itself, editable, without resolving again.
+LOCK="requirements/${1:-app}.txt"
+STAMP=.venv/.installed-$(cat pyproject.toml "$LOCK" | sha1sum | cut -c1-12)-${1:-app}
 if [ ! -f "$STAMP" ]; then
     .venv/bin/python -m pip install --quiet --upgrade pip
-    .venv/bin/python -m pip install --quiet -e ".${EXTRAS:-}"
+    .venv/bin/python -m pip install --quiet --require-hashes -r "$LOCK"
+    .venv/bin/python -m pip install --quiet --no-deps -e .
     touch "$STAMP"
 fi
