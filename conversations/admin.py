@@ -27,7 +27,7 @@ from django.utils.text import Truncator
 
 from conversations.branches import branch_notes, shown_path
 from conversations.forms import PresetForm
-from conversations.models import Conversation, Message, ModerationAction, Preset
+from conversations.models import Conversation, Message, ModerationAction, Preset, Quota, UsageDay
 from conversations.services import export, moderation
 
 Kind = ModerationAction.Kind
@@ -456,3 +456,34 @@ class ModeratedUserAdmin(Moderated, UserAdmin):
         # Suspending goes through the actions: they ask why, record it, close the user's
         # sockets and stop their answers; ticking the box here would do none of that.
         return (*super().get_readonly_fields(request, obj), "is_active")
+
+
+@admin.register(Quota)
+class QuotaAdmin(admin.ModelAdmin):
+    """Token limits per day and month (UTC), for a user or for every member of a group; blank
+    is unlimited, and where several apply the tightest wins (services/quotas.py)."""
+
+    list_display = ("__str__", "user", "group", "daily_tokens", "monthly_tokens")
+    list_filter = (("group", admin.RelatedOnlyFieldListFilter),)
+    search_fields = ("user__email", "group__name")
+    autocomplete_fields = ("user",)
+
+
+@admin.register(UsageDay)
+class UsageDayAdmin(admin.ModelAdmin):
+    """Tokens per user, day and model, as counted for quotas: read-only."""
+
+    list_display = ("day", "user", "model", "answers", "prompt_tokens", "completion_tokens")
+    list_filter = ("day", "model")
+    search_fields = ("user__email", "model")
+    date_hierarchy = "day"
+    list_select_related = ("user",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False

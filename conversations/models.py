@@ -305,3 +305,66 @@ class ModerationAction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.actor_email or 'system'}: {self.get_kind_display()} {self.target}"
+
+
+class Quota(models.Model):
+    """Tokens a user, or each member of a group, may use per day and per month (UTC), set in
+    the admin. Blank is unlimited; where several apply (a user's own, each of their groups'),
+    the tightest wins (services/quotas.py)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="quota",
+    )
+    group = models.OneToOneField(
+        "auth.Group", null=True, blank=True, on_delete=models.CASCADE, related_name="quota"
+    )
+    daily_tokens = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="Blank: no daily limit."
+    )
+    monthly_tokens = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="Blank: no monthly limit."
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(user__isnull=False, group__isnull=True)
+                | models.Q(user__isnull=True, group__isnull=False),
+                name="quota_user_xor_group",
+                violation_error_message="A quota is for a user or for a group, not both.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"quota of {self.user or self.group}"
+
+
+class UsageDay(models.Model):
+    """A user's tokens on one (UTC) day with one model: added to once per answer, at its
+    final write (streaming/generation.py), so a quota check or the usage page reads at most
+    a month of these rows, never the messages."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="usage_days"
+    )
+    day = models.DateField()
+    model = models.CharField(max_length=160)  # "<endpoint>/<model>", as the answer had it
+    answers = models.PositiveIntegerField(default=0)
+    prompt_tokens = models.PositiveBigIntegerField(default=0)
+    completion_tokens = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "day", "model"], name="usage_user_day_model")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.day} {self.model}"
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens

@@ -72,5 +72,6 @@ urlpatterns = [
     path("presets/<uuid:preset_id>/delete", views.preset_delete, name="preset_delete"),
     path("presets/<uuid:preset_id>/copy", views.preset_copy, name="preset_copy"),
     path("me/data", views.my_data, name="my_data"),
+    path("me/usage", views.my_usage, name="my_usage"),
     path("me/data/download", views.my_data_download, name="my_data_download"),
 ]

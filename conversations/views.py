@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 from uuid import UUID
 
 from asgiref.sync import async_to_sync, sync_to_async
@@ -35,7 +36,7 @@ from conversations.forms import (
 )
 from conversations.http import SignedInRequest
 from conversations.middleware import SIGNED_OUT
-from conversations.models import Conversation, Message, Preset
+from conversations.models import Conversation, Message, Preset, UsageDay
 from conversations.providers import catalog, listing
 from conversations.selectors import (
     amessage_for,
@@ -55,6 +56,7 @@ from conversations.services import (
     moderation,
     organizing,
     presets,
+    quotas,
 )
 from conversations.services.ratelimit import RateLimited
 from conversations.services.sending import (
@@ -499,6 +501,26 @@ def my_data(request: SignedInRequest) -> HttpResponse:
 
 @login_required
 @require_GET
+def my_usage(request: SignedInRequest) -> HttpResponse:
+    """The user's tokens per day and model over the last 30 days, and their quota if any."""
+    rows = quotas.usage_since(user_id=request.user.pk, days=USAGE_DAYS)
+    days: dict[datetime.date, list[UsageDay]] = {}
+    for row in rows:
+        days.setdefault(row.day, []).append(row)
+    context = {
+        "days": [{"day": day, "rows": models} for day, models in days.items()],
+        "total": sum(r.tokens for r in rows),
+        "limits": quotas.limits_for(user_id=request.user.pk),
+        "usage_days": USAGE_DAYS,
+    }
+    return render(request, "conversations/my_usage.html", context)
+
+
+USAGE_DAYS = 30
+
+
+@login_required
+@require_GET
 def my_data_download(request: SignedInRequest) -> HttpResponseBase:
     """All the user's own conversations as one file, streamed (hidden messages left out)."""
     fmt = request.GET.get("format", "jsonl")
@@ -754,15 +776,25 @@ def _shown_branch(request: SignedInRequest, conversation: Conversation) -> HttpR
 
 
 # What a write can refuse, each answered with its own status by _refusal.
-REFUSALS = (RateLimited, moderation.SendRefused, RetryRefused, EditRefused, AnswerInProgress)
+REFUSALS = (
+    RateLimited,
+    quotas.OverQuota,
+    moderation.SendRefused,
+    RetryRefused,
+    EditRefused,
+    AnswerInProgress,
+)
 
 
 def _refusal(exc: Exception) -> HttpResponse:
     """429 with Retry-After (too many), 403 (not allowed to send), 409 (not now: a retry
     of an older answer, a send or edit while an answer is written); the reason as text."""
-    if isinstance(exc, RateLimited):
+    if isinstance(exc, RateLimited | quotas.OverQuota):
         response = HttpResponse(exc.message, status=429, content_type="text/plain")
         response["Retry-After"] = str(exc.retry_after)
+        if isinstance(exc, quotas.OverQuota):
+            # Not worth a retry before it resets: the composer keeps the text, says why.
+            response["X-Refusal"] = "quota"
         return response
     status = 403 if isinstance(exc, moderation.SendRefused) else 409
     return HttpResponse(str(exc), status=status, content_type="text/plain")

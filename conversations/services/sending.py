@@ -16,7 +16,7 @@ from django.utils import timezone
 from conversations import branches
 from conversations.models import Conversation, Message, Preset
 from conversations.providers.catalog import ModelChoice
-from conversations.services import model_choice, moderation, sync
+from conversations.services import model_choice, moderation, quotas, sync
 from conversations.services.ratelimit import RateLimited, check_send_allowed
 from conversations.streaming import control
 from conversations.titles import TITLE_CHARS, plain_title
@@ -219,6 +219,7 @@ def retry_reply(*, message: Message, launch: Launch | None) -> RetryResult:
             raise RetryRefused("Only the last answer can be retried.")
         moderation.ensure_can_send(conversation, owner_active=owner_active)
         check_send_allowed(user_id=conversation.owner_id)
+        quotas.check_quota(user_id=conversation.owner_id)
         reply = Message.objects.create(
             conversation=conversation,
             seq=seq,
@@ -252,6 +253,7 @@ def _ask(
                 moderation.ensure_can_send(conversation, owner_active=owner_active)
                 if attempt == 0:
                     check_send_allowed(user_id=conversation.owner_id)
+                    quotas.check_quota(user_id=conversation.owner_id)
                 seq, leaf_id, live = _next_seq_and_leaf(conversation)
                 if live and edit_of is not None:
                     raise EditRefused(EDIT_WHILE_LIVE)
@@ -284,6 +286,7 @@ def _ask(
             IntegrityError,
             moderation.SendRefused,
             RateLimited,
+            quotas.OverQuota,
             EditRefused,
             AnswerInProgress,
         ) as refusal:

@@ -24,6 +24,7 @@ from django.utils import timezone
 from conversations import branches
 from conversations.models import Message
 from conversations.providers import ChatTurn, ProviderError, StreamResult, Thinking, catalog
+from conversations.services import quotas
 from conversations.streaming import titling
 from conversations.streaming.hub import LiveStream
 from conversations.streaming.runtime import get_runtime
@@ -138,7 +139,7 @@ async def generate_reply(message: Message, *, stream: LiveStream) -> None:
             log.info("generation stopped", extra=log_ids)
         else:  # the server is shutting down: recovery offers a retry
             outcome = Outcome(status=Message.Status.INTERRUPTED)
-            await _finish(message_id, stream, outcome, result, timings)
+            await _finish(message, stream, outcome, result, timings)
             raise
     except TimeoutError:
         outcome = _failure("The answer took too long and was cut off.", log_ids, "total timeout")
@@ -151,7 +152,7 @@ async def generate_reply(message: Message, *, stream: LiveStream) -> None:
     finally:
         watchdog.unwatch(message_id)
         checkpoints.remove(message_id)
-    await _finish(message_id, stream, outcome, result, timings)
+    await _finish(message, stream, outcome, result, timings)
     if outcome.status == Message.Status.COMPLETE:
         titling.title_after_answer(message, stream)
 
@@ -230,7 +231,7 @@ class Timings:
 
 
 async def _finish(
-    message_id: str,
+    message: Message,
     stream: LiveStream,
     outcome: Outcome,
     result: StreamResult,
@@ -242,6 +243,7 @@ async def _finish(
     and whatever happens, the stream is closed: no reader is left waiting on it.
     """
     stream.finishing = True
+    message_id = str(message.pk)
     usage = result.usage
     runtime = get_runtime()
     try:
@@ -265,7 +267,18 @@ async def _finish(
                     "final write found no streaming answer", extra={"message_id": message_id}
                 )
         except Exception:
+            written = 0
             log.exception("final write failed", extra={"message_id": message_id})
+        if written:
+            try:  # the user's usage of the day, which quotas count: once per answer
+                await quotas.arecord_usage(
+                    user_id=message.conversation.owner_id,
+                    model=f"{message.provider}/{message.model}",
+                    prompt_tokens=usage.prompt_tokens,
+                    completion_tokens=usage.completion_tokens,
+                )
+            except Exception:
+                log.exception("usage not recorded", extra={"message_id": message_id})
         try:
             if runtime.relay is not None:
                 await runtime.relay.publish_end(stream, outcome.status)

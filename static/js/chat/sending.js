@@ -35,8 +35,14 @@
     if (!active || active === document.body) bubble.querySelector(".retry-send").focus();
   }
 
+  // A quota used up (429, X-Refusal: quota): the text says when it resets, hours away.
+  function overQuota(xhr) {
+    return !!xhr && xhr.status === 429 && xhr.getResponseHeader("X-Refusal") === "quota";
+  }
+
   function failureReason(xhr) {
     if (!xhr || xhr.status === 0) return "You seem to be offline.";
+    if (overQuota(xhr)) return Chat.serverText(xhr) || "You have used your token quota.";
     if (xhr.status === 429) {
       const wait = parseInt(xhr.getResponseHeader("Retry-After") || "", 10);
       const text = Chat.serverText(xhr) || "Too many messages.";
@@ -100,9 +106,10 @@
     const status = evt.detail.xhr ? evt.detail.xhr.status : 0;
     if (status === 422) return;
     const bubble = Chat.findPending(clientId);
-    if ((status === 409 || status === 400) && form && evt.detail.elt === form && bubble) {
-      // Refused (an answer is being written; a model no longer on offer): nothing was
-      // stored, so the text goes
+    const refused = status === 409 || status === 400 || overQuota(evt.detail.xhr);
+    if (refused && form && evt.detail.elt === form && bubble) {
+      // Refused (an answer is being written; a model no longer on offer; over quota):
+      // nothing was stored, so the text goes
       // back in the box (unless something new was typed there) with the reason under it.
       const box = form.querySelector("textarea");
       if (box && !box.value.trim()) box.value = bubble.dataset.content;
