@@ -7,6 +7,7 @@ DJANGO_ENV=production (secure cookies, required SECRET_KEY / ALLOWED_HOSTS).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost, so its latency is the whole stack's; sync-only like the rest of the stack.
+    "conversations.middleware.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
@@ -261,7 +264,8 @@ SECURE_CSP = {
 
 if PRODUCTION:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers probe the processes over plain HTTP
+    # Load balancers probe, and Prometheus scrapes, the processes over plain HTTP.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
@@ -273,6 +277,18 @@ if PRODUCTION:
         "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
         "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
     }
+
+# /metrics (conversations/metrics_views.py): for this bearer token, or from these addresses
+# (comma-separated IPs or networks: "10.0.0.0/8,127.0.0.1"); anyone else gets a 404.
+METRICS_TOKEN = env("METRICS_TOKEN")
+try:
+    METRICS_ALLOWED_IPS = [
+        ipaddress.ip_network(raw.strip(), strict=False)
+        for raw in env("METRICS_ALLOWED_IPS").split(",")
+        if raw.strip()
+    ]
+except ValueError as exc:
+    raise ImproperlyConfigured(f"METRICS_ALLOWED_IPS: {exc}") from exc
 
 # The chat itself. Every limit and timeout is configurable from the environment.
 CHAT: ChatSettings = {

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from conversations import metrics
 from conversations.models import Message
 from conversations.streaming.hub import LiveStream
 
@@ -60,7 +61,8 @@ class CheckpointWriter:
                     texts[message_id] = (stream.text, stream.reasoning)
             if texts:
                 try:
-                    await sync_to_async(write_checkpoints)(texts)
+                    with metrics.CHECKPOINT_WRITE.time():
+                        await sync_to_async(write_checkpoints)(texts)
                 except Exception:
                     log.exception("checkpoint write failed", extra={"messages": len(texts)})
 

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
+from conversations import metrics
 from conversations.streaming import access, reading, sse
 from conversations.streaming.hub import LiveStream
 from conversations.streaming.runtime import get_runtime
@@ -108,9 +109,11 @@ async def _serve(stream: LiveStream, scope: Scope, receive: Receive, send: Send)
     # A reader who leaves (a closed tab) ends its pump at once, not at the next heartbeat.
     pumping = asyncio.ensure_future(pump())
     listening = asyncio.ensure_future(until_disconnect())
+    metrics.OPEN_STREAMS.inc()
     try:
         await asyncio.wait({pumping, listening}, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        metrics.OPEN_STREAMS.dec()
         for task in (pumping, listening):
             task.cancel()
         await asyncio.gather(pumping, listening, return_exceptions=True)

@@ -21,9 +21,16 @@ from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
 from django.utils import timezone
 
-from conversations import branches
+from conversations import branches, metrics
 from conversations.models import Message
-from conversations.providers import ChatTurn, ProviderError, StreamResult, Thinking, catalog
+from conversations.providers import (
+    ChatTurn,
+    ProviderError,
+    StreamResult,
+    Thinking,
+    Usage,
+    catalog,
+)
 from conversations.services import quotas
 from conversations.streaming import titling
 from conversations.streaming.hub import LiveStream
@@ -104,6 +111,7 @@ async def generate_reply(message: Message, *, stream: LiveStream) -> None:
     timings = Timings()
     runtime = get_runtime()
     checkpoints, watchdog = runtime.checkpoints, runtime.watchdog
+    metrics.ANSWERS_STARTED.inc()
     checkpoints.add(message_id, stream)
     watchdog.watch(message_id, stream)
     try:
@@ -133,6 +141,7 @@ async def generate_reply(message: Message, *, stream: LiveStream) -> None:
             this_task = asyncio.current_task()
             assert this_task is not None
             this_task.uncancel()
+            metrics.PROVIDER_ERRORS.labels("idle_timeout").inc()
             outcome = _failure(IDLE_MESSAGE, log_ids, "timeout")
         elif stream.stop_requested:
             outcome = Outcome(status=Message.Status.STOPPED)
@@ -142,10 +151,13 @@ async def generate_reply(message: Message, *, stream: LiveStream) -> None:
             await _finish(message, stream, outcome, result, timings)
             raise
     except TimeoutError:
+        metrics.PROVIDER_ERRORS.labels("total_timeout").inc()
         outcome = _failure("The answer took too long and was cut off.", log_ids, "total timeout")
     except GenerationTimeout as exc:
+        metrics.PROVIDER_ERRORS.labels("first_token_timeout").inc()
         outcome = _failure(exc.user_message, log_ids, "timeout")
     except ProviderError as exc:
+        metrics.PROVIDER_ERRORS.labels(metrics.provider_error_kind(str(exc))).inc()
         outcome = _failure(exc.user_message, log_ids, f"provider error: {exc}")
     except Exception:
         outcome = _failure("Something went wrong while answering.", log_ids, "crashed", exc=True)
@@ -184,7 +196,12 @@ async def _start_with_retries(
         await deltas.aclose()
         attempt += 1
         if attempt >= attempts:
-            raise error
+            raise error  # counted with the answer's outcome
+        metrics.PROVIDER_ERRORS.labels(
+            "first_token_timeout"
+            if isinstance(error, GenerationTimeout)
+            else metrics.provider_error_kind(str(error))
+        ).inc()
         delay = backoff_delay(attempt - 1, retry_after=retry_after)
         log.warning(
             "provider failed before the first token; retrying",
@@ -230,6 +247,19 @@ class Timings:
         return {"first_token_ms": first, "duration_ms": ms(time.monotonic())}
 
 
+def _count_answer(outcome: Outcome, usage: Usage, timings: Timings) -> None:
+    """The answer's metrics, once, at its end: never per token."""
+    metrics.ANSWERS.labels(outcome.status).inc()
+    ended = time.monotonic()
+    metrics.DURATION.observe(ended - timings.started)
+    if timings.first_token is not None:
+        metrics.FIRST_TOKEN.observe(timings.first_token - timings.started)
+    if usage.prompt_tokens:
+        metrics.TOKENS.labels("prompt").inc(usage.prompt_tokens)
+    if usage.completion_tokens:
+        metrics.TOKENS.labels("completion").inc(usage.completion_tokens)
+
+
 async def _finish(
     message: Message,
     stream: LiveStream,
@@ -269,6 +299,7 @@ async def _finish(
         except Exception:
             written = 0
             log.exception("final write failed", extra={"message_id": message_id})
+        _count_answer(outcome, usage, timings)
         if written:
             try:  # the user's usage of the day, which quotas count: once per answer
                 await quotas.arecord_usage(

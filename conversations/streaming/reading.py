@@ -15,7 +15,7 @@ from asgiref.sync import sync_to_async
 from django.db import connections
 from django.template.loader import render_to_string
 
-from conversations import branches
+from conversations import branches, metrics
 from conversations.live_markdown import LiveMarkdown
 from conversations.models import Message
 from conversations.streaming import recovery, sse
@@ -69,10 +69,12 @@ async def stream_events(message: Message, *, last_event_id: str | None) -> Async
         return
 
     await sync_to_async(release_connections)()  # the request's thread: its connection
+    metrics.OPEN_STREAMS.inc()
     try:
         async for event in live_events(stream, last_event_id=last_event_id):
             yield event
     finally:
+        metrics.OPEN_STREAMS.dec()
         get_runtime().reader_left(message_id)
 
 

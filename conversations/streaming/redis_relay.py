@@ -22,6 +22,7 @@ import asyncio
 import contextvars
 import json
 import logging
+import time
 from typing import cast
 
 import redis as redis_sync
@@ -29,6 +30,7 @@ import redis.asyncio as redis
 from django.conf import settings
 
 from chatsite.outages import Outage
+from conversations import metrics
 from conversations.streaming.hub import LiveStream, StreamHub
 
 log = logging.getLogger(__name__)
@@ -393,6 +395,8 @@ class RedisRelay:
                 continue
             self._read_outage.recovered()
             for _, entries in batches or []:
+                if entries:  # once per read, not per entry: how late the newest one is
+                    metrics.RELAY_LAG.observe(entry_age(entries[-1][0]))
                 for entry_id, fields in entries:
                     self._frames_read = entry_id
                     try:
@@ -416,6 +420,12 @@ class RedisRelay:
             catching_up[1].append((offset, status, text))  # applied after the catch-up
         else:
             self._take(mirror, offset, status, text)
+
+
+def entry_age(entry_id: str) -> float:
+    """Seconds since Redis added a stream entry: its id is Redis's clock in ms (so this is
+    as exact as the app's and Redis's clocks agree: NTP)."""
+    return max(0.0, time.time() - int(entry_id.partition("-")[0]) / 1000)
 
 
 def joined_text(entries: list[tuple[int, str]]) -> str:
