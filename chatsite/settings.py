@@ -216,6 +216,37 @@ ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_EMAIL_VERIFICATION = env("ACCOUNT_EMAIL_VERIFICATION", "none")
 ACCOUNT_LOGOUT_ON_GET = False
 ACCOUNT_RATE_LIMITS = {"login_failed": env("LOGIN_RATE_LIMIT", "10/m/ip,5/5m/key")}
+# Single sign-on with OpenID Connect (allauth's socialaccount), only when OIDC_CLIENT_ID is
+# set: otherwise socialaccount is not installed at all. The login page then offers
+# "Sign in with <OIDC_NAME>"; a first sign-in creates the account from the provider's email.
+OIDC_CLIENT_ID = env("OIDC_CLIENT_ID")
+if OIDC_CLIENT_ID:
+    missing = [name for name in ("OIDC_CLIENT_SECRET", "OIDC_SERVER_URL") if not env(name)]
+    if missing:
+        raise ImproperlyConfigured(f"OIDC_CLIENT_ID is set: {' and '.join(missing)} must be too")
+    INSTALLED_APPS += [
+        "allauth.socialaccount",
+        "allauth.socialaccount.providers.openid_connect",
+    ]
+    SOCIALACCOUNT_PROVIDERS = {
+        "openid_connect": {
+            "APPS": [
+                {
+                    "provider_id": env("OIDC_PROVIDER_ID", "sso"),
+                    "name": env("OIDC_NAME", "Single sign-on"),
+                    "client_id": OIDC_CLIENT_ID,
+                    "secret": env("OIDC_CLIENT_SECRET"),
+                    # The issuer URL; /.well-known/openid-configuration is read from it.
+                    "settings": {"server_url": env("OIDC_SERVER_URL"), "oauth_pkce_enabled": True},
+                }
+            ]
+        }
+    }
+    SOCIALACCOUNT_EMAIL_REQUIRED = True
+    # A provider's verified email signs in the local account that has it (and connects it),
+    # instead of asking the user to pick another address: only with a provider you trust.
+    SOCIALACCOUNT_EMAIL_AUTHENTICATION = env_bool("OIDC_EMAIL_AUTHENTICATION", False)
+    SOCIALACCOUNT_EMAIL_AUTHENTICATION_AUTO_CONNECT = True
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "conversation_list"
 ACCOUNT_LOGOUT_REDIRECT_URL = "account_login"
