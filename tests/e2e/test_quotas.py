@@ -1,0 +1,38 @@
+"""A send over quota in the browser: the reason under the composer, the text kept, no
+"Not sent" bubble (a retry would fail until the quota resets). The server's side (what it
+counts, refuses and stores) is tests/test_quotas.py; here the page's handling of its 429."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.chat import answers, composer_box, echo, new_conversation, send
+
+pytestmark = pytest.mark.e2e
+
+REFUSAL = (
+    "You have used your daily quota of 100 tokens. It resets at 00:00 UTC on 8 December 2026 "
+    "(in 11 h 3 min)."
+)
+
+
+def test_a_send_over_quota_keeps_the_text_and_says_when_it_resets(tab, browser_log):
+    browser_log.allow(r"status of 429|Error Code 429")
+    new_conversation(tab)
+    tab.route(
+        "**/messages",
+        lambda route: route.fulfill(
+            status=429,
+            headers={"Retry-After": "39780", "X-Refusal": "quota"},
+            content_type="text/plain; charset=utf-8",
+            body=REFUSAL,
+        ),
+    )
+
+    send(tab, echo("keep me"))
+
+    expect(tab.locator(".composer-error")).to_have_text(REFUSAL)
+    expect(composer_box(tab)).to_have_value(echo("keep me"))
+    expect(answers(tab)).to_have_count(0)
+    expect(tab.locator(".status-failed")).to_have_count(0)
