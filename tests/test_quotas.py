@@ -4,6 +4,7 @@ refused with when it resets, and stores nothing. Usage is counted once per answe
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 import pytest
 from django.contrib.auth.models import Group
@@ -12,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from conversations.models import Conversation, Message, Quota, UsageDay
-from conversations.services import quotas
+from conversations.services import quotas, sending
 from tests.streams import send_data, wait_until_final
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -118,16 +119,34 @@ def test_a_users_own_tighter_quota_wins_over_the_groups(alice):
         quotas.check_quota(user_id=alice.pk, now=NOON)
 
 
-def test_no_quota_anywhere_costs_no_query_and_one_costs_one(alice):
-    quotas.check_quota(user_id=alice.pk)  # fills the cached "no quota anywhere"
-    with CaptureQueriesContext(connection) as none_configured:
-        quotas.check_quota(user_id=alice.pk)
-    assert len(none_configured) == 0
-    Quota.objects.create(user=alice, daily_tokens=10)  # forgets the cached answer
-    quotas.check_quota(user_id=alice.pk)
-    with CaptureQueriesContext(connection) as configured:
-        quotas.check_quota(user_id=alice.pk)
-    assert len(configured) == 1
+def _send_queries(conversation) -> list[str]:
+    """The statements of one send (no generation), its answer then marked finished."""
+    with CaptureQueriesContext(connection) as queries:
+        sending.send_message(
+            conversation=conversation, content="hi", client_id=uuid.uuid4(), launch=None
+        )
+    Message.objects.filter(status="streaming").update(status="complete")
+    return [query["sql"] for query in queries]
+
+
+def test_a_send_without_a_quota_runs_no_query_more_and_with_one_one(conversation):
+    _send_queries(conversation)  # the first send of a conversation also sets its title
+    without = _send_queries(conversation)
+    assert not [sql for sql in without if "conversations_usageday" in sql]
+    Quota.objects.create(user=conversation.owner, daily_tokens=10**6)
+    with_quota = _send_queries(conversation)
+    assert len(with_quota) == len(without) + 1
+    assert [sql for sql in with_quota if "conversations_usageday" in sql]
+
+
+def test_a_group_quota_is_seen_at_the_send(conversation):
+    interns = Group.objects.create(name="Interns")
+    conversation.owner.groups.add(interns)
+    Quota.objects.create(group=interns, daily_tokens=3)
+    used(conversation.owner, 3)
+    with pytest.raises(quotas.OverQuota):
+        _send_queries(conversation)
+    assert not Message.objects.exists()
 
 
 def test_deleting_the_last_quota_lifts_it_at_once(alice):

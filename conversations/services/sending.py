@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 from uuid import UUID
 
 from django.contrib.auth import get_user_model
@@ -208,7 +209,7 @@ def retry_reply(*, message: Message, launch: Launch | None) -> RetryResult:
     conversation = message.conversation
     endpoint, model = model_choice.answering(conversation)
     with transaction.atomic():
-        owner_active = _lock_sender(conversation)
+        sender = _lock_sender(conversation)
         seq, leaf_id, _live = _next_seq_and_leaf(conversation)
         if leaf_id != message.pk:
             # A sibling answer at the end: the one a first click (in any tab) just made.
@@ -217,9 +218,10 @@ def retry_reply(*, message: Message, launch: Launch | None) -> RetryResult:
             if leaf is not None:
                 return RetryResult(leaf, created=False)  # the first click's answer
             raise RetryRefused("Only the last answer can be retried.")
-        moderation.ensure_can_send(conversation, owner_active=owner_active)
+        moderation.ensure_can_send(conversation, owner_active=sender.active)
         check_send_allowed(user_id=conversation.owner_id)
-        quotas.check_quota(user_id=conversation.owner_id)
+        if sender.has_quota:
+            quotas.check_quota(user_id=conversation.owner_id)
         reply = Message.objects.create(
             conversation=conversation,
             seq=seq,
@@ -249,11 +251,12 @@ def _ask(
     for attempt in range(SEQ_ATTEMPTS):
         try:
             with transaction.atomic():
-                owner_active = _lock_sender(conversation)
-                moderation.ensure_can_send(conversation, owner_active=owner_active)
+                sender = _lock_sender(conversation)
+                moderation.ensure_can_send(conversation, owner_active=sender.active)
                 if attempt == 0:
                     check_send_allowed(user_id=conversation.owner_id)
-                    quotas.check_quota(user_id=conversation.owner_id)
+                    if sender.has_quota:  # one query more, only for those with a quota
+                        quotas.check_quota(user_id=conversation.owner_id)
                 seq, leaf_id, live = _next_seq_and_leaf(conversation)
                 if live and edit_of is not None:
                     raise EditRefused(EDIT_WHILE_LIVE)
@@ -313,8 +316,13 @@ def _launch_and_announce(
     sync.announce_messages(conversation)
 
 
-def _lock_sender(conversation: Conversation) -> bool:
-    """Lock the owner's row; whether the owner is active, as read under the lock.
+class Sender(NamedTuple):
+    active: bool  # the owner may send (not suspended)
+    has_quota: bool  # a token quota applies to them (their own or a group's)
+
+
+def _lock_sender(conversation: Conversation) -> Sender:
+    """Lock the owner's row; whether the owner is active and has a quota, read with it.
 
     Every path that adds messages takes this lock, so a user's sends go one at a time (the
     limit on live answers holds) and so do each conversation's seq values, on PostgreSQL;
@@ -323,9 +331,11 @@ def _lock_sender(conversation: Conversation) -> bool:
     return _lock_user(conversation.owner_id)
 
 
-def _lock_user(user_id: int) -> bool:
+def _lock_user(user_id: int) -> Sender:
     owner = get_user_model().objects.select_for_update().filter(pk=user_id)
-    return bool(owner.values_list("is_active", flat=True).first())
+    row = owner.annotate(has_quota=quotas.applies()).values_list("is_active", "has_quota")
+    active, has_quota = row.first() or (False, False)
+    return Sender(active=bool(active), has_quota=bool(has_quota))
 
 
 def _existing_send(conversation: Conversation, client_id: uuid.UUID) -> SendResult | None:
