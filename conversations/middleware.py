@@ -145,7 +145,11 @@ class RequestMetricsMiddleware:
         response = self.get_response(request)
         match = request.resolver_match
         route = (match.url_name or match.route) if match is not None else "unresolved"
-        metrics.HTTP_LATENCY.labels(route, request.method, str(response.status_code)).observe(
+        method = request.method if request.method in HTTP_METHODS else "other"  # bounded labels
+        metrics.HTTP_LATENCY.labels(route, method, str(response.status_code)).observe(
             time.perf_counter() - started
         )
         return response
+
+
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})

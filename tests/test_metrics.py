@@ -193,3 +193,20 @@ async def test_an_answer_relayed_from_another_process_records_the_relay_lag(
     await asyncio.wait_for(reader, 5)
     assert sample("streamchat_relay_lag_seconds_count") > lags
     assert sample("streamchat_relay_lag_seconds_sum") < 60
+
+
+def test_an_unknown_http_method_is_one_label(client):
+    before = sample(
+        "streamchat_http_request_duration_seconds_count",
+        route="metrics",
+        method="other",
+        status="405",
+    )
+    client.generic("BREW", "/metrics")
+    after = sample(
+        "streamchat_http_request_duration_seconds_count",
+        route="metrics",
+        method="other",
+        status="405",
+    )
+    assert after == before + 1
