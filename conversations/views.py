@@ -499,6 +499,9 @@ def my_data(request: SignedInRequest) -> HttpResponse:
     return render(request, "conversations/my_data.html")
 
 
+USAGE_DAYS = 30  # what "Your usage" shows
+
+
 @login_required
 @require_GET
 def my_usage(request: SignedInRequest) -> HttpResponse:
@@ -514,9 +517,6 @@ def my_usage(request: SignedInRequest) -> HttpResponse:
         "usage_days": USAGE_DAYS,
     }
     return render(request, "conversations/my_usage.html", context)
-
-
-USAGE_DAYS = 30
 
 
 @login_required

@@ -36,3 +36,16 @@ def test_a_send_over_quota_keeps_the_text_and_says_when_it_resets(tab, browser_l
     expect(composer_box(tab)).to_have_value(echo("keep me"))
     expect(answers(tab)).to_have_count(0)
     expect(tab.locator(".status-failed")).to_have_count(0)
+
+
+def test_an_answer_shows_on_the_usage_page(tab, stack):
+    """Counted when the answer ends, per day and model; reached from "Your data"."""
+    from tests.e2e.chat import start_conversation, wait_until_finished
+
+    start_conversation(tab, echo("count my tokens"))
+    wait_until_finished(tab)
+    tab.goto(stack.first.url + "/me/data")
+    tab.get_by_role("link", name="Your usage").click()
+    expect(tab.get_by_role("heading", name="Your usage")).to_be_visible()
+    row = tab.locator(".usage-table tbody tr").filter(has_text="demo/demo")
+    expect(row.first).to_be_visible()
