@@ -1,7 +1,7 @@
 """Token quotas per day and per month (UTC), per user and per group, and the usage they count.
 
 Usage is one `UsageDay` row per user, day and model, added to once per answer at its final
-write (`arecord_usage`). A send learns whether a quota applies with the sender's row it locks
+write (streaming/usage.py). A send learns whether a quota applies with the sender's row it locks
 anyway (`applies`), and only then reads the quotas with their usage, in one query (at most a
 month of rows per model).
 """
@@ -12,7 +12,6 @@ import datetime as dt
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError
 from django.db.models import BooleanField, F, IntegerField, Q, QuerySet, Subquery, Sum
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
@@ -122,34 +121,6 @@ def _duration(seconds: int) -> str:
     if hours:
         return f"{hours} h {minutes} min"
     return f"{minutes} min"
-
-
-async def arecord_usage(
-    *, user_id: int, model: str, prompt_tokens: int | None, completion_tokens: int | None
-) -> None:
-    """Add one answer to today's usage row of its user and model (one UPDATE; an INSERT for
-    the day's first answer with that model)."""
-    day = timezone.now().astimezone(dt.UTC).date()
-    prompt, completion = prompt_tokens or 0, completion_tokens or 0
-    row = UsageDay.objects.filter(user_id=user_id, day=day, model=model)
-    change = {
-        "answers": F("answers") + 1,
-        "prompt_tokens": F("prompt_tokens") + prompt,
-        "completion_tokens": F("completion_tokens") + completion,
-    }
-    if await row.aupdate(**change):
-        return
-    try:
-        await UsageDay.objects.acreate(
-            user_id=user_id,
-            day=day,
-            model=model,
-            answers=1,
-            prompt_tokens=prompt,
-            completion_tokens=completion,
-        )
-    except IntegrityError:  # another answer made the row meanwhile
-        await row.aupdate(**change)
 
 
 def usage_since(*, user_id: int, days: int = 30) -> list[UsageDay]:

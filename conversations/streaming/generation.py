@@ -31,10 +31,10 @@ from conversations.providers import (
     Usage,
     catalog,
 )
-from conversations.services import quotas
 from conversations.streaming import titling
 from conversations.streaming.hub import LiveStream
 from conversations.streaming.runtime import get_runtime
+from conversations.streaming.usage import arecord_usage
 
 log = logging.getLogger(__name__)
 
@@ -302,7 +302,7 @@ async def _finish(
         _count_answer(outcome, usage, timings)
         if written:
             try:  # the user's usage of the day, which quotas count: once per answer
-                await quotas.arecord_usage(
+                await arecord_usage(
                     user_id=message.conversation.owner_id,
                     model=f"{message.provider}/{message.model}",
                     prompt_tokens=usage.prompt_tokens,
