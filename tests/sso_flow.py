@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import http.client
 import os
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -65,3 +65,46 @@ def test_a_forged_state_does_not_sign_in(client):
     forged = back.query.replace("state=", "state=x")
     client.get(f"{back.path}?{forged}")
     assert "_auth_user_id" not in client.session
+
+
+def test_the_providers_id_token_verifies_against_its_keys():
+    """The code flow skips the signature (the token came straight from the token endpoint,
+    over TLS in production); allauth's verifier checks the fake's RS256 signature and JWKS."""
+    import requests
+    from allauth.socialaccount.internal import jwtkit
+
+    issuer = os.environ["OIDC_SERVER_URL"]
+    query = {
+        "client_id": "chat",
+        "redirect_uri": "http://testserver/callback",
+        "response_type": "code",
+        "scope": "openid email",
+        "state": "s",
+        "nonce": "n-1",
+    }
+    back = urlsplit(authorize(f"{issuer}/authorize?{urlencode(query)}"))
+    code = dict(parse_qsl(back.query))["code"]
+    form = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "client_id": "chat",
+        "client_secret": os.environ["OIDC_CLIENT_SECRET"],
+        "redirect_uri": "http://testserver/callback",
+    }
+    id_token = requests.post(f"{issuer}/token", data=form, timeout=5).json()["id_token"]
+    claims = jwtkit.verify_and_decode(
+        credential=id_token,
+        keys_url=f"{issuer}/jwks",
+        issuer=issuer,
+        audience="chat",
+        lookup_kid=jwtkit.lookup_kid_jwk,
+    )
+    assert (claims["sub"], claims["nonce"]) == ("carol-sub-42", "n-1")
+    with pytest.raises(Exception):  # noqa: B017 - whatever allauth raises for a forgery
+        jwtkit.verify_and_decode(
+            credential=id_token[:-4] + ("AAAA" if not id_token.endswith("AAAA") else "BBBB"),
+            keys_url=f"{issuer}/jwks",
+            issuer=issuer,
+            audience="chat",
+            lookup_kid=jwtkit.lookup_kid_jwk,
+        )

@@ -65,6 +65,7 @@ def test_a_login_through_the_provider_ends_signed_in():
             timeout=300,
         )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert "4 passed" in result.stdout
+    assert "5 passed" in result.stdout
     assert "POST /token" in provider.requests
     assert "GET /userinfo" in provider.requests
+    assert "GET /jwks" in provider.requests
