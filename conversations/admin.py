@@ -16,18 +16,26 @@ from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import User
-from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.template.loader import render_to_string
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.http import content_disposition_header
 from django.utils.text import Truncator
 
 from conversations.branches import branch_notes, shown_path
 from conversations.forms import PresetForm
-from conversations.models import Conversation, Message, ModerationAction, Preset
+from conversations.models import (
+    AnswerFeedback,
+    Conversation,
+    Message,
+    ModerationAction,
+    Preset,
+    ShareLink,
+)
 from conversations.services import export, moderation
 
 Kind = ModerationAction.Kind
@@ -309,9 +317,10 @@ class MessageAdmin(Moderated, ReadOnlyContent, admin.ModelAdmin):
         "hidden",
         "moderation_reason",
         "provider",
+        "rating",
         "created_at",
     )
-    list_filter = ("flagged", "hidden", "role", "status", "provider", "created_at")
+    list_filter = ("flagged", "hidden", "role", "status", "provider", "rating", "created_at")
     search_fields = ("content", "conversation__title", "conversation__owner__email")
     list_select_related = ("conversation__owner",)
     ordering = ("-created_at",)
@@ -338,6 +347,9 @@ class MessageAdmin(Moderated, ReadOnlyContent, admin.ModelAdmin):
         "flagged",
         "hidden",
         "moderation_reason",
+        "rating",
+        "rating_comment",
+        "rated_at",
         "created_at",
         "updated_at",
         "moderation_log",
@@ -360,6 +372,97 @@ class MessageAdmin(Moderated, ReadOnlyContent, admin.ModelAdmin):
     def moderation_log(self, obj: Message) -> str:
         actions = ModerationAction.objects.filter(message=obj)[:100]
         return render_to_string("admin/conversations/moderation_log.html", {"actions": actions})
+
+
+@admin.register(AnswerFeedback)
+class AnswerFeedbackAdmin(admin.ModelAdmin):
+    """What people thought of the answers: thumbs and comments, with counts per model
+    above the list (for the filters chosen). Read-only: it is the users' word."""
+
+    list_display = ("rated_at", "rating", "rating_comment", "model", "provider", "answer_excerpt")
+    list_filter = ("rating", "model", "provider", "rated_at")
+    search_fields = ("rating_comment", "content", "model")
+    list_select_related = ("conversation",)
+    ordering = ("-rated_at",)
+    date_hierarchy = "rated_at"
+    fields = (
+        "rating",
+        "rating_comment",
+        "rated_at",
+        "model",
+        "provider",
+        "content",
+        "conversation",
+    )
+    readonly_fields = fields
+    change_list_template = "admin/conversations/answerfeedback/change_list.html"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[AnswerFeedback]:
+        return super().get_queryset(request).exclude(rating="")  # message_rated
+
+    def has_view_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return request.user.has_perm("conversations.view_message")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    @admin.display(description="answer")
+    def answer_excerpt(self, obj: Message) -> str:
+        return Truncator(obj.content).chars(80) or "(empty)"
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):
+        response = super().changelist_view(request, extra_context)
+        if not isinstance(response, TemplateResponse) or response.context_data is None:
+            return response  # a redirect (an action ran) or an error page
+        changelist = response.context_data.get("cl")
+        if changelist is not None:
+            rows = changelist.queryset.order_by().values("provider", "model")
+            response.context_data["per_model"] = rows.annotate(
+                up=Count("pk", filter=Q(rating=Message.Rating.UP)),
+                down=Count("pk", filter=Q(rating=Message.Rating.DOWN)),
+            ).order_by("provider", "model")
+        return response
+
+
+@admin.register(ShareLink)
+class ShareLinkAdmin(admin.ModelAdmin):
+    """Every share link; a moderator revokes one (its page is a 404 from then on)."""
+
+    list_display = ("title", "owner_email", "created_at", "revoked_at")
+    list_filter = (("revoked_at", admin.EmptyFieldListFilter), "created_at")
+    search_fields = ("title", "conversation__owner__email")
+    list_select_related = ("conversation__owner",)
+    fields = ("title", "conversation", "leaf", "created_at", "revoked_at", "revoked_by")
+    readonly_fields = fields
+    actions = ["revoke_links"]
+
+    @admin.display(description="owner", ordering="conversation__owner__email")
+    def owner_email(self, obj: ShareLink) -> str:
+        return obj.conversation.owner.email
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("conversations.revoke_sharelink")
+
+    @admin.action(description="Revoke the selected links", permissions=["revoke"])
+    def revoke_links(self, request: HttpRequest, queryset: QuerySet[ShareLink]) -> None:
+        from conversations.services import sharing
+
+        links = list(queryset.filter(revoked_at__isnull=True))
+        for link in links:
+            sharing.revoke(link=link, by=_actor(request))
+        self.message_user(request, f"Revoked {len(links)} link(s).", messages.SUCCESS)
 
 
 @admin.register(ModerationAction)

@@ -261,6 +261,15 @@ class Preset(models.Model):
         return self.owner_id is None
 
 
+class AnswerFeedback(Message):
+    """Rated answers, for the admin's feedback list (the rating lives on the message)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "answer feedback"
+        verbose_name_plural = "answer feedback"
+
+
 class ModerationAction(models.Model):
     """One moderator action (or a user's report): who, what, when, why. Never edited."""
 

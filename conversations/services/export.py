@@ -83,6 +83,9 @@ MESSAGE_FIELDS = {
     "flagged": "flagged",
     "hidden": "hidden",
     "moderation_reason": "moderation_reason",
+    "rating": "rating",
+    "rating_comment": "rating_comment",
+    "rated_at": "rated_at",
     "created_at": "created_at",
     "updated_at": "updated_at",
 }

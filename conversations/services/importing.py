@@ -445,6 +445,16 @@ def _temperature(value: object) -> float | None:
     return float(value)
 
 
+def _rating(value: object) -> str:
+    if value not in ("", *Message.Rating.values):
+        raise InvalidRecord(f'must be one of "", {", ".join(Message.Rating.values)}')
+    return str(value)
+
+
+def _optional_datetime(value: object) -> datetime | None:
+    return None if value is None else _datetime(value)
+
+
 def _datetime(value: object) -> datetime:
     if not isinstance(value, str):
         raise InvalidRecord("must be an ISO 8601 date and time")
@@ -506,6 +516,9 @@ MESSAGE_SPEC: dict[str, tuple[str, Callable[[object], object], object]] = {
     "flagged": ("flagged", _bool, False),
     "hidden": ("hidden", _bool, False),
     "moderation_reason": ("moderation_reason", _text(), ""),
+    "rating": ("rating", _rating, ""),
+    "rating_comment": ("rating_comment", _text(), ""),
+    "rated_at": ("rated_at", _optional_datetime, None),
     "created_at": ("created_at", _datetime, REQUIRED),
     "updated_at": ("updated_at", _datetime, REQUIRED),
 }

@@ -35,6 +35,8 @@ MODERATOR_PERMISSIONS = (
     "conversations.export_conversation",
     "conversations.suspend_user",
     "conversations.publish_preset",
+    "conversations.view_sharelink",
+    "conversations.revoke_sharelink",
     "auth.view_user",
 )
 
