@@ -8,6 +8,7 @@ Hidden messages are left out when the link is viewed, so a moderator's later hid
 
 from __future__ import annotations
 
+import re
 import secrets
 
 from django.contrib.auth.models import User
@@ -18,6 +19,8 @@ from conversations import branches
 from conversations.models import Conversation, Message, ShareLink
 
 TOKEN_BYTES = 24  # 32 characters
+# What token_urlsafe makes; anything else is not looked up (PostgreSQL refuses a NUL).
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{20,64}")
 
 
 class ShareRefused(Exception):
@@ -60,7 +63,7 @@ def links_of(user: User) -> QuerySet[ShareLink]:
 def active_link(token: str) -> ShareLink | None:
     """The link a token names, if it still shares something (None: unknown, revoked, or
     its conversation hidden by a moderator or its owner suspended)."""
-    if not token or len(token) > 64:
+    if not _TOKEN.fullmatch(token):
         return None
     return (
         ShareLink.objects.select_related("conversation")
