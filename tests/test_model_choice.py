@@ -416,3 +416,35 @@ def test_a_first_send_with_a_model_its_endpoint_does_not_list_is_refused(endpoin
     assert response.status_code == 400
     assert response.content.decode() == "Local vLLM has no model 'gpt-5'."
     assert not Conversation.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_an_anthropic_endpoint_with_a_thinking_budget_asks_for_extended_thinking(
+    endpoints, settings, alice_async, conversation, claude
+):
+    configured = json.loads(settings.CHAT["ENDPOINTS"])
+    configured[1] |= {"thinking_budget": 2048, "max_tokens": 8000}
+    settings.CHAT = {**settings.CHAT, "ENDPOINTS": json.dumps(configured)}
+    conversation.provider, conversation.model = "claude", "claude-a"
+    await conversation.asave()
+
+    await alice_async.post(f"/c/{conversation.pk}/messages", send_data("Hi"), headers=HTMX)
+    await wait_until_final((await Message.objects.aget(role="assistant")).pk)
+
+    body = claude.requests[-1]["body"]
+    assert body["thinking"] == {"type": "enabled", "budget_tokens": 2048}
+    assert body["max_tokens"] == 8000
+
+
+@pytest.mark.parametrize(
+    ("entry", "says"),
+    [
+        ({"kind": "openai", "thinking_budget": 2048}, "for kind anthropic only"),
+        ({"kind": "anthropic", "thinking_budget": 100}, "1024 or more, under max_tokens"),
+        ({"kind": "anthropic", "thinking_budget": 5000}, "1024 or more, under max_tokens"),
+        ({"kind": "anthropic", "thinking_budget": "lots"}, "a whole number of tokens"),
+    ],
+)
+def test_a_bad_thinking_budget_stops_start_up(entry, says):
+    with pytest.raises(ImproperlyConfigured, match=says):
+        catalog.endpoints_from_settings({"ENDPOINTS": json.dumps([{"id": "a", **entry}])})

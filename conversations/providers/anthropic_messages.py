@@ -31,12 +31,14 @@ class AnthropicProvider:
         api_key: str,
         base_url: str = "",
         max_tokens: int = 4096,
+        thinking_budget: int = 0,
         connect_timeout: float = 10,
         read_timeout: float = 60,
     ) -> None:
         self.model = model or DEFAULT_MODEL
         self.label = self.model
         self.max_tokens = max_tokens
+        self.thinking_budget = thinking_budget
         self._api_key = api_key
         self.client = anthropic.AsyncAnthropic(
             # Always a key of ours: with none, the SDK would look for credentials of its own
@@ -57,6 +59,11 @@ class AnthropicProvider:
                 messages=messages,
                 stream=True,
                 system=system or anthropic.omit,
+                thinking=(
+                    {"type": "enabled", "budget_tokens": self.thinking_budget}
+                    if self.thinking_budget
+                    else anthropic.omit
+                ),
             )
         except anthropic.APIStatusError as exc:
             error = errors.status_error(exc.status_code, exc.message, exc.response.headers)
