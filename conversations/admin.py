@@ -195,6 +195,13 @@ class ReadOnlyContent:
         return False
 
 
+class ReadOnlyRecord(ReadOnlyContent):
+    """A record nobody edits or deletes here, superusers included."""
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
 @admin.register(Conversation)
 class ConversationAdmin(Moderated, ReadOnlyContent, admin.ModelAdmin):
     moderate_permission = "conversations.moderate_conversation"
@@ -375,7 +382,7 @@ class MessageAdmin(Moderated, ReadOnlyContent, admin.ModelAdmin):
 
 
 @admin.register(AnswerFeedback)
-class AnswerFeedbackAdmin(admin.ModelAdmin):
+class AnswerFeedbackAdmin(ReadOnlyRecord, admin.ModelAdmin):
     """What people thought of the answers: thumbs and comments, with counts per model
     above the list (for the filters chosen). Read-only: it is the users' word."""
 
@@ -403,15 +410,6 @@ class AnswerFeedbackAdmin(admin.ModelAdmin):
     def has_view_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return request.user.has_perm("conversations.view_message")
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
     @admin.display(description="answer")
     def answer_excerpt(self, obj: Message) -> str:
         return Truncator(obj.content).chars(80) or "(empty)"
@@ -431,7 +429,7 @@ class AnswerFeedbackAdmin(admin.ModelAdmin):
 
 
 @admin.register(ShareLink)
-class ShareLinkAdmin(admin.ModelAdmin):
+class ShareLinkAdmin(ReadOnlyContent, admin.ModelAdmin):
     """Every share link; a moderator revokes one (its page is a 404 from then on)."""
 
     list_display = ("title", "owner_email", "created_at", "revoked_at")
@@ -445,12 +443,6 @@ class ShareLinkAdmin(admin.ModelAdmin):
     @admin.display(description="owner", ordering="conversation__owner__email")
     def owner_email(self, obj: ShareLink) -> str:
         return obj.conversation.owner.email
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
     def has_revoke_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("conversations.revoke_sharelink")
@@ -466,7 +458,7 @@ class ShareLinkAdmin(admin.ModelAdmin):
 
 
 @admin.register(ModerationAction)
-class ModerationActionAdmin(admin.ModelAdmin):
+class ModerationActionAdmin(ReadOnlyRecord, admin.ModelAdmin):
     """The record of moderation: read-only for everyone, superusers included."""
 
     list_display = ("created_at", "actor_email", "kind", "target", "reason")
@@ -475,15 +467,6 @@ class ModerationActionAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     fields = ("created_at", "actor_email", "kind", "target", "reason", "message", "conversation")
     readonly_fields = fields
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
 
 class PublishedPresetForm(forms.ModelForm):

@@ -7,13 +7,10 @@ import json
 import re
 
 import pytest
-from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.test import Client
 
 from conversations.models import Message
-from conversations.services import moderation
-from tests.conftest import make_user
 from tests.trees import add_branches
 
 HTMX = {"HX-Request": "true"}
@@ -109,7 +106,7 @@ def test_feedback_is_exported(alice_client, tree):
     assert rated[0]["rated_at"]
 
 
-def test_moderators_see_feedback_with_counts_per_model(alice_client, tree, db):
+def test_moderators_see_feedback_with_counts_per_model(alice_client, tree, mod_client):
     Message.objects.filter(pk=tree["a1"].pk).update(model="model-a")
     Message.objects.filter(pk__in=[tree["a2"].pk, tree["a2_regenerated"].pk]).update(
         model="model-b"
@@ -117,13 +114,7 @@ def test_moderators_see_feedback_with_counts_per_model(alice_client, tree, db):
     rate(alice_client, tree["a1"], rating="up")
     rate(alice_client, tree["a2"], rating="down", comment="wrong")
     rate(alice_client, tree["a2_regenerated"], rating="up")
-    moderator = make_user("mod@example.com")
-    moderator.is_staff = True
-    moderator.save()
-    moderation.ensure_moderators_group()
-    moderator.groups.add(Group.objects.get(name=moderation.MODERATORS_GROUP))
-    client = Client()
-    client.force_login(moderator)
+    client = mod_client
 
     page = client.get("/admin/conversations/answerfeedback/").content.decode()
     filtered = client.get("/admin/conversations/answerfeedback/?rating__exact=down")

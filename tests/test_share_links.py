@@ -5,13 +5,10 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.contrib.auth.models import Group
 from django.test import Client
 
 from conversations.models import Message, ShareLink
-from conversations.services import moderation
 from conversations.services.sending import send_message
-from tests.conftest import make_user
 from tests.test_sanitization import PAYLOADS, assert_inert
 from tests.trees import add_branches, finish
 
@@ -163,16 +160,12 @@ def test_a_suspended_owners_links_stop_working(alice, alice_client, conversation
     assert Client().get(url).status_code == 404
 
 
-def test_moderators_revoke_anyones_link_in_the_admin(alice_client, conversation, tree):
+def test_moderators_revoke_anyones_link_in_the_admin(
+    alice_client, conversation, tree, mod_client, moderator
+):
     url = share(alice_client, conversation)
     link = ShareLink.objects.get()
-    moderator = make_user("mod@example.com")
-    moderator.is_staff = True
-    moderator.save()
-    moderation.ensure_moderators_group()
-    moderator.groups.add(Group.objects.get(name=moderation.MODERATORS_GROUP))
-    client = Client()
-    client.force_login(moderator)
+    client = mod_client
     assert "Alice" in client.get("/admin/conversations/sharelink/").content.decode()
 
     client.post(
