@@ -16,6 +16,7 @@ from django.test import AsyncClient, Client
 
 from conversations.models import ChatPreferences, Conversation, Message
 from conversations.providers import catalog, listing
+from conversations.services import export
 from tests.streams import send_data, wait_until_final
 from tests.test_anthropic_provider import FakeAnthropicServer
 from tests.test_anthropic_provider import Reply as AnthropicReply
@@ -127,13 +128,16 @@ def test_a_page_never_waits_for_a_model_list_and_asks_for_it_after(
     assert "(checking…)" not in picker(alice_client, conversation)
 
 
-def test_no_key_reaches_a_page(endpoints, alice_client, conversation):
+def test_no_key_reaches_a_page_or_an_export(endpoints, alice_client, conversation):
+    alice_client.post(f"/c/{conversation.pk}/model", {"model": "claude/claude-a"})
     pages = [
         alice_client.get(f"/c/{conversation.pk}/").content.decode(),
         alice_client.get("/").content.decode(),
         picker(alice_client, conversation),
         picker(alice_client),
+        "".join(export.export_chunks(export.select(owner=conversation.owner), "jsonl")),
     ]
+    assert '"provider":"claude","model":"claude-a"' in pages[-1]
 
     for html in pages:
         assert LOCAL_KEY not in html and CLAUDE_KEY not in html
