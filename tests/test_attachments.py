@@ -373,7 +373,7 @@ def test_demo_lists_the_files_it_was_sent():
         )
 
     assert asyncio.run(answer()).startswith(
-        "You attached: cat.png (image/png, 2.0 KB); n.md (text/markdown, 12 bytes)."
+        "You attached: `cat.png` (image/png, 2.0 KB); `n.md` (text/markdown, 12 bytes)."
     )
 
 

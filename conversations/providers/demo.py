@@ -89,7 +89,10 @@ def attached_line(files: tuple[TurnFile, ...]) -> str:
     """What the demo says of the files a question came with, so the feature shows offline."""
     if not files:
         return ""
-    listed = "; ".join(f"{f.name} ({f.content_type}, {_size(f.size)})" for f in files)
+    # Names in code spans: "notes.md" must not become a link to a domain.
+    listed = "; ".join(
+        f"`{f.name.replace('`', "'")}` ({f.content_type}, {_size(f.size)})" for f in files
+    )
     return f"You attached: {listed}.\n\n"
 
 
