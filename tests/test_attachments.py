@@ -3,6 +3,7 @@ them (idempotent on client_id), what the model receives, who may open a file, cl
 
 from __future__ import annotations
 
+import base64
 import io
 import uuid
 from pathlib import Path
@@ -500,3 +501,74 @@ def test_uploads_never_sent_expire(alice, media, django_capture_on_commit_callba
         call_command("purge_attachments")
     assert list(Attachment.objects.values_list("name", flat=True)) == ["new.txt"]
     assert len(stored_files(media)) == 1
+
+
+# ---------------------------------------------------------------------------------------
+# The exact image parts each API receives (the SDKs unmodified, against fake servers).
+
+
+@pytest.fixture
+def upstreams(settings):
+    from conversations.providers import catalog
+    from tests.test_anthropic_provider import FakeAnthropicServer
+    from tests.test_anthropic_provider import Reply as AnthropicReply
+    from tests.test_openai_provider import FakeOpenAIServer
+    from tests.test_openai_provider import Reply as OpenAIReply
+
+    local, claude = FakeOpenAIServer(), FakeAnthropicServer()
+    local.models, claude.models = ["llava"], ["claude-a"]
+    local.replies = [OpenAIReply(deltas=["A ", "cat"])]
+    claude.replies = [AnthropicReply(deltas=["A ", "cat"])]
+    settings.CHAT = {
+        **settings.CHAT,
+        "ENDPOINTS": (
+            f'[{{"id": "local", "kind": "openai", "base_url": "{local.url}", "models": ["llava"]}},'
+            f' {{"id": "claude", "kind": "anthropic", "base_url": "{claude.url}",'
+            ' "models": ["claude-a"]}]'
+        ),
+    }
+    yield local, claude
+    local.close()
+    claude.close()
+    catalog.reset()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("model", ["local/llava", "claude/claude-a"])
+async def test_the_image_part_each_api_receives(upstreams, alice_async, model):
+    local, claude = upstreams
+    image = await upload_async(alice_async, "cat.png", png())
+    notes = await upload_async(alice_async, "notes.txt", b"Buy milk.")
+    response = await alice_async.post(
+        "/c/new/messages",
+        {**send_data("What is it?"), "model": model, "attachment": [image, notes]},
+        headers=HTMX,
+    )
+    assert response.status_code == 200, response.content
+    answer = await wait_until_final((await Message.objects.aget(role="assistant")).pk)
+    assert answer.content == "A cat"
+    encoded = base64.b64encode(png()).decode()
+    text = "What is it?\n\n[Attached file: notes.txt (text/plain)]\nBuy milk."
+    if model.startswith("local"):
+        assert local.requests[-1]["body"]["messages"] == [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": text},
+                    {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{encoded}"}},
+                ],
+            }
+        ]
+    else:
+        assert claude.requests[-1]["body"]["messages"] == [
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "image",
+                        "source": {"type": "base64", "media_type": "image/png", "data": encoded},
+                    },
+                    {"type": "text", "text": text},
+                ],
+            }
+        ]
