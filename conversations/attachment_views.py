@@ -48,7 +48,7 @@ def attachment_upload(request: SignedInRequest) -> JsonResponse:
 @login_required
 @require_GET
 def attachment_file(request: SignedInRequest, attachment_id: UUID) -> FileResponse:
-    return _file_response(attachment_for(request.user, attachment_id))
+    return file_response(attachment_for(request.user, attachment_id))
 
 
 @require_GET
@@ -61,12 +61,12 @@ def shared_attachment(request: HttpRequest, token: str, attachment_id: UUID) -> 
     attachment = sharing.shared_image(link, attachment_id)
     if attachment is None:
         raise Http404("No such file.")
-    response = _file_response(attachment)
+    response = file_response(attachment)
     response["X-Robots-Tag"] = "noindex, nofollow"
     return response
 
 
-def _file_response(attachment: Attachment) -> FileResponse:
+def file_response(attachment: Attachment) -> FileResponse:
     """The stored bytes under the type they were sniffed to be: images inline, anything
     else as a download; never sniffed again by the browser, never run as a page."""
     try:

@@ -572,3 +572,47 @@ async def test_the_image_part_each_api_receives(upstreams, alice_async, model):
                 ],
             }
         ]
+
+
+# ---------------------------------------------------------------------------------------
+# Moderators.
+
+
+@pytest.fixture
+def moderator(db):
+    from conversations.services.moderation import ensure_moderators_group
+
+    user = get_user_model().objects.create_user(
+        username="mod", email="mod@example.com", password="x", is_staff=True
+    )
+    user.groups.add(ensure_moderators_group())
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_moderators_see_attachments_in_the_transcript_and_can_hide_them(
+    moderator, alice_client, conversation, sent
+):
+    from conversations.models import ModerationAction
+
+    page = moderator.get(f"/admin/conversations/conversation/{conversation.pk}/change/")
+    html = page.content.decode()
+    file_url = f"/admin/conversations/attachment/{sent['image']}/file/"
+    assert f'src="{file_url}"' in html and "a.csv" in html
+    response = moderator.post(
+        "/admin/conversations/attachment/",
+        {"action": "hide_attachments", "_selected_action": [sent["image"]], "reason": "gore"},
+    )
+    assert response.status_code == 302
+    assert Attachment.objects.get(pk=sent["image"]).hidden
+    assert ModerationAction.objects.get().target.startswith(f"attachment {sent['image']} (cat.png)")
+    assert alice_client.get(f"/files/{sent['image']}").status_code == 404  # not served
+    assert moderator.get(file_url).status_code == 200  # the moderator still sees it
+    page = alice_client.get(f"/c/{conversation.pk}/").content.decode()
+    assert "A file hidden by a moderator" in page and f"/files/{sent['image']}" not in page
+
+
+def test_the_admins_file_view_is_for_moderators_only(alice_client, sent):
+    url = f"/admin/conversations/attachment/{sent['image']}/file/"
+    assert alice_client.get(url).status_code == 302  # the admin's sign-in
