@@ -616,3 +616,87 @@ def test_moderators_see_attachments_in_the_transcript_and_can_hide_them(
 def test_the_admins_file_view_is_for_moderators_only(alice_client, sent):
     url = f"/admin/conversations/attachment/{sent['image']}/file/"
     assert alice_client.get(url).status_code == 302  # the admin's sign-in
+
+
+# ---------------------------------------------------------------------------------------
+# Export and import.
+
+
+def test_export_lists_attachments_and_with_files_round_trips_them(
+    alice, conversation, sent, media, tmp_path, django_capture_on_commit_callbacks
+):
+    import json
+
+    from django.core.management import call_command
+
+    out, files_dir = tmp_path / "export.jsonl", tmp_path / "files"
+    call_command("export_conversations", "--output", str(out), "--with-files", str(files_dir))
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    question = next(r for r in records if r["type"] == "message" and r["role"] == "user")
+    answer = next(r for r in records if r["type"] == "message" and r["role"] == "assistant")
+    assert "attachments" not in answer
+    assert question["attachments"] == [
+        {
+            "id": sent["image"],
+            "name": "cat.png",
+            "kind": "image",
+            "content_type": "image/png",
+            "size": len(png()),
+            "hidden": False,
+            "file": f"{sent['image']}.png",
+        },
+        {
+            "id": sent["csv"],
+            "name": "a.csv",
+            "kind": "text",
+            "content_type": "text/csv",
+            "size": 4,
+            "hidden": False,
+            "file": f"{sent['csv']}.csv",
+        },
+    ]
+    assert (files_dir / f"{sent['image']}.png").read_bytes() == png()
+    csv_export = tmp_path / "export.csv"
+    call_command("export_conversations", "--format", "csv", "--output", str(csv_export))
+    assert "cat.png" not in csv_export.read_text()  # CSV keeps its columns
+
+    with django_capture_on_commit_callbacks(execute=True):
+        Conversation.objects.all().delete()
+    assert stored_files(media) == []
+    call_command("import_conversations", str(out), "--with-files", str(files_dir))
+    question_row = Message.objects.get(role="user")
+    assert question_row.attachment_count == 2
+    restored = Attachment.objects.get(pk=sent["image"])
+    assert (restored.message_id, restored.owner_id, restored.name) == (
+        question_row.pk,
+        alice.pk,
+        "cat.png",
+    )
+    client = Client()
+    client.force_login(alice)
+    assert b"".join(client.get(f"/files/{sent['image']}").streaming_content) == png()
+    assert Attachment.objects.get(pk=sent["csv"]).text == "a,b\n"
+    # A second export is the same file.
+    again = tmp_path / "again.jsonl"
+    call_command("export_conversations", "--output", str(again))
+    assert again.read_text() == out.read_text()
+
+
+def test_an_import_whose_file_is_missing_or_lies_fails_that_conversation(
+    conversation, sent, tmp_path, media
+):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    out, files_dir = tmp_path / "export.jsonl", tmp_path / "files"
+    call_command("export_conversations", "--output", str(out), "--with-files", str(files_dir))
+    Conversation.objects.all().delete()
+    Attachment.objects.all().delete()
+    (files_dir / f"{sent['image']}.png").write_bytes(b"text, not an image")
+    with pytest.raises(CommandError):
+        call_command("import_conversations", str(out), "--with-files", str(files_dir))
+    assert not Conversation.objects.exists() and not Attachment.objects.exists()
+    # Without the files, the messages come without them.
+    call_command("import_conversations", str(out))
+    assert Message.objects.get(role="user").attachment_count == 0
+    assert not Attachment.objects.exists()
