@@ -116,23 +116,23 @@ def set_attachments_hidden(
     """Hide (not served, not sent to the model) or unhide files; recorded like a message's."""
     kind = Kind.HIDE if hidden else Kind.UNHIDE
     with transaction.atomic():
+        # Locked alone: FOR UPDATE cannot take the nullable side of a join (PostgreSQL).
         changing = list(
             _lockable(Attachment, attachments)
             .exclude(hidden=hidden)
-            .select_related("message")
-            .only("id", "name", "message__id", "message__seq", "message__conversation_id")
+            .only("id", "name", "message_id")
         )
         Attachment.objects.filter(pk__in=[a.pk for a in changing]).update(hidden=hidden)
+        messages = Message.objects.only("id", "seq", "conversation_id").in_bulk(
+            [a.message_id for a in changing if a.message_id is not None]
+        )
         targets = []
         for attachment in changing:
             label = f"attachment {attachment.pk} ({attachment.name})"
             links: dict[str, object] = {}
-            if attachment.message is not None:
-                label += f" of message #{attachment.message.seq}"
-                links = {
-                    "message": attachment.message,
-                    "conversation_id": attachment.message.conversation_id,
-                }
+            if (message := messages.get(attachment.message_id)) is not None:
+                label += f" of message #{message.seq}"
+                links = {"message": message, "conversation_id": message.conversation_id}
             targets.append((label[:300], links))
         _record(actor, kind, reason, targets)
     return len(changing)
