@@ -404,6 +404,7 @@ def test_the_owner_gets_a_file_with_strict_headers(alice_client, sent):
     assert image.status_code == 200
     assert image["Content-Type"] == "image/png"
     assert image["X-Content-Type-Options"] == "nosniff"
+    assert image["Content-Security-Policy"] == "default-src 'none'; img-src 'self'; sandbox"
     assert image["Content-Disposition"].startswith("inline")
     assert b"".join(image.streaming_content) == png()
     document = alice_client.get(f"/files/{sent['csv']}")

@@ -60,3 +60,31 @@ def test_an_image_and_a_document_go_with_the_message_and_reach_the_model(tab, br
 
     tab.reload()  # the page renders the same files
     expect(tab.locator("#transcript .msg-user .msg-files img[alt='cat.png']")).to_be_visible()
+
+
+def test_a_send_with_files_retried_after_going_offline_stores_them_once(tab):
+    new_conversation(tab)
+    tab.locator("#attach-input").set_input_files(
+        [{"name": "cat.png", "mimeType": "image/png", "buffer": png()}]
+    )
+    expect(tab.locator("#composer-files input[name=attachment]")).to_have_count(1)
+
+    tab.context.set_offline(True)
+    send(tab, "Offline with a cat")
+    bubble = tab.locator("#transcript .msg-user", has_text="Offline with a cat")
+    expect(bubble.get_by_text("Not sent")).to_be_visible()
+    expect(bubble.locator(".msg-files")).to_have_text("cat.png")  # the files went with it
+    expect(tab.locator("#composer-files .file-chip")).to_have_count(0)
+
+    tab.context.set_offline(False)
+    expect(tab.locator("#notice")).to_be_hidden()
+    bubble.get_by_role("button", name="Retry").click()
+    tab.wait_for_url(CONVERSATION_URL)
+    wait_until_finished(tab)
+    tab.reload()
+    question = tab.locator("#transcript .msg-user")
+    expect(question).to_have_count(1)
+    expect(question.locator(".msg-files img[alt='cat.png']")).to_have_count(1)
+    expect(tab.locator("#transcript .msg-assistant .msg-body")).to_contain_text(
+        "You attached: cat.png"
+    )
