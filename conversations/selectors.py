@@ -44,8 +44,14 @@ async def amessage_for(user: User, conversation_id: UUID, message_id: UUID) -> M
 
 
 def attachment_for(user: User, attachment_id: UUID) -> Attachment:
-    """A file its owner may open: theirs and not hidden by a moderator (404 otherwise)."""
-    return get_object_or_404(Attachment, id=attachment_id, owner=user, hidden=False)
+    """A file its owner may open: theirs, and neither it, its message nor its conversation
+    hidden by a moderator (404 otherwise)."""
+    visible = (
+        Attachment.objects.filter(owner=user, hidden=False)
+        .exclude(message__hidden=True)
+        .exclude(message__conversation__hidden=True)
+    )
+    return get_object_or_404(visible, id=attachment_id)
 
 
 def with_attachments(messages: list[Message]) -> list[Message]:

@@ -20,7 +20,7 @@ from conversations.models import Attachment, Conversation, Message
 from conversations.providers import ChatTurn, StreamResult
 from conversations.providers.base import TurnFile
 from conversations.providers.demo import DemoProvider
-from conversations.services import attachments, sharing
+from conversations.services import sharing
 from tests.streams import send_data, wait_until_final
 
 HTMX = {"HX-Request": "true"}
@@ -418,8 +418,16 @@ def test_anyone_elses_file_a_hidden_one_or_an_unknown_one_is_a_404(alice_client,
     bobs.force_login(bob)
     assert bobs.get(f"/files/{sent['image']}").status_code == 404
     assert alice_client.get(f"/files/{uuid.uuid4()}").status_code == 404
-    attachments.set_hidden(attachment=Attachment.objects.get(pk=sent["image"]), hidden=True)
+    Attachment.objects.filter(pk=sent["image"]).update(hidden=True)
     assert alice_client.get(f"/files/{sent['image']}").status_code == 404
+    # A file of a message, or of a conversation, a moderator hid: 404 too.
+    Message.objects.filter(pk=sent["question"].pk).update(hidden=True)
+    assert alice_client.get(f"/files/{sent['csv']}").status_code == 404
+    Message.objects.filter(pk=sent["question"].pk).update(hidden=False)
+    Conversation.objects.update(hidden=True)
+    assert alice_client.get(f"/files/{sent['csv']}").status_code == 404
+    Conversation.objects.update(hidden=False)
+    assert alice_client.get(f"/files/{sent['csv']}").status_code == 200
     assert Client().get(f"/files/{sent['csv']}").status_code == 302  # to sign in
 
 

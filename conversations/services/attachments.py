@@ -359,11 +359,6 @@ def read_bytes(attachment: Attachment) -> bytes:
         return handle.read()
 
 
-def set_hidden(*, attachment: Attachment, hidden: bool) -> None:
-    attachment.hidden = hidden
-    attachment.save(update_fields=["hidden"])
-
-
 def purge_unsent(*, older_than: timedelta | None = None) -> int:
     """Delete uploads never sent and older than CHAT_ATTACHMENT_UNSENT_HOURS; how many."""
     age = older_than or timedelta(hours=settings.CHAT["ATTACHMENT_UNSENT_HOURS"])
