@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -37,6 +38,7 @@ from conversations.models import Attachment, Message
 IMAGE_TYPES = {
     "PNG": ("image/png", (".png",)),
     "JPEG": ("image/jpeg", (".jpg", ".jpeg")),
+    "MPO": ("image/jpeg", (".jpg", ".jpeg")),  # a camera's JPEG with more than one picture
     "GIF": ("image/gif", (".gif",)),
     "WEBP": ("image/webp", (".webp",)),
 }
@@ -131,12 +133,6 @@ def store_upload(*, owner: User, upload: UploadedFile) -> Attachment:
         raise AttachmentRefused(
             f"This file is {human_size(size)}: files can be at most {human_size(cap['max_bytes'])}."
         )
-    used = Attachment.objects.filter(owner=owner).aggregate(total=Sum("size"))["total"] or 0
-    if used + size > cap["per_user"]:
-        raise AttachmentRefused(
-            f"Your files take {human_size(used)} of your {human_size(cap['per_user'])}: "
-            "delete some conversations with files to make room."
-        )
     data = upload.read(cap["max_bytes"] + 1)
     if len(data) != size or len(data) > cap["max_bytes"]:
         raise AttachmentRefused("This file could not be read whole: try again.")
@@ -145,22 +141,36 @@ def store_upload(*, owner: User, upload: UploadedFile) -> Attachment:
     if "." not in name:
         name += checked.extension
     storage_name = f"attachments/{owner.pk}/{uuid.uuid4().hex}{checked.extension}"
-    stored = default_storage.save(storage_name, ContentFile(data))
-    try:
-        return Attachment.objects.create(
-            owner=owner,
-            kind=checked.kind,
-            name=name,
-            content_type=checked.content_type,
-            size=size,
-            storage_name=stored,
-            text=checked.text,
-            width=checked.width,
-            height=checked.height,
-        )
-    except BaseException:
-        default_storage.delete(stored)
-        raise
+    with transaction.atomic():
+        # Under the owner's row lock (as sends take it): two uploads at once cannot both
+        # pass the storage cap.
+        list(get_user_model().objects.select_for_update().filter(pk=owner.pk).values_list("pk"))
+        used = Attachment.objects.filter(owner=owner).aggregate(total=Sum("size"))["total"] or 0
+        if used + size > cap["per_user"]:
+            raise AttachmentRefused(
+                f"Your files take {human_size(used)} of your {human_size(cap['per_user'])}: "
+                "delete some conversations with files to make room."
+            )
+        stored = default_storage.save(storage_name, ContentFile(data))
+        try:
+            return _create(owner, checked, name=name, size=size, stored=stored)
+        except BaseException:
+            default_storage.delete(stored)
+            raise
+
+
+def _create(owner: User, checked: Checked, *, name: str, size: int, stored: str) -> Attachment:
+    return Attachment.objects.create(
+        owner=owner,
+        kind=checked.kind,
+        name=name,
+        content_type=checked.content_type,
+        size=size,
+        storage_name=stored,
+        text=checked.text,
+        width=checked.width,
+        height=checked.height,
+    )
 
 
 def sniff(data: bytes, *, name: str) -> Checked:
@@ -352,11 +362,6 @@ def attach(*, message: Message, attachments: list[Attachment]) -> None:
 
 # ---------------------------------------------------------------------------------------
 # Reading and cleanup.
-
-
-def read_bytes(attachment: Attachment) -> bytes:
-    with default_storage.open(attachment.storage_name, "rb") as handle:
-        return handle.read()
 
 
 def purge_unsent(*, older_than: timedelta | None = None) -> int:
