@@ -709,3 +709,30 @@ def test_an_import_whose_file_is_missing_or_lies_fails_that_conversation(
     call_command("import_conversations", str(out))
     assert Message.objects.get(role="user").attachment_count == 0
     assert not Attachment.objects.exists()
+
+
+def test_an_upload_clears_the_uploaders_own_expired_uploads_first(alice_client, bob, media):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    bobs = Client()
+    bobs.force_login(bob)
+    mine = upload(alice_client, "old.txt", b"old").json()["id"]
+    theirs = upload(bobs, "old.txt", b"old").json()["id"]
+    long_ago = timezone.now() - timedelta(hours=25)
+    Attachment.objects.filter(pk__in=[mine, theirs]).update(created_at=long_ago)
+    upload(alice_client, "new.txt", b"new")
+    assert sorted(Attachment.objects.values_list("owner__username", "name")) == [
+        ("alice", "new.txt"),
+        ("bob", "old.txt"),
+    ]
+
+
+def test_a_vision_flag_that_is_not_a_boolean_stops_start_up():
+    from django.core.exceptions import ImproperlyConfigured
+
+    from conversations.providers import catalog
+
+    with pytest.raises(ImproperlyConfigured, match="vision must be true or false"):
+        catalog.endpoints_from_settings({"ENDPOINTS": '[{"id": "a", "vision": "yes"}]'})

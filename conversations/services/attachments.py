@@ -141,6 +141,9 @@ def store_upload(*, owner: User, upload: UploadedFile) -> Attachment:
     if "." not in name:
         name += checked.extension
     storage_name = f"attachments/{owner.pk}/{uuid.uuid4().hex}{checked.extension}"
+    # The uploader's own expired uploads go first (they count against the cap), so the rule
+    # holds without the cron job for anyone who uploads again.
+    purge_unsent(owner=owner)
     with transaction.atomic():
         # Under the owner's row lock (as sends take it): two uploads at once cannot both
         # pass the storage cap.
@@ -364,10 +367,13 @@ def attach(*, message: Message, attachments: list[Attachment]) -> None:
 # Reading and cleanup.
 
 
-def purge_unsent(*, older_than: timedelta | None = None) -> int:
-    """Delete uploads never sent and older than CHAT_ATTACHMENT_UNSENT_HOURS; how many."""
+def purge_unsent(*, older_than: timedelta | None = None, owner: User | None = None) -> int:
+    """Delete uploads never sent and older than CHAT_ATTACHMENT_UNSENT_HOURS (of `owner`
+    only, if given); how many."""
     age = older_than or timedelta(hours=settings.CHAT["ATTACHMENT_UNSENT_HOURS"])
     stale = Attachment.objects.filter(message__isnull=True, created_at__lt=timezone.now() - age)
+    if owner is not None:
+        stale = stale.filter(owner=owner)
     count = 0
     for attachment in stale.iterator():
         attachment.delete()  # the signal removes the file once committed
