@@ -150,7 +150,7 @@ WITH RECURSIVE path(id, parent_id, depth) AS (
 )
 SELECT m.role, m.content, m.id, m.attachment_count
 FROM path JOIN conversations_message m ON m.id = path.id
-WHERE NOT m.hidden AND m.content <> ''
+WHERE NOT m.hidden AND (m.content <> '' OR m.attachment_count > 0)
     AND NOT (m.role = %s AND m.status IN (%s, %s, %s))
 ORDER BY path.depth
 LIMIT %s

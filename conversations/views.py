@@ -113,7 +113,7 @@ def conversation_start(request: SignedInRequest) -> HttpResponse:
     idempotent on the message's client_id (a retry gets the same conversation back), with
     the picker's model and the preset chosen (400 for one the user may not use). Over htmx
     the answer is the conversation's #main, at its URL, and the sidebar listing it."""
-    form = MessageForm(request.POST)
+    form = MessageForm(request.POST, files_only=True)
     if not form.is_valid():
         return _composer_error(request, None, form)
     # The new chat's picker; without one (an old page, a script), the owner's default.
@@ -307,7 +307,7 @@ def conversation_delete(request: SignedInRequest, conversation_id: UUID) -> Http
 @require_POST
 def message_send(request: SignedInRequest, conversation_id: UUID) -> HttpResponse:
     conversation = conversation_for(request.user, conversation_id)
-    form = MessageForm(request.POST)
+    form = MessageForm(request.POST, files_only=True)
     if not form.is_valid():
         return _composer_error(request, conversation, form)
     files = None

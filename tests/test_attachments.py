@@ -736,3 +736,49 @@ def test_a_vision_flag_that_is_not_a_boolean_stops_start_up():
 
     with pytest.raises(ImproperlyConfigured, match="vision must be true or false"):
         catalog.endpoints_from_settings({"ENDPOINTS": '[{"id": "a", "vision": "yes"}]'})
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_files_alone_can_be_sent_and_title_a_new_chat(upstreams, alice_async):
+    _local, claude = upstreams
+    image = await upload_async(alice_async, "cat.png", png())
+    response = await alice_async.post(
+        "/c/new/messages",
+        {**send_data(""), "model": "claude/claude-a", "attachment": image},
+        headers=HTMX,
+    )
+    assert response.status_code == 200, response.content
+    await wait_until_final((await Message.objects.aget(role="assistant")).pk)
+    conversation = await Conversation.objects.aget()
+    assert conversation.title == "cat.png"
+    encoded = base64.b64encode(png()).decode()
+    assert claude.requests[-1]["body"]["messages"] == [
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "image",
+                    "source": {"type": "base64", "media_type": "image/png", "data": encoded},
+                }
+            ],
+        }
+    ]
+
+
+def test_no_text_and_no_files_is_still_refused_and_an_edit_needs_text(
+    provider, alice_client, conversation
+):
+    response = alice_client.post(
+        f"/c/{conversation.pk}/messages", {**send_data(""), "attachment": ""}, headers=HTMX
+    )
+    assert response.status_code == 422
+    assert "Type a message first." in response.content.decode()
+    question = Message.objects.create(conversation=conversation, seq=1, role="user", content="q")
+    notes = upload(alice_client, "n.txt", b"x").json()["id"]
+    response = alice_client.post(
+        f"/c/{conversation.pk}/m/{question.pk}/edit",
+        {**send_data(""), "attachment": notes},
+        headers=HTMX,
+    )
+    assert response.status_code == 422
+    assert Message.objects.count() == 1

@@ -114,14 +114,14 @@ def to_messages(turns: list[ChatTurn]) -> tuple[str, list[MessageParam]]:
     system = "\n\n".join(t.content for t in turns if t.role == "system" and t.content)
     joined: list[tuple[str, str, list[TurnFile]]] = []
     for turn in turns:
-        if turn.role not in ("user", "assistant") or not turn.content:
+        if turn.role not in ("user", "assistant") or not (turn.content or turn.files):
             continue
         if turn.role == "assistant" and not joined:
             continue
         text = turn_text(turn)
         if joined and joined[-1][0] == turn.role:
             role, before, images = joined[-1]
-            joined[-1] = (role, f"{before}\n\n{text}", images + turn.images)
+            joined[-1] = (role, "\n\n".join(t for t in (before, text) if t), images + turn.images)
         else:
             joined.append((turn.role, text, turn.images))
     # The SDK types the role as a Literal; these are the two it takes.
@@ -142,7 +142,8 @@ def _content(text: str, images: list[TurnFile]) -> str | list[dict[str, object]]
         }
         for f in images
     ]
-    blocks.append({"type": "text", "text": text})
+    if text:  # the API refuses an empty text block (a message of images alone)
+        blocks.append({"type": "text", "text": text})
     return blocks
 
 

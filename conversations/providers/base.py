@@ -60,7 +60,7 @@ def turn_text(turn: ChatTurn) -> str:
     documents = [f for f in turn.files if not f.is_image]
     if not documents:
         return turn.content
-    parts = [turn.content]
+    parts = [turn.content] if turn.content else []
     for document in documents:
         parts.append(f"[Attached file: {document.name} ({document.content_type})]\n{document.text}")
     return "\n\n".join(parts)

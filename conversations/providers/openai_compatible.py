@@ -94,6 +94,6 @@ def _message(turn: ChatTurn) -> ChatCompletionMessageParam:
     if not turn.images:
         return cast(ChatCompletionMessageParam, {"role": turn.role, "content": text})
     # Images as content parts (a data URL: no URL of ours is fetched by the server).
-    parts: list[dict[str, object]] = [{"type": "text", "text": text}]
+    parts: list[dict[str, object]] = [{"type": "text", "text": text}] if text else []
     parts += [{"type": "image_url", "image_url": {"url": f.data_url()}} for f in turn.images]
     return cast(ChatCompletionMessageParam, {"role": turn.role, "content": parts})

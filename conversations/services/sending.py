@@ -297,7 +297,9 @@ def _ask(
                 Message.objects.bulk_create([user_message, assistant])  # one INSERT
                 if attachments:
                     attaching.attach(message=user_message, attachments=attachments)
-                _touch(conversation, leaf=assistant, first_text=content)
+                # Files alone: the first one's name titles a new conversation.
+                first_text = content or (attachments[0].name if attachments else "")
+                _touch(conversation, leaf=assistant, first_text=first_text)
                 _launch_and_announce(conversation, assistant, launch)
             return SendResult(user_message, assistant, created=True)
         except (

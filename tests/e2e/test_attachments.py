@@ -88,3 +88,19 @@ def test_a_send_with_files_retried_after_going_offline_stores_them_once(tab):
     expect(tab.locator("#transcript .msg-assistant .msg-body")).to_contain_text(
         "You attached: cat.png"
     )
+
+
+def test_files_alone_can_be_sent(tab):
+    new_conversation(tab)
+    send_button = tab.locator("#composer button.send")
+    expect(send_button).to_be_disabled()  # nothing to send
+    tab.locator("#attach-input").set_input_files(
+        [{"name": "list.csv", "mimeType": "text/csv", "buffer": b"a,b\n1,2\n"}]
+    )
+    expect(send_button).to_be_enabled()  # a file alone can go
+    send_button.click()
+    tab.wait_for_url(CONVERSATION_URL)
+    expect(wait_until_finished(tab).locator(".msg-body")).to_contain_text(
+        "You attached: list.csv (text/csv, 8 bytes)"
+    )
+    expect(tab.locator("#sidebar [aria-current=page]")).to_contain_text("list.csv")

@@ -73,6 +73,7 @@
       } else {
         failed(chip, data.error || "The file could not be uploaded (" + xhr.status + ").");
       }
+      syncSend();
     });
     xhr.addEventListener("error", function () {
       chip.classList.remove("uploading");
@@ -94,6 +95,16 @@
     Array.prototype.forEach.call(files || [], upload);
   }
 
+  // Send follows the files too: files alone can be sent.
+  function syncSend() {
+    const form = Chat.composer();
+    if (form && Chat.syncSendButton) Chat.syncSendButton(form);
+  }
+  // Uploaded files ready to go with the next send.
+  Chat.hasAttachments = function () {
+    const box = list();
+    return !!(box && box.querySelector("input[name=attachment]"));
+  };
   // Uploads still running: the send waits for them (sending.js says so).
   Chat.uploadsPending = function () {
     const box = list();
@@ -115,6 +126,7 @@
     const box = list();
     if (!box || !taken) return;
     taken.forEach(function (item) { box.appendChild(item.chip); });
+    syncSend();
   };
 
   document.addEventListener("change", function (evt) {
@@ -129,6 +141,7 @@
     if (!chip || !chip.closest("#composer-files")) return;
     if (chip._xhr && chip.classList.contains("uploading")) chip._xhr.abort();
     chip.remove();
+    syncSend();
     Chat.focusComposer();
   });
 

@@ -53,7 +53,8 @@
     const form = evt.detail.elt;
     if (!form || form.id !== "composer") return;
     const content = String(evt.detail.parameters.get ? evt.detail.parameters.get("content") : evt.detail.parameters.content || "").trim();
-    if (!content) { evt.preventDefault(); Chat.showComposerError("Type a message first."); return; }
+    const withFiles = Chat.hasAttachments ? Chat.hasAttachments() : false;
+    if (!content && !withFiles) { evt.preventDefault(); Chat.showComposerError("Type a message first."); return; }
     const limit = Chat.maxChars(form.querySelector("textarea"));
     if (content.length > limit) {
       evt.preventDefault();
