@@ -218,7 +218,8 @@ class Attachment(models.Model):
     name = models.CharField(max_length=200)
     content_type = models.CharField(max_length=100)
     size = models.PositiveBigIntegerField()
-    storage_name = models.CharField(max_length=300, unique=True)
+    # Shared by the copies an edit gives its new version (the file goes with the last row).
+    storage_name = models.CharField(max_length=300, db_index=True)
     # A document's text (UTF-8 text, or a PDF's extracted text), cut to the context's cap.
     text = models.TextField(blank=True)
     width = models.PositiveIntegerField(null=True, blank=True)

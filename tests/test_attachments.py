@@ -782,3 +782,33 @@ def test_no_text_and_no_files_is_still_refused_and_an_edit_needs_text(
     )
     assert response.status_code == 422
     assert Message.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_an_edit_keeps_the_questions_files_and_their_bytes_go_with_the_last_row(
+    provider, alice_async, conversation, media
+):
+    image = await upload_async(alice_async, "cat.png", png())
+    hidden = await upload_async(alice_async, "secret.txt", b"hidden by a moderator")
+    url = f"/c/{conversation.pk}/messages"
+    await alice_async.post(url, {**send_data("Look"), "attachment": [image, hidden]}, headers=HTMX)
+    await wait_until_final((await Message.objects.aget(role="assistant")).pk)
+    await Attachment.objects.filter(pk=hidden).aupdate(hidden=True)
+    question = await Message.objects.aget(role="user")
+
+    response = await alice_async.post(
+        f"/c/{conversation.pk}/m/{question.pk}/edit", send_data("Look again"), headers=HTMX
+    )
+    assert response.status_code == 200
+    edited = await Message.objects.aget(role="user", content="Look again")
+    await wait_until_final((await Message.objects.aget(reply_to=edited)).pk)
+    assert edited.attachment_count == 1
+    copy = await Attachment.objects.aget(message=edited)
+    assert (copy.name, copy.pk != uuid.UUID(image)) == ("cat.png", True)
+    assert [f.name for f in provider.calls[-1][-1].files] == ["cat.png"]
+    assert len(stored_files(media)) == 2  # the bytes are not copied
+
+    await Attachment.objects.filter(pk=image).adelete()  # committed: the copy still names them
+    assert len(stored_files(media)) == 2
+    await alice_async.post(f"/c/{conversation.pk}/delete")
+    assert stored_files(media) == []

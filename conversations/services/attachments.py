@@ -363,6 +363,34 @@ def attach(*, message: Message, attachments: list[Attachment]) -> None:
     message.shown_attachments = attachments
 
 
+def carried_by_edit(message: Message) -> list[Attachment]:
+    """Copies of `message`'s files (not those a moderator hid) for the new version an edit
+    makes of it: new rows naming the same stored bytes, saved by `attach_copies`."""
+    if not message.attachment_count:
+        return []
+    return [
+        Attachment(
+            owner_id=a.owner_id,
+            kind=a.kind,
+            name=a.name,
+            content_type=a.content_type,
+            size=a.size,
+            storage_name=a.storage_name,
+            text=a.text,
+            width=a.width,
+            height=a.height,
+        )
+        for a in message.attachments.filter(hidden=False)
+    ]
+
+
+def attach_copies(*, message: Message, copies: list[Attachment]) -> None:
+    for copy in copies:
+        copy.message = message
+    Attachment.objects.bulk_create(copies)
+    message.shown_attachments = copies
+
+
 # ---------------------------------------------------------------------------------------
 # Reading and cleanup.
 
@@ -382,7 +410,13 @@ def purge_unsent(*, older_than: timedelta | None = None, owner: User | None = No
 
 
 def remove_file(sender: type[Attachment], instance: Attachment, **kwargs: object) -> None:
-    """Its bytes go once the row's deletion commits: a conversation or an account deleted
-    (cascades send this per row), an expired upload. A rollback keeps the file."""
+    """Its bytes go once the row's deletion commits, unless another row still names them
+    (an edit's copy): a conversation or an account deleted (cascades send this per row),
+    an expired upload. A rollback keeps the file."""
     name = instance.storage_name
-    transaction.on_commit(lambda: default_storage.delete(name))
+
+    def remove() -> None:
+        if not Attachment.objects.filter(storage_name=name).exists():
+            default_storage.delete(name)
+
+    transaction.on_commit(remove)

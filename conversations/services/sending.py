@@ -275,6 +275,8 @@ def _ask(
                 if live:
                     raise AnswerInProgress(SEND_WHILE_LIVE)
                 parent_id = edit_of.parent_id if edit_of is not None else leaf_id
+                # An edit's new version keeps the question's files (no query without any).
+                carried = attaching.carried_by_edit(edit_of) if edit_of is not None else []
                 user_message = Message(
                     conversation=conversation,
                     seq=seq,
@@ -282,7 +284,7 @@ def _ask(
                     content=content,
                     client_id=client_id,
                     parent_id=parent_id,
-                    attachment_count=len(attachments or ()),
+                    attachment_count=len(attachments or carried),
                 )
                 assistant = Message(
                     conversation=conversation,
@@ -297,6 +299,8 @@ def _ask(
                 Message.objects.bulk_create([user_message, assistant])  # one INSERT
                 if attachments:
                     attaching.attach(message=user_message, attachments=attachments)
+                elif carried:
+                    attaching.attach_copies(message=user_message, copies=carried)
                 # Files alone: the first one's name titles a new conversation.
                 first_text = content or (attachments[0].name if attachments else "")
                 _touch(conversation, leaf=assistant, first_text=first_text)
