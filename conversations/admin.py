@@ -16,26 +16,32 @@ from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, StreamingHttpResponse
 from django.http.response import HttpResponseBase
+from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.html import format_html
 from django.utils.http import content_disposition_header
 from django.utils.text import Truncator
 
+from conversations import attachment_views
 from conversations.branches import branch_notes, shown_path
 from conversations.forms import PresetForm
 from conversations.models import (
     AnswerFeedback,
+    Attachment,
     Conversation,
     Message,
     ModerationAction,
     Preset,
     ShareLink,
 )
+from conversations.selectors import with_attachments
 from conversations.services import export, moderation
 
 Kind = ModerationAction.Kind
@@ -284,6 +290,7 @@ class ConversationAdmin(Moderated, ReadOnlyContent, admin.ModelAdmin):
         shown = list(obj.messages.order_by("seq")[: TRANSCRIPT_LIMIT + 1])
         tree, path = shown_path(obj)
         notes, on_path = branch_notes(tree, path), set(path)
+        shown = with_attachments(shown[:TRANSCRIPT_LIMIT]) + shown[TRANSCRIPT_LIMIT:]
         rows = [(m, notes.get(m.pk, []), m.pk in on_path) for m in shown[:TRANSCRIPT_LIMIT]]
         return render_to_string(
             "admin/conversations/transcript.html",
@@ -455,6 +462,84 @@ class ShareLinkAdmin(ReadOnlyContent, admin.ModelAdmin):
         for link in links:
             sharing.revoke(link=link, by=_actor(request))
         self.message_user(request, f"Revoked {len(links)} link(s).", messages.SUCCESS)
+
+
+def _attachment_action(hidden: bool, description: str) -> Callable:
+    def action(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
+        if (reason := _reason(modeladmin, request)) is not None:
+            changed = moderation.set_attachments_hidden(
+                attachments=queryset, hidden=hidden, actor=_actor(request), reason=reason
+            )
+            verb = "hidden" if hidden else "unhidden"
+            modeladmin.message_user(request, f"{changed} attachment(s) {verb}.")
+
+    action.__name__ = "hide_attachments" if hidden else "unhide_attachments"
+    return admin.action(description=description, permissions=["moderate"])(action)
+
+
+@admin.register(Attachment)
+class AttachmentAdmin(Moderated, ReadOnlyContent, admin.ModelAdmin):
+    """Files sent with messages: seen by moderators (also hidden ones, at the admin's own
+    address), hidden or unhidden with a reason. A hidden file is not served to its owner
+    or a share link, and not sent to the model."""
+
+    moderate_permission = "conversations.moderate_message"
+    action_form = ReasonForm
+    actions = [
+        _attachment_action(True, "Hide the selected attachments"),
+        _attachment_action(False, "Unhide the selected attachments"),
+    ]
+    list_display = (
+        "name",
+        "kind",
+        "content_type",
+        "size",
+        "owner",
+        "message",
+        "hidden",
+        "created_at",
+    )
+    list_filter = ("kind", "hidden", "created_at")
+    search_fields = ("name", "owner__email")
+    list_select_related = ("owner", "message")
+    ordering = ("-created_at",)
+    show_full_result_count = False
+    fields = (
+        "id",
+        "name",
+        "kind",
+        "content_type",
+        "size",
+        "width",
+        "height",
+        "owner",
+        "message",
+        "hidden",
+        "created_at",
+        "file_link",
+        "text",
+    )
+    readonly_fields = fields
+
+    def get_urls(self) -> list:
+        from django.urls import path
+
+        view = self.admin_site.admin_view(self.file_view)
+        return [
+            path("<uuid:attachment_id>/file/", view, name="conversations_attachment_file"),
+            *super().get_urls(),
+        ]
+
+    def file_view(self, request: HttpRequest, attachment_id: object) -> HttpResponseBase:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        attachment = get_object_or_404(Attachment, pk=attachment_id)
+        return attachment_views.file_response(attachment)
+
+    @admin.display(description="file")
+    def file_link(self, obj: Attachment) -> str:
+        url = reverse("admin:conversations_attachment_file", args=[obj.pk])
+        return format_html('<a href="{}" target="_blank" rel="noopener">Open {}</a>', url, obj.name)
 
 
 @admin.register(ModerationAction)

@@ -49,6 +49,12 @@ class Endpoint:
     # Anthropic only: extended thinking with this budget of tokens (0: off), streamed into
     # the answer's "Thinking" section.
     thinking_budget: int = 0
+    # Takes images as content parts; None: the kind's default (openai and anthropic do).
+    vision: bool | None = None
+
+    @property
+    def takes_images(self) -> bool:
+        return self.vision if self.vision is not None else self.kind in ("openai", "anthropic")
 
     @property
     def is_demo(self) -> bool:
@@ -131,7 +137,7 @@ def _endpoint_from_json(entry: dict[str, Any]) -> Endpoint:
     import os
 
     known = {"id", "kind", "label", "models", "default_model", "base_url", "api_key_env"}
-    known |= {"api_key", "max_tokens", "thinking_budget"}
+    known |= {"api_key", "max_tokens", "thinking_budget", "vision"}
     where = f"CHAT_ENDPOINTS[{entry.get('id', '?')!r}]"
     if unknown := sorted(set(entry) - known):
         raise ImproperlyConfigured(f"{where}: unknown keys {unknown}")
@@ -149,6 +155,9 @@ def _endpoint_from_json(entry: dict[str, Any]) -> Endpoint:
     default = str(entry.get("default_model") or (models[0] if models else _default_model(kind)))
     if models and default not in models:
         raise ImproperlyConfigured(f"{where}: default_model {default!r} is not in its models")
+    vision = entry.get("vision")
+    if vision is not None and not isinstance(vision, bool):
+        raise ImproperlyConfigured(f"{where}: vision must be true or false")
     return Endpoint(
         id=endpoint_id,
         kind=kind,
@@ -159,6 +168,7 @@ def _endpoint_from_json(entry: dict[str, Any]) -> Endpoint:
         allow=tuple(models),
         max_tokens=int(entry.get("max_tokens", 4096)),
         thinking_budget=_thinking_budget(entry, where),
+        vision=vision,
     )
 
 
@@ -281,6 +291,14 @@ def groups() -> list[ModelGroup]:
         )
         found.append(ModelGroup(endpoint.id, endpoint.label, choices, listed=state != "unknown"))
     return found
+
+
+def takes_images(endpoint_id: str) -> bool:
+    """Whether the endpoint's models see images (the `vision` flag; a test's fake does)."""
+    if _override is not None:
+        return bool(getattr(_override, "vision", True))
+    endpoint = endpoints().get(endpoint_id)
+    return endpoint is not None and endpoint.takes_images
 
 
 def label_of(endpoint_id: str) -> str:

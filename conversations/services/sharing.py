@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import re
 import secrets
+from uuid import UUID
 
 from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from conversations import branches
-from conversations.models import Conversation, Message, ShareLink
+from conversations.models import Attachment, Conversation, Message, ShareLink
 
 TOKEN_BYTES = 24  # 32 characters
 # What token_urlsafe makes; anything else is not looked up (PostgreSQL refuses a NUL).
@@ -89,3 +90,25 @@ def shared_messages(link: ShareLink) -> list[Message]:
     for message in messages:
         message.conversation = conversation
     return messages
+
+
+def shared_image(link: ShareLink, attachment_id: UUID) -> Attachment | None:
+    """An image of a message on the link's shared path (not hidden, nor its message), or
+    None: a document, another branch, a later message, another conversation."""
+    attachment = (
+        Attachment.objects.filter(
+            pk=attachment_id,
+            kind=Attachment.Kind.IMAGE,
+            hidden=False,
+            message__conversation=link.conversation,
+            message__hidden=False,
+        )
+        .only("id", "message_id", "storage_name", "content_type", "name", "kind")
+        .first()
+    )
+    if attachment is None:
+        return None
+    tree = branches.Tree.of(link.conversation)
+    if link.leaf_id not in tree or attachment.message_id not in tree.path_to(link.leaf_id):
+        return None
+    return attachment
