@@ -280,6 +280,11 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env("STATIC_ROOT", str(BASE_DIR / "staticfiles"))) if PRODUCTION else None
 WHITENOISE_USE_FINDERS = not PRODUCTION  # serve static/ straight from the apps in development
 
+# Attachments are stored through the `default` storage: files under MEDIA_ROOT unless
+# STORAGES says otherwise (an S3 bucket through django-storages: see the README). MEDIA_URL
+# is never served as such: every file goes through a view that checks its owner.
+MEDIA_ROOT = Path(env("MEDIA_ROOT", str(BASE_DIR / "media")))
+
 # CSP: no inline scripts or styles; htmx is configured by a <meta> tag and our modules.
 SECURE_CSP = {
     "default-src": [CSP.SELF],
@@ -370,6 +375,15 @@ CHAT: ChatSettings = {
     "CONCURRENT_STREAMS": env_int("CHAT_CONCURRENT_STREAMS", 3),
     "CONVERSATIONS_PER_PAGE": 50,
     "MESSAGES_PER_PAGE": 50,
+    # Attachments (conversations/services/attachments.py): bytes per file, files per message,
+    # bytes per user in all, an image's pixels, the characters of a document's text that go
+    # into the model's context, and how long an upload never sent is kept (hours).
+    "ATTACHMENT_MAX_BYTES": env_int("CHAT_ATTACHMENT_MAX_BYTES", 10 * 1024 * 1024),
+    "ATTACHMENTS_PER_MESSAGE": env_int("CHAT_ATTACHMENTS_PER_MESSAGE", 5),
+    "ATTACHMENT_STORAGE_PER_USER": env_int("CHAT_ATTACHMENT_STORAGE_PER_USER", 200 * 1024 * 1024),
+    "ATTACHMENT_MAX_PIXELS": env_int("CHAT_ATTACHMENT_MAX_PIXELS", 40_000_000),
+    "ATTACHMENT_TEXT_CHARS": env_int("CHAT_ATTACHMENT_TEXT_CHARS", 20_000),
+    "ATTACHMENT_UNSENT_HOURS": env_int("CHAT_ATTACHMENT_UNSENT_HOURS", 24),
 }
 
 LOGGING = {

@@ -16,18 +16,34 @@ from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import User
-from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, StreamingHttpResponse
 from django.http.response import HttpResponseBase
+from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
+from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.html import format_html
 from django.utils.http import content_disposition_header
 from django.utils.text import Truncator
 
+from conversations import attachment_views
 from conversations.branches import branch_notes, shown_path
 from conversations.forms import PresetForm
-from conversations.models import Conversation, Message, ModerationAction, Preset, Quota, UsageDay
+from conversations.models import (
+    AnswerFeedback,
+    Attachment,
+    Conversation,
+    Message,
+    ModerationAction,
+    Preset,
+    Quota,
+    ShareLink,
+    UsageDay,
+)
+from conversations.selectors import with_attachments
 from conversations.services import export, moderation
 
 Kind = ModerationAction.Kind
@@ -187,6 +203,13 @@ class ReadOnlyContent:
         return False
 
 
+class ReadOnlyRecord(ReadOnlyContent):
+    """A record nobody edits or deletes here, superusers included."""
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
 @admin.register(Conversation)
 class ConversationAdmin(Moderated, ReadOnlyContent, admin.ModelAdmin):
     moderate_permission = "conversations.moderate_conversation"
@@ -269,6 +292,7 @@ class ConversationAdmin(Moderated, ReadOnlyContent, admin.ModelAdmin):
         shown = list(obj.messages.order_by("seq")[: TRANSCRIPT_LIMIT + 1])
         tree, path = shown_path(obj)
         notes, on_path = branch_notes(tree, path), set(path)
+        shown = with_attachments(shown[:TRANSCRIPT_LIMIT]) + shown[TRANSCRIPT_LIMIT:]
         rows = [(m, notes.get(m.pk, []), m.pk in on_path) for m in shown[:TRANSCRIPT_LIMIT]]
         return render_to_string(
             "admin/conversations/transcript.html",
@@ -309,9 +333,10 @@ class MessageAdmin(Moderated, ReadOnlyContent, admin.ModelAdmin):
         "hidden",
         "moderation_reason",
         "provider",
+        "rating",
         "created_at",
     )
-    list_filter = ("flagged", "hidden", "role", "status", "provider", "created_at")
+    list_filter = ("flagged", "hidden", "role", "status", "provider", "rating", "created_at")
     search_fields = ("content", "conversation__title", "conversation__owner__email")
     list_select_related = ("conversation__owner",)
     ordering = ("-created_at",)
@@ -338,6 +363,9 @@ class MessageAdmin(Moderated, ReadOnlyContent, admin.ModelAdmin):
         "flagged",
         "hidden",
         "moderation_reason",
+        "rating",
+        "rating_comment",
+        "rated_at",
         "created_at",
         "updated_at",
         "moderation_log",
@@ -362,8 +390,162 @@ class MessageAdmin(Moderated, ReadOnlyContent, admin.ModelAdmin):
         return render_to_string("admin/conversations/moderation_log.html", {"actions": actions})
 
 
+@admin.register(AnswerFeedback)
+class AnswerFeedbackAdmin(ReadOnlyRecord, admin.ModelAdmin):
+    """What people thought of the answers: thumbs and comments, with counts per model
+    above the list (for the filters chosen). Read-only: it is the users' word."""
+
+    list_display = ("rated_at", "rating", "rating_comment", "model", "provider", "answer_excerpt")
+    list_filter = ("rating", "model", "provider", "rated_at")
+    search_fields = ("rating_comment", "content", "model")
+    list_select_related = ("conversation",)
+    ordering = ("-rated_at",)
+    date_hierarchy = "rated_at"
+    fields = (
+        "rating",
+        "rating_comment",
+        "rated_at",
+        "model",
+        "provider",
+        "content",
+        "conversation",
+    )
+    readonly_fields = fields
+    change_list_template = "admin/conversations/answerfeedback/change_list.html"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[AnswerFeedback]:
+        return super().get_queryset(request).exclude(rating="")  # message_rated
+
+    def has_view_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return request.user.has_perm("conversations.view_message")
+
+    @admin.display(description="answer")
+    def answer_excerpt(self, obj: Message) -> str:
+        return Truncator(obj.content).chars(80) or "(empty)"
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):
+        response = super().changelist_view(request, extra_context)
+        if not isinstance(response, TemplateResponse) or response.context_data is None:
+            return response  # a redirect (an action ran) or an error page
+        changelist = response.context_data.get("cl")
+        if changelist is not None:
+            rows = changelist.queryset.order_by().values("provider", "model")
+            response.context_data["per_model"] = rows.annotate(
+                up=Count("pk", filter=Q(rating=Message.Rating.UP)),
+                down=Count("pk", filter=Q(rating=Message.Rating.DOWN)),
+            ).order_by("provider", "model")
+        return response
+
+
+@admin.register(ShareLink)
+class ShareLinkAdmin(ReadOnlyContent, admin.ModelAdmin):
+    """Every share link; a moderator revokes one (its page is a 404 from then on)."""
+
+    list_display = ("title", "owner_email", "created_at", "revoked_at")
+    list_filter = (("revoked_at", admin.EmptyFieldListFilter), "created_at")
+    search_fields = ("title", "conversation__owner__email")
+    list_select_related = ("conversation__owner",)
+    fields = ("title", "conversation", "leaf", "created_at", "revoked_at", "revoked_by")
+    readonly_fields = fields
+    actions = ["revoke_links"]
+
+    @admin.display(description="owner", ordering="conversation__owner__email")
+    def owner_email(self, obj: ShareLink) -> str:
+        return obj.conversation.owner.email
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("conversations.revoke_sharelink")
+
+    @admin.action(description="Revoke the selected links", permissions=["revoke"])
+    def revoke_links(self, request: HttpRequest, queryset: QuerySet[ShareLink]) -> None:
+        from conversations.services import sharing
+
+        links = list(queryset.filter(revoked_at__isnull=True))
+        for link in links:
+            sharing.revoke(link=link, by=_actor(request))
+        self.message_user(request, f"Revoked {len(links)} link(s).", messages.SUCCESS)
+
+
+def _attachment_action(hidden: bool, description: str) -> Callable:
+    def action(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
+        if (reason := _reason(modeladmin, request)) is not None:
+            changed = moderation.set_attachments_hidden(
+                attachments=queryset, hidden=hidden, actor=_actor(request), reason=reason
+            )
+            verb = "hidden" if hidden else "unhidden"
+            modeladmin.message_user(request, f"{changed} attachment(s) {verb}.")
+
+    action.__name__ = "hide_attachments" if hidden else "unhide_attachments"
+    return admin.action(description=description, permissions=["moderate"])(action)
+
+
+@admin.register(Attachment)
+class AttachmentAdmin(Moderated, ReadOnlyContent, admin.ModelAdmin):
+    """Files sent with messages: seen by moderators (also hidden ones, at the admin's own
+    address), hidden or unhidden with a reason. A hidden file is not served to its owner
+    or a share link, and not sent to the model."""
+
+    moderate_permission = "conversations.moderate_message"
+    action_form = ReasonForm
+    actions = [
+        _attachment_action(True, "Hide the selected attachments"),
+        _attachment_action(False, "Unhide the selected attachments"),
+    ]
+    list_display = (
+        "name",
+        "kind",
+        "content_type",
+        "size",
+        "owner",
+        "message",
+        "hidden",
+        "created_at",
+    )
+    list_filter = ("kind", "hidden", "created_at")
+    search_fields = ("name", "owner__email")
+    list_select_related = ("owner", "message")
+    ordering = ("-created_at",)
+    show_full_result_count = False
+    fields = (
+        "id",
+        "name",
+        "kind",
+        "content_type",
+        "size",
+        "width",
+        "height",
+        "owner",
+        "message",
+        "hidden",
+        "created_at",
+        "file_link",
+        "text",
+    )
+    readonly_fields = fields
+
+    def get_urls(self) -> list:
+        from django.urls import path
+
+        view = self.admin_site.admin_view(self.file_view)
+        return [
+            path("<uuid:attachment_id>/file/", view, name="conversations_attachment_file"),
+            *super().get_urls(),
+        ]
+
+    def file_view(self, request: HttpRequest, attachment_id: object) -> HttpResponseBase:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        attachment = get_object_or_404(Attachment, pk=attachment_id)
+        return attachment_views.file_response(attachment)
+
+    @admin.display(description="file")
+    def file_link(self, obj: Attachment) -> str:
+        url = reverse("admin:conversations_attachment_file", args=[obj.pk])
+        return format_html('<a href="{}" target="_blank" rel="noopener">Open {}</a>', url, obj.name)
+
+
 @admin.register(ModerationAction)
-class ModerationActionAdmin(admin.ModelAdmin):
+class ModerationActionAdmin(ReadOnlyRecord, admin.ModelAdmin):
     """The record of moderation: read-only for everyone, superusers included."""
 
     list_display = ("created_at", "actor_email", "kind", "target", "reason")
@@ -372,15 +554,6 @@ class ModerationActionAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     fields = ("created_at", "actor_email", "kind", "target", "reason", "message", "conversation")
     readonly_fields = fields
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
 
 class PublishedPresetForm(forms.ModelForm):

@@ -7,7 +7,14 @@ class ConversationsConfig(AppConfig):
 
     def ready(self) -> None:
         from django.contrib.auth.signals import user_logged_out
+        from django.db.models.signals import post_delete
 
-        from conversations.services import sync
+        from conversations.models import Attachment
+        from conversations.services import attachments, sync
+
+        # A deleted attachment's file leaves the storage (conversation, account, expiry).
+        post_delete.connect(
+            attachments.remove_file, sender=Attachment, dispatch_uid="attachment-file"
+        )
 
         user_logged_out.connect(sync.close_sockets_on_logout, dispatch_uid="sync-logout")

@@ -148,24 +148,42 @@ WITH RECURSIVE path(id, parent_id, depth) AS (
     FROM conversations_message m JOIN path ON m.id = path.parent_id
     WHERE path.depth < %s
 )
-SELECT m.role, m.content FROM path JOIN conversations_message m ON m.id = path.id
-WHERE NOT m.hidden AND m.content <> ''
+SELECT m.role, m.content, m.id, m.attachment_count
+FROM path JOIN conversations_message m ON m.id = path.id
+WHERE NOT m.hidden AND (m.content <> '' OR m.attachment_count > 0)
     AND NOT (m.role = %s AND m.status IN (%s, %s, %s))
 ORDER BY path.depth
 LIMIT %s
 """
 
 
+@dataclass(frozen=True)
+class ContextRow:
+    role: str
+    content: str
+    id: UUID
+    attachment_count: int
+
+
 def context_rows(message_id: UUID | None, *, limit: int) -> list[tuple[str, str]]:
     """(role, content) of the path from the root down to `message_id`, oldest first, at
     most `limit`: the model's context never includes another branch. Hidden messages,
     empty ones and failed answers are left out, as they are not part of the conversation."""
+    return [(row.role, row.content) for row in context_path(message_id, limit=limit)]
+
+
+def context_path(message_id: UUID | None, *, limit: int) -> list[ContextRow]:
+    """context_rows, with each message's id and how many files it has (same statement)."""
     if message_id is None:
         return []
-    pk = Message._meta.pk.get_db_prep_value(message_id, connection)
+    pk_field = Message._meta.pk
+    pk = pk_field.get_db_prep_value(message_id, connection)
     with connection.cursor() as cursor:
         failed = [Message.Role.ASSISTANT, *Message.RETRYABLE_STATUSES]
         cursor.execute(_CONTEXT_SQL, [pk, limit * 4, *failed, limit])
         rows = cursor.fetchall()
     rows.reverse()
-    return [(role, content) for role, content in rows]
+    return [
+        ContextRow(role, content, pk_field.to_python(row_id), count or 0)
+        for role, content, row_id, count in rows
+    ]

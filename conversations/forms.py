@@ -17,7 +17,11 @@ MAX_SYSTEM_PROMPT_CHARS = 4_000  # sent before every answer: it takes room from 
 
 
 class MessageForm(forms.Form):
+    """A send's text. With `files_only` (a send, not an edit), no text is needed when the
+    send names files (`attachment` ids)."""
+
     content = forms.CharField(
+        required=False,  # required unless files go with it: clean()
         strip=True,
         max_length=MAX_CHARS,
         error_messages={
@@ -43,6 +47,25 @@ class MessageForm(forms.Form):
         # Not the user's typing: only a stale or tampered page sends a bad one.
         error_messages={"invalid": "This page sent a malformed message id. Reload the page."},
     )
+
+    def __init__(self, *args: Any, files_only: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.files_only = files_only
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if "content" not in self.errors and not cleaned.get("content") and not self._names_files():
+            self.add_error(
+                "content",
+                forms.ValidationError(
+                    self.fields["content"].error_messages["required"], code="required"
+                ),
+            )
+        return cleaned
+
+    def _names_files(self) -> bool:
+        getlist = getattr(self.data, "getlist", None)
+        return self.files_only and getlist is not None and any(getlist("attachment"))
 
 
 class RenameForm(forms.Form):
@@ -184,7 +207,7 @@ def edit_form(message: Message, data: object = None) -> MessageForm:
     """The composer's form, filled with `message`'s text, ids unique to it on the page. A
     fresh client_id per form: saving twice from it stores one version."""
     form = MessageForm(
-        data,  # type: ignore[arg-type]
+        data,
         auto_id=f"edit-{message.pk}-%s",
         initial={"content": message.content, "client_id": uuid.uuid4()},
     )

@@ -128,6 +128,9 @@ class Message(models.Model):
     rating = models.CharField(max_length=4, choices=Rating.choices, blank=True)
     rating_comment = models.TextField(blank=True)
     rated_at = models.DateTimeField(null=True, blank=True)
+    # How many files came with it: the page loads attachments only for messages that have
+    # some (selectors.transcript), so a conversation without any pays no query for them.
+    attachment_count = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -169,12 +172,77 @@ class Message(models.Model):
         return self.role == self.Role.ASSISTANT and self.status in self.RETRYABLE_STATUSES
 
     @property
+    def shown_attachments(self) -> list[Attachment]:
+        """The attachments its bubble shows: set in bulk by the reads that render pages;
+        else read here, and only for a message that has some."""
+        cached = getattr(self, "_shown_attachments", None)
+        if cached is None:
+            cached = list(self.attachments.all()) if self.attachment_count else []
+            self._shown_attachments = cached
+        return cached
+
+    @shown_attachments.setter
+    def shown_attachments(self, value: list[Attachment]) -> None:
+        self._shown_attachments = value
+
+    @property
     def tokens_per_second(self) -> float | None:
         """The answer's output rate once it started: its tokens over the time after the first."""
         if not (self.completion_tokens and self.first_token_ms is not None and self.duration_ms):
             return None
         writing = (self.duration_ms - self.first_token_ms) / 1000
         return self.completion_tokens / writing if writing > 0 else None
+
+
+class Attachment(models.Model):
+    """A file sent with a message: an image, a text file or a PDF. Uploaded first, unattached
+    (`message` None) and owned by its uploader; a send attaches it. Unsent ones expire.
+
+    The bytes are in the `default` storage under a generated name (`storage_name`); the
+    name people see is `name`, sanitized. `content_type` is what the content was sniffed
+    to be, never what the browser said."""
+
+    class Kind(models.TextChoices):
+        IMAGE = "image"
+        TEXT = "text"
+        PDF = "pdf"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="attachments"
+    )
+    message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.CASCADE, related_name="attachments"
+    )
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    name = models.CharField(max_length=200)
+    content_type = models.CharField(max_length=100)
+    size = models.PositiveBigIntegerField()
+    # Shared by the copies an edit gives its new version (the file goes with the last row).
+    storage_name = models.CharField(max_length=300, db_index=True)
+    # A document's text (UTF-8 text, or a PDF's extracted text), cut to the context's cap.
+    text = models.TextField(blank=True)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    # Hidden by a moderator: not served, not sent to the model.
+    hidden = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        indexes = [
+            # The janitor's scan for uploads never sent.
+            models.Index(
+                fields=["created_at"], name="attachment_unsent", condition=Q(message__isnull=True)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_image(self) -> bool:
+        return self.kind == self.Kind.IMAGE
 
 
 class ShareLink(models.Model):
@@ -259,6 +327,15 @@ class Preset(models.Model):
     @property
     def published(self) -> bool:
         return self.owner_id is None
+
+
+class AnswerFeedback(Message):
+    """Rated answers, for the admin's feedback list (the rating lives on the message)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "answer feedback"
+        verbose_name_plural = "answer feedback"
 
 
 class ModerationAction(models.Model):

@@ -13,7 +13,7 @@ from django.db.models import Q, QuerySet
 from django.shortcuts import aget_object_or_404, get_object_or_404
 
 from conversations.branches import Tree, shown_path
-from conversations.models import Conversation, Message, Preset
+from conversations.models import Attachment, Conversation, Message, Preset
 
 
 def conversations_of(user: User) -> QuerySet[Conversation]:
@@ -41,6 +41,30 @@ async def amessage_for(user: User, conversation_id: UUID, message_id: UUID) -> M
         conversation_id=conversation_id,
         conversation__owner=user,
     )
+
+
+def attachment_for(user: User, attachment_id: UUID) -> Attachment:
+    """A file its owner may open: theirs, and neither it, its message nor its conversation
+    hidden by a moderator (404 otherwise)."""
+    visible = (
+        Attachment.objects.filter(owner=user, hidden=False)
+        .exclude(message__hidden=True)
+        .exclude(message__conversation__hidden=True)
+    )
+    return get_object_or_404(visible, id=attachment_id)
+
+
+def with_attachments(messages: list[Message]) -> list[Message]:
+    """Sets each message's `shown_attachments`: one query for those that have some
+    (`attachment_count`), none when no message has any."""
+    having = [m.pk for m in messages if m.attachment_count]
+    found: dict[UUID, list[Attachment]] = {}
+    if having:
+        for attachment in Attachment.objects.filter(message_id__in=having):
+            found.setdefault(attachment.message_id, []).append(attachment)  # type: ignore[arg-type]
+    for message in messages:
+        message.shown_attachments = found.get(message.pk, [])
+    return messages
 
 
 def presets_of(user: User) -> tuple[list[Preset], list[Preset]]:
@@ -136,4 +160,4 @@ def transcript(
     for message in messages:
         message.conversation = conversation  # the partial reads it: no query per message
         message.versions = tree.versions(message.pk)
-    return messages, has_earlier
+    return with_attachments(messages), has_earlier

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from conversations.http import SignedInRequest
 from conversations.models import ShareLink
-from conversations.selectors import conversation_for
+from conversations.selectors import conversation_for, with_attachments
 from conversations.services import sharing
 
 SHARES = "conversations/shares.html"
@@ -61,7 +61,8 @@ def share_view(request: HttpRequest, token: str) -> HttpResponse:
     link = sharing.active_link(token)
     if link is None:
         raise Http404("No such share link.")
-    context = {"link": link, "messages": sharing.shared_messages(link), "read_only": True}
+    messages = with_attachments(sharing.shared_messages(link))
+    context = {"link": link, "messages": messages, "read_only": True, "shared_token": link.token}
     response = render(request, "conversations/shared.html", context)
     # Not for search engines, not for shared caches; and links in an answer must not tell
     # the site they lead to what the page's secret address was.

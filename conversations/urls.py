@@ -1,6 +1,6 @@
 from django.urls import path
 
-from conversations import share_views, views
+from conversations import attachment_views, share_views, views
 
 urlpatterns = [
     path("", views.conversation_list, name="conversation_list"),
@@ -24,6 +24,13 @@ urlpatterns = [
     path("me/shares", share_views.share_list, name="share_list"),
     path("me/shares/<int:link_id>/revoke", share_views.share_revoke, name="share_revoke"),
     path("s/<str:token>", share_views.share_view, name="share_view"),
+    path(
+        "s/<str:token>/files/<uuid:attachment_id>",
+        attachment_views.shared_attachment,
+        name="shared_attachment",
+    ),
+    path("files/upload", attachment_views.attachment_upload, name="attachment_upload"),
+    path("files/<uuid:attachment_id>", attachment_views.attachment_file, name="attachment_file"),
     path("c/<uuid:conversation_id>/messages", views.message_send, name="message_send"),
     path(
         "c/<uuid:conversation_id>/m/<uuid:message_id>/",

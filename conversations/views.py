@@ -23,6 +23,7 @@ from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, push_url, reswap, retarget
 
+from conversations import attachment_views
 from conversations.branches import with_versions
 from conversations.forms import (
     FeedbackForm,
@@ -36,7 +37,7 @@ from conversations.forms import (
 )
 from conversations.http import SignedInRequest
 from conversations.middleware import SIGNED_OUT
-from conversations.models import Conversation, Message, Preset, UsageDay
+from conversations.models import Attachment, Conversation, Message, Preset, UsageDay
 from conversations.providers import catalog, listing
 from conversations.selectors import (
     amessage_for,
@@ -50,6 +51,7 @@ from conversations.selectors import (
     transcript,
 )
 from conversations.services import (
+    attachments,
     export,
     feedback,
     model_choice,
@@ -113,7 +115,7 @@ def conversation_start(request: SignedInRequest) -> HttpResponse:
     idempotent on the message's client_id (a retry gets the same conversation back), with
     the picker's model and the preset chosen (400 for one the user may not use). Over htmx
     the answer is the conversation's #main, at its URL, and the sidebar listing it."""
-    form = MessageForm(request.POST)
+    form = MessageForm(request.POST, files_only=True)
     if not form.is_valid():
         return _composer_error(request, None, form)
     # The new chat's picker; without one (an old page, a script), the owner's default.
@@ -131,6 +133,14 @@ def conversation_start(request: SignedInRequest) -> HttpResponse:
             return HttpResponse(PRESET_REFUSED, status=400, content_type="text/plain")
         start = presets.start_model(preset=preset, picked=model, owner=request.user)
         model, note = start.choice, start.note
+    # The files sent with it (uploaded before); none: no query.
+    files = None
+    if raw_ids := request.POST.getlist("attachment"):
+        model = model or model_choice.default_for(request.user)
+        try:
+            files = _send_attachments(request, raw_ids, form, model.endpoint)
+        except attachments.AttachmentRefused as exc:
+            return attachment_views.refused(exc)
     try:
         result = start_conversation(
             owner=request.user,
@@ -139,6 +149,7 @@ def conversation_start(request: SignedInRequest) -> HttpResponse:
             launch=start_generation,
             model=model,
             preset=preset,
+            attachments=files,
         )
     except REFUSALS as exc:
         return _refusal(exc)
@@ -298,15 +309,23 @@ def conversation_delete(request: SignedInRequest, conversation_id: UUID) -> Http
 @require_POST
 def message_send(request: SignedInRequest, conversation_id: UUID) -> HttpResponse:
     conversation = conversation_for(request.user, conversation_id)
-    form = MessageForm(request.POST)
+    form = MessageForm(request.POST, files_only=True)
     if not form.is_valid():
         return _composer_error(request, conversation, form)
+    files = None
+    if raw_ids := request.POST.getlist("attachment"):  # none: no query for them
+        try:
+            endpoint, _model = model_choice.answering(conversation)
+            files = _send_attachments(request, raw_ids, form, endpoint)
+        except attachments.AttachmentRefused as exc:
+            return attachment_views.refused(exc)
     try:
         result = send_message(
             conversation=conversation,
             content=form.cleaned_data["content"],
             client_id=form.cleaned_data["client_id"],
             launch=start_generation,
+            attachments=files,
         )
     except REFUSALS as exc:
         return _refusal(exc)
@@ -731,6 +750,18 @@ def _new_chat(request: SignedInRequest, form: MessageForm, status: int = 200) ->
         "preset": next((p for p in own + published if str(p.pk) == chosen), None),
     }
     return render(request, DETAIL, context, status=status)
+
+
+def _send_attachments(
+    request: SignedInRequest, raw_ids: list[str], form: MessageForm, endpoint: str
+) -> list[Attachment]:
+    """The uploads a send names, checked for it (AttachmentRefused: a 400, nothing stored)."""
+    return attachments.for_send(
+        owner=request.user,
+        ids=attachments.parse_ids(raw_ids),
+        client_id=form.cleaned_data["client_id"],
+        endpoint_id=endpoint,
+    )
 
 
 def _preset_or_none(request: SignedInRequest, raw: str) -> Preset | None:

@@ -11,6 +11,7 @@ from django.test import AsyncClient, Client
 
 from conversations.models import Conversation
 from conversations.providers import set_provider_override
+from conversations.services import moderation
 from tests.fakes import ScriptedProvider, words
 
 PASSWORD = "correct-horse-battery-staple"
@@ -58,6 +59,28 @@ def make_user(email: str):
     return get_user_model().objects.create_user(
         username=email.split("@")[0], email=email, password=PASSWORD
     )
+
+
+def make_staff(email: str):
+    user = make_user(email)
+    user.is_staff = True
+    user.save()
+    return user
+
+
+@pytest.fixture
+def moderator(db):
+    """Staff in the "Moderators" group, with exactly its permissions."""
+    user = make_staff("mod@example.com")
+    user.groups.add(moderation.ensure_moderators_group())
+    return user
+
+
+@pytest.fixture
+def mod_client(moderator) -> Client:
+    client = Client()
+    client.force_login(moderator)
+    return client
 
 
 @pytest.fixture

@@ -47,6 +47,7 @@ class ScriptedProvider:
     name: str = "fake"
     label: str = "fake"
     model: str = "fake-model"
+    vision: bool = True  # takes images (catalog.takes_images)
     calls: list[list[ChatTurn]] = field(default_factory=list)
     closed: int = 0  # streams whose upstream was closed (finished, failed or cancelled)
     yielded: int = 0

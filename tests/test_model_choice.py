@@ -16,6 +16,7 @@ from django.test import AsyncClient, Client
 
 from conversations.models import ChatPreferences, Conversation, Message
 from conversations.providers import catalog, listing
+from conversations.services import export
 from tests.streams import send_data, wait_until_final
 from tests.test_anthropic_provider import FakeAnthropicServer
 from tests.test_anthropic_provider import Reply as AnthropicReply
@@ -127,13 +128,16 @@ def test_a_page_never_waits_for_a_model_list_and_asks_for_it_after(
     assert "(checking…)" not in picker(alice_client, conversation)
 
 
-def test_no_key_reaches_a_page(endpoints, alice_client, conversation):
+def test_no_key_reaches_a_page_or_an_export(endpoints, alice_client, conversation):
+    alice_client.post(f"/c/{conversation.pk}/model", {"model": "claude/claude-a"})
     pages = [
         alice_client.get(f"/c/{conversation.pk}/").content.decode(),
         alice_client.get("/").content.decode(),
         picker(alice_client, conversation),
         picker(alice_client),
+        "".join(export.export_chunks(export.select(owner=conversation.owner), "jsonl")),
     ]
+    assert '"provider":"claude","model":"claude-a"' in pages[-1]
 
     for html in pages:
         assert LOCAL_KEY not in html and CLAUDE_KEY not in html
@@ -416,3 +420,35 @@ def test_a_first_send_with_a_model_its_endpoint_does_not_list_is_refused(endpoin
     assert response.status_code == 400
     assert response.content.decode() == "Local vLLM has no model 'gpt-5'."
     assert not Conversation.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_an_anthropic_endpoint_with_a_thinking_budget_asks_for_extended_thinking(
+    endpoints, settings, alice_async, conversation, claude
+):
+    configured = json.loads(settings.CHAT["ENDPOINTS"])
+    configured[1] |= {"thinking_budget": 2048, "max_tokens": 8000}
+    settings.CHAT = {**settings.CHAT, "ENDPOINTS": json.dumps(configured)}
+    conversation.provider, conversation.model = "claude", "claude-a"
+    await conversation.asave()
+
+    await alice_async.post(f"/c/{conversation.pk}/messages", send_data("Hi"), headers=HTMX)
+    await wait_until_final((await Message.objects.aget(role="assistant")).pk)
+
+    body = claude.requests[-1]["body"]
+    assert body["thinking"] == {"type": "enabled", "budget_tokens": 2048}
+    assert body["max_tokens"] == 8000
+
+
+@pytest.mark.parametrize(
+    ("entry", "says"),
+    [
+        ({"kind": "openai", "thinking_budget": 2048}, "for kind anthropic only"),
+        ({"kind": "anthropic", "thinking_budget": 100}, "1024 or more, under max_tokens"),
+        ({"kind": "anthropic", "thinking_budget": 5000}, "1024 or more, under max_tokens"),
+        ({"kind": "anthropic", "thinking_budget": "lots"}, "a whole number of tokens"),
+    ],
+)
+def test_a_bad_thinking_budget_stops_start_up(entry, says):
+    with pytest.raises(ImproperlyConfigured, match=says):
+        catalog.endpoints_from_settings({"ENDPOINTS": json.dumps([{"id": "a", **entry}])})

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import io
 import json
 import re
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.contrib.auth.models import Group, Permission
-from django.core.management import call_command
+from django.contrib.auth.models import Permission
 from django.test import AsyncClient, Client
 
 from conversations.models import Conversation, Message, ModerationAction
 from conversations.services import export, moderation
 from conversations.services.sending import send_message
-from tests.conftest import PASSWORD, make_user
+from tests.conftest import PASSWORD, make_staff, make_user
 from tests.streams import send_data, wait_until_final
 from tests.trees import add_branches, link_as_one_path
 
@@ -25,30 +23,10 @@ CONVERSATIONS = "/admin/conversations/conversation/"
 USERS = "/admin/auth/user/"
 
 
-def make_staff(email: str):
-    user = make_user(email)
-    user.is_staff = True
-    user.save()
-    return user
-
-
 def client_for(user) -> Client:
     client = Client()
     client.force_login(user)
     return client
-
-
-@pytest.fixture
-def moderator(db):
-    call_command("moderators_group", stdout=io.StringIO())
-    user = make_staff("mod@example.com")
-    user.groups.add(Group.objects.get(name="Moderators"))
-    return user
-
-
-@pytest.fixture
-def mod_client(moderator) -> Client:
-    return client_for(moderator)
 
 
 @pytest.fixture

@@ -6,15 +6,22 @@ import importlib
 import os
 import threading
 import uuid
+from types import SimpleNamespace
 
 import pytest
 import redis.asyncio as redis
 
 from conversations.models import Message
+from conversations.services import ratelimit
 from tests.conftest import PASSWORD
-from tests.streams import send_data
+from tests.streams import send_data, wait_until_final
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def answered(conversation) -> None:
+    latest = await Message.objects.filter(conversation=conversation).order_by("-seq").afirst()
+    await wait_until_final(latest.pk)
 
 
 def post(client, conversation, client_id=None):
@@ -26,12 +33,16 @@ def post(client, conversation, client_id=None):
 
 
 async def test_messages_per_minute_limit_answers_429_with_retry_after(
-    alice_async, conversation, provider, settings
+    alice_async, conversation, provider, settings, monkeypatch
 ):
     settings.CHAT = {**settings.CHAT, "MESSAGES_PER_MINUTE": 2, "CONCURRENT_STREAMS": 10}
+    # Inside one minute's window, however slow the machine (the window is fixed).
+    monkeypatch.setattr(ratelimit, "time", SimpleNamespace(time=lambda: 1_700_000_010.0))
     first_id = uuid.uuid4()
     assert (await post(alice_async, conversation, first_id)).status_code == 200
+    await answered(conversation)  # one answer at a time in a conversation
     assert (await post(alice_async, conversation)).status_code == 200
+    await answered(conversation)
     refused = await post(alice_async, conversation)
     assert refused.status_code == 429
     assert 1 <= int(refused["Retry-After"]) <= 60

@@ -36,7 +36,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('auth', '0012_alter_user_first_name_max_length'),
-        ('conversations', '0008_presets'),
+        ('conversations', '0010_attachments'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -10,7 +10,14 @@ from anthropic.types import MessageParam
 from anthropic.types import Usage as AnthropicUsage
 
 from conversations.providers import errors
-from conversations.providers.base import ChatTurn, StreamResult, Thinking, Usage
+from conversations.providers.base import (
+    ChatTurn,
+    StreamResult,
+    Thinking,
+    TurnFile,
+    Usage,
+    turn_text,
+)
 from conversations.providers.text import DeltaCleaner
 
 DEFAULT_MODEL = "claude-sonnet-4-5"
@@ -31,12 +38,14 @@ class AnthropicProvider:
         api_key: str,
         base_url: str = "",
         max_tokens: int = 4096,
+        thinking_budget: int = 0,
         connect_timeout: float = 10,
         read_timeout: float = 60,
     ) -> None:
         self.model = model or DEFAULT_MODEL
         self.label = self.model
         self.max_tokens = max_tokens
+        self.thinking_budget = thinking_budget
         self._api_key = api_key
         self.client = anthropic.AsyncAnthropic(
             # Always a key of ours: with none, the SDK would look for credentials of its own
@@ -57,6 +66,11 @@ class AnthropicProvider:
                 messages=messages,
                 stream=True,
                 system=system or anthropic.omit,
+                thinking=(
+                    {"type": "enabled", "budget_tokens": self.thinking_budget}
+                    if self.thinking_budget
+                    else anthropic.omit
+                ),
             )
         except anthropic.APIStatusError as exc:
             error = errors.status_error(exc.status_code, exc.message, exc.response.headers)
@@ -105,18 +119,39 @@ def to_messages(turns: list[ChatTurn]) -> tuple[str, list[MessageParam]]:
     turn at the start (the context cut off at CHAT_CONTEXT_MESSAGES) is left out.
     """
     system = "\n\n".join(t.content for t in turns if t.role == "system" and t.content)
-    joined: list[tuple[str, str]] = []
+    joined: list[tuple[str, str, list[TurnFile]]] = []
     for turn in turns:
-        if turn.role not in ("user", "assistant") or not turn.content:
+        if turn.role not in ("user", "assistant") or not (turn.content or turn.files):
             continue
         if turn.role == "assistant" and not joined:
             continue
+        text = turn_text(turn)
         if joined and joined[-1][0] == turn.role:
-            joined[-1] = (turn.role, f"{joined[-1][1]}\n\n{turn.content}")
+            role, before, images = joined[-1]
+            joined[-1] = (role, "\n\n".join(t for t in (before, text) if t), images + turn.images)
         else:
-            joined.append((turn.role, turn.content))
+            joined.append((turn.role, text, turn.images))
     # The SDK types the role as a Literal; these are the two it takes.
-    return system, [cast(MessageParam, {"role": role, "content": text}) for role, text in joined]
+    return system, [
+        cast(MessageParam, {"role": role, "content": _content(text, images)})
+        for role, text, images in joined
+    ]
+
+
+def _content(text: str, images: list[TurnFile]) -> str | list[dict[str, object]]:
+    """A turn's text, or, with images, its image blocks (base64 sources) then the text."""
+    if not images:
+        return text
+    blocks: list[dict[str, object]] = [
+        {
+            "type": "image",
+            "source": {"type": "base64", "media_type": f.content_type, "data": f.base64()},
+        }
+        for f in images
+    ]
+    if text:  # the API refuses an empty text block (a message of images alone)
+        blocks.append({"type": "text", "text": text})
+    return blocks
 
 
 def finish_reason(stop_reason: str) -> str:

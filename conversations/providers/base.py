@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -20,9 +21,49 @@ class Thinking(str):
 
 
 @dataclass(frozen=True)
+class TurnFile:
+    """A file sent with a turn: an image's bytes (sent as an image part, to models that
+    take them), or a document's text (plain text, Markdown, CSV, code, a PDF's text),
+    which goes into the turn's text (`turn_text`)."""
+
+    name: str
+    content_type: str
+    size: int
+    kind: str  # "image" | "text" | "pdf"
+    data: bytes = field(default=b"", repr=False)
+    text: str = field(default="", repr=False)
+
+    @property
+    def is_image(self) -> bool:
+        return self.kind == "image"
+
+    def data_url(self) -> str:
+        return f"data:{self.content_type};base64,{self.base64()}"
+
+    def base64(self) -> str:
+        return base64.b64encode(self.data).decode("ascii")
+
+
+@dataclass(frozen=True)
 class ChatTurn:
     role: str  # "system" | "user" | "assistant"
     content: str
+    files: tuple[TurnFile, ...] = ()
+
+    @property
+    def images(self) -> list[TurnFile]:
+        return [f for f in self.files if f.is_image]
+
+
+def turn_text(turn: ChatTurn) -> str:
+    """The turn's text with its documents after it, each under a line naming it."""
+    documents = [f for f in turn.files if not f.is_image]
+    if not documents:
+        return turn.content
+    parts = [turn.content] if turn.content else []
+    for document in documents:
+        parts.append(f"[Attached file: {document.name} ({document.content_type})]\n{document.text}")
+    return "\n\n".join(parts)
 
 
 @dataclass

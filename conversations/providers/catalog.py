@@ -46,6 +46,15 @@ class Endpoint:
     base_url: str = ""
     allow: tuple[str, ...] = ()  # the models offered; empty: every model the server lists
     max_tokens: int = 4096  # Anthropic needs a limit on the answer's length
+    # Anthropic only: extended thinking with this budget of tokens (0: off), streamed into
+    # the answer's "Thinking" section.
+    thinking_budget: int = 0
+    # Takes images as content parts; None: the kind's default (openai and anthropic do).
+    vision: bool | None = None
+
+    @property
+    def takes_images(self) -> bool:
+        return self.vision if self.vision is not None else self.kind in ("openai", "anthropic")
 
     @property
     def is_demo(self) -> bool:
@@ -128,7 +137,7 @@ def _endpoint_from_json(entry: dict[str, Any]) -> Endpoint:
     import os
 
     known = {"id", "kind", "label", "models", "default_model", "base_url", "api_key_env"}
-    known |= {"api_key", "max_tokens"}
+    known |= {"api_key", "max_tokens", "thinking_budget", "vision"}
     where = f"CHAT_ENDPOINTS[{entry.get('id', '?')!r}]"
     if unknown := sorted(set(entry) - known):
         raise ImproperlyConfigured(f"{where}: unknown keys {unknown}")
@@ -146,6 +155,9 @@ def _endpoint_from_json(entry: dict[str, Any]) -> Endpoint:
     default = str(entry.get("default_model") or (models[0] if models else _default_model(kind)))
     if models and default not in models:
         raise ImproperlyConfigured(f"{where}: default_model {default!r} is not in its models")
+    vision = entry.get("vision")
+    if vision is not None and not isinstance(vision, bool):
+        raise ImproperlyConfigured(f"{where}: vision must be true or false")
     return Endpoint(
         id=endpoint_id,
         kind=kind,
@@ -155,7 +167,23 @@ def _endpoint_from_json(entry: dict[str, Any]) -> Endpoint:
         base_url=str(entry.get("base_url", "")),
         allow=tuple(models),
         max_tokens=int(entry.get("max_tokens", 4096)),
+        thinking_budget=_thinking_budget(entry, where),
+        vision=vision,
     )
+
+
+def _thinking_budget(entry: dict[str, Any], where: str) -> int:
+    budget = entry.get("thinking_budget", 0)
+    if not isinstance(budget, int) or isinstance(budget, bool) or budget < 0:
+        raise ImproperlyConfigured(f"{where}: thinking_budget must be a whole number of tokens")
+    if budget and entry.get("kind") != "anthropic":
+        raise ImproperlyConfigured(f"{where}: thinking_budget is for kind anthropic only")
+    # The API takes at least 1,024, and fewer than max_tokens.
+    if budget and not 1024 <= budget < int(entry.get("max_tokens", 4096)):
+        raise ImproperlyConfigured(
+            f"{where}: thinking_budget must be 1024 or more, under max_tokens"
+        )
+    return budget
 
 
 def _endpoints_from_single_provider(chat: Any) -> list[Endpoint]:
@@ -265,6 +293,14 @@ def groups() -> list[ModelGroup]:
     return found
 
 
+def takes_images(endpoint_id: str) -> bool:
+    """Whether the endpoint's models see images (the `vision` flag; a test's fake does)."""
+    if _override is not None:
+        return bool(getattr(_override, "vision", True))
+    endpoint = endpoints().get(endpoint_id)
+    return endpoint is not None and endpoint.takes_images
+
+
 def label_of(endpoint_id: str) -> str:
     endpoint = endpoints().get(endpoint_id)
     return endpoint.label if endpoint is not None else endpoint_id
@@ -329,6 +365,7 @@ def _build(endpoint: Endpoint) -> Provider:
             api_key=endpoint.api_key,
             base_url=endpoint.base_url,
             max_tokens=endpoint.max_tokens,
+            thinking_budget=endpoint.thinking_budget,
             **timeouts,
         )
     elif endpoint.kind == "paced":  # the benchmark's numbered tokens (bench/)

@@ -18,7 +18,7 @@ from collections.abc import AsyncGenerator
 
 from django.conf import settings
 
-from conversations.providers.base import ChatTurn, StreamResult, Thinking
+from conversations.providers.base import ChatTurn, StreamResult, Thinking, TurnFile
 
 ECHO_MARKER = "echo:"
 _TOKEN = re.compile(r"\s*\S+|\s+")
@@ -85,6 +85,21 @@ def demo_thinking(prompt: str, *, echo: bool = False) -> str:
     )
 
 
+def attached_line(files: tuple[TurnFile, ...]) -> str:
+    """What the demo says of the files a question came with, so the feature shows offline."""
+    if not files:
+        return ""
+    # Names in code spans: "notes.md" must not become a link to a domain.
+    listed = "; ".join(
+        f"`{f.name.replace('`', "'")}` ({f.content_type}, {_size(f.size)})" for f in files
+    )
+    return f"You attached: {listed}.\n\n"
+
+
+def _size(size: int) -> str:
+    return f"{size} bytes" if size < 1024 else f"{size / 1024:.1f} KB"
+
+
 def tokenize(text: str) -> list[str]:
     return _TOKEN.findall(text)
 
@@ -102,9 +117,10 @@ class DemoProvider:
         self.echo = settings.CHAT.get("DEMO_ECHO", False) if echo is None else echo
 
     async def stream(self, turns: list[ChatTurn], result: StreamResult) -> AsyncGenerator[str]:
-        prompt = next((t.content for t in reversed(turns) if t.role == "user"), "")
+        question = next((t for t in reversed(turns) if t.role == "user"), ChatTurn("user", ""))
+        prompt = question.content
         thoughts = [Thinking(t) for t in tokenize(demo_thinking(prompt, echo=self.echo))]
-        tokens = tokenize(demo_answer(prompt, echo=self.echo))
+        tokens = tokenize(attached_line(question.files) + demo_answer(prompt, echo=self.echo))
         loop = asyncio.get_running_loop()
         start = loop.time()
         due = 0.0  # seconds after the start

@@ -9,7 +9,7 @@ import openai
 from openai.types.chat import ChatCompletionMessageParam
 
 from conversations.providers import errors
-from conversations.providers.base import ChatTurn, StreamResult, Thinking
+from conversations.providers.base import ChatTurn, StreamResult, Thinking, turn_text
 from conversations.providers.text import DeltaCleaner
 
 
@@ -90,4 +90,10 @@ def _reasoning(extra: dict[str, object]) -> str:
 
 def _message(turn: ChatTurn) -> ChatCompletionMessageParam:
     # The SDK types each role's message apart; ChatTurn's role is one of these three.
-    return cast(ChatCompletionMessageParam, {"role": turn.role, "content": turn.content})
+    text = turn_text(turn)
+    if not turn.images:
+        return cast(ChatCompletionMessageParam, {"role": turn.role, "content": text})
+    # Images as content parts (a data URL: no URL of ours is fetched by the server).
+    parts: list[dict[str, object]] = [{"type": "text", "text": text}] if text else []
+    parts += [{"type": "image_url", "image_url": {"url": f.data_url()}} for f in turn.images]
+    return cast(ChatCompletionMessageParam, {"role": turn.role, "content": parts})

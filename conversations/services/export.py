@@ -20,15 +20,17 @@ import json
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path, PurePosixPath
 from typing import Any
 from uuid import UUID
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
+from django.core.files.storage import default_storage
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from conversations.branches import Tree, branch_notes
-from conversations.models import Conversation, Message
+from conversations.models import Attachment, Conversation, Message
 
 SCHEMA = "streamchat.conversations"
 # 2: messages form a tree (`parent`, `current_leaf`). The importer still reads 1 (one path).
@@ -83,9 +85,15 @@ MESSAGE_FIELDS = {
     "flagged": "flagged",
     "hidden": "hidden",
     "moderation_reason": "moderation_reason",
+    "rating": "rating",
+    "rating_comment": "rating_comment",
+    "rated_at": "rated_at",
     "created_at": "created_at",
     "updated_at": "updated_at",
 }
+# A message's files, as the optional key `attachments` of its record (JSON Lines and JSON):
+# their metadata, and `file`, the name the bytes have beside the export (--with-files DIR).
+ATTACHMENT_FIELDS = ("id", "name", "kind", "content_type", "size", "hidden")
 ROWS_PER_FETCH = 2000
 CHUNK_CHARS = 64 * 1024
 
@@ -144,6 +152,25 @@ class Selection:
             .values_list("conversation_id", "id", "parent_id")
         )
 
+    def attachment_rows(self) -> QuerySet:
+        """(conversation, message, *ATTACHMENT_FIELDS, storage name) of the files of the
+        messages exported, in the walk's order; hidden ones only with `include_hidden`."""
+        conversation_ids = self.conversation_rows().order_by().values_list("id")
+        q = Q(message__conversation__in=conversation_ids)
+        if not self.include_hidden:
+            q &= Q(hidden=False, message__hidden=False)
+        if self.since is not None:
+            q &= Q(message__created_at__gte=self.since)
+        if self.until is not None:
+            q &= Q(message__created_at__lt=self.until)
+        return (
+            Attachment.objects.filter(q)
+            .order_by("message__conversation_id", "message__seq", "created_at", "id")
+            .values_list(
+                "message__conversation_id", "message_id", *ATTACHMENT_FIELDS, "storage_name"
+            )
+        )
+
     def tree_rows(self) -> QuerySet:
         """(conversation, id, parent, seq) of every message of the selected conversations,
         hidden or outside the dates too: the tree their pages show, for the Markdown notes."""
@@ -184,11 +211,13 @@ def export_chunks(
     fmt: str = "jsonl",
     *,
     progress: Callable[[int], None] | None = None,
+    files_dir: Path | None = None,
 ) -> Generator[str]:
-    """The export as text chunks of about CHUNK_CHARS; `progress(messages_so_far)` now and then."""
+    """The export as text chunks of about CHUNK_CHARS; `progress(messages_so_far)` now and then.
+    With `files_dir`, each exported attachment's bytes are written there as its `file`."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; choose from {', '.join(FORMATS)}")
-    walk = _Walk(selection, progress)
+    walk = _Walk(selection, progress, files_dir)
     writer = {"jsonl": _jsonl, "json": _json, "csv": _csv, "markdown": _markdown}[fmt]
     yield from _chunked(writer(walk))
     walk.finish()
@@ -228,9 +257,16 @@ class _Walk:
     JSON ones in the C encoder's `default` hook, which is most of the speed at a million rows.
     """
 
-    def __init__(self, selection: Selection, progress: Callable[[int], None] | None) -> None:
+    def __init__(
+        self,
+        selection: Selection,
+        progress: Callable[[int], None] | None,
+        files_dir: Path | None = None,
+    ) -> None:
         self.selection = selection
         self.progress = progress
+        self.files_dir = files_dir
+        self.files = _PerConversation(selection.attachment_rows())
         self.messages_seen = 0
         hidden = selection.hidden_rows()
         self.hidden = _PerConversation(hidden) if hidden is not None else None
@@ -243,6 +279,7 @@ class _Walk:
 
         def messages_of(conversation_id: UUID, lifted: Lifted) -> Iterator[Record]:
             nonlocal pending
+            files = self._files_of(conversation_id)
             # The two queries see the database a moment apart: messages whose conversation the
             # second no longer has (deleted meanwhile) sort before the next one and are
             # skipped, never filed under the wrong conversation.
@@ -253,6 +290,8 @@ class _Walk:
                     record = dict(zip(MESSAGE_KEYS, ("message", *row), strict=True))
                     if lifted and record["parent"] in lifted:
                         record["parent"] = _carried(record["parent"], lifted)
+                    if record["id"] in files:
+                        record["attachments"] = files[record["id"]]
                     yield record
 
         conversations = self.selection.conversation_rows().iterator(chunk_size=ROWS_PER_FETCH)
@@ -263,6 +302,19 @@ class _Walk:
             if lifted and self.stored_leaf in lifted:
                 record["current_leaf"] = _carried(self.stored_leaf, lifted)
             yield record, messages_of(row[0], lifted)
+
+    def _files_of(self, conversation_id: UUID) -> dict[UUID, list[Record]]:
+        """The conversation's attachment records by message (their bytes written beside
+        the export when asked)."""
+        found: dict[UUID, list[Record]] = {}
+        for message_id, *values, storage_name in self.files.of(conversation_id):
+            record = dict(zip(ATTACHMENT_FIELDS, values, strict=True))
+            record["file"] = f"{record['id']}{PurePosixPath(storage_name).suffix}"
+            found.setdefault(message_id, []).append(record)
+            if self.files_dir is not None:
+                with default_storage.open(storage_name, "rb") as source:
+                    (self.files_dir / record["file"]).write_bytes(source.read())
+        return found
 
     def tree_of(self, conversation_id: UUID) -> Tree:
         """The conversation's whole tree (read only by the writers that ask)."""
@@ -374,7 +426,11 @@ def _csv(walk: _Walk) -> Iterator[str]:
             wrote = True
             yield row(
                 head
-                + [_csv_value(v) for k, v in message.items() if k not in ("type", "conversation")]
+                + [
+                    _csv_value(v)
+                    for k, v in message.items()
+                    if k not in ("type", "conversation", "attachments")
+                ]
             )
         if not wrote:
             yield row(head + empty_message)
@@ -421,6 +477,8 @@ def _markdown(walk: _Walk) -> Iterator[str]:
             if message["reasoning"]:
                 yield "**Thinking**\n\n" + _quote(message["reasoning"]) + "\n\n"
             yield f"{message['content']}\n"
+            for file in message.get("attachments", ()):
+                yield f"\n- file: {file['name']} ({file['content_type']}, {file['size']} bytes)\n"
 
 
 def _quote(text: str) -> str:

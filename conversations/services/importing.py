@@ -14,18 +14,24 @@ migration 0003 applied to the database (`branches.one_path`).
 from __future__ import annotations
 
 import json
+import re
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, BinaryIO
 from uuid import UUID
 
 from django.contrib.auth import get_user_model
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.db import DatabaseError, transaction
 from django.db.models import Field, Model, TextChoices
 
 from conversations.branches import one_path
-from conversations.models import Conversation, Message
+from conversations.models import Attachment, Conversation, Message
+from conversations.services import attachments as attaching
 from conversations.services.export import SCHEMA, SCHEMA_VERSION
 
 READABLE_VERSIONS = (1, SCHEMA_VERSION)  # 1: before branches, no parent or current_leaf
@@ -59,6 +65,7 @@ class ImportReport:
     conversations_failed: int = 0
     messages_created: int = 0
     messages_present: int = 0
+    attachments_created: int = 0
     lines: int = 0
     error_count: int = 0
     errors: list[LineError] = field(default_factory=list)  # the first MAX_REPORTED_ERRORS
@@ -69,10 +76,12 @@ class ImportReport:
             self.errors.append(LineError(line, message))
 
     def summary(self) -> str:
+        files = f"attachments: {self.attachments_created} created; "
         return (
             f"conversations: {self.conversations_created} created, "
             f"{self.conversations_present} already present, {self.conversations_failed} failed; "
             f"messages: {self.messages_created} created, {self.messages_present} already present; "
+            f"{files if self.attachments_created else ''}"
             f"{self.error_count} error(s) in {self.lines} line(s)"
         )
 
@@ -91,10 +100,16 @@ def read_lines(stream: BinaryIO) -> Iterator[NumberedLine]:
 
 
 def import_conversations(
-    lines: Iterable[NumberedLine], *, progress: Callable[[int], None] | None = None
+    lines: Iterable[NumberedLine],
+    *,
+    progress: Callable[[int], None] | None = None,
+    files_dir: Path | None = None,
 ) -> ImportReport:
+    """With `files_dir` (export_conversations --with-files), the messages' attachments are
+    restored from the files there, each checked as an upload is; without it, they are left
+    out (the messages are imported without them)."""
     report = ImportReport()
-    owners = _Owners()
+    owners = _Owners(files_dir)
     block: _Block | None = None
     header_seen = False
     version = SCHEMA_VERSION
@@ -172,10 +187,14 @@ def _finish(block: _Block | None, report: ImportReport, owners: _Owners) -> None
         with transaction.atomic():
             created, messages_created, messages_present = _write(block, owners)
     except _Conflict as exc:
+        owners.drop_stored()  # the rows were rolled back: so are the files stored for them
         report.error(exc.line, f"{exc}; conversation not imported")
     except DatabaseError as exc:
+        owners.drop_stored()
         report.error(block.line, f"the database refused it ({str(exc)[:200]}); not imported")
     else:
+        report.attachments_created += len(owners.stored)
+        owners.stored.clear()
         if created:
             report.conversations_created += 1
         else:
@@ -221,6 +240,7 @@ def _write(block: _Block, owners: _Owners) -> tuple[bool, int, int]:
     unknown_parents: list[tuple[int, UUID]] = []
 
     new: list[Message] = []
+    restoring: list[tuple[int, UUID, list[Record]]] = []
     timestamps: list[tuple[datetime, datetime]] = []
     present = 0
     seen: set[UUID] = set()
@@ -240,6 +260,10 @@ def _write(block: _Block, owners: _Owners) -> tuple[bool, int, int]:
         if client_id is not None and client_ids.setdefault(client_id, message_id) != message_id:
             raise _Conflict(line, f"client_id {client_id} is already used in this conversation")
         fields = dict(message)
+        files = fields.pop("attachments")
+        if files and owners.files_dir is not None:
+            restoring.append((line, message_id, files))
+            fields["attachment_count"] = len(files)
         if fields["reply_to_id"] not in known:
             fields["reply_to_id"] = None  # answers a message this file does not carry
         parent_id = fields.get("parent_id")
@@ -267,6 +291,8 @@ def _write(block: _Block, owners: _Owners) -> tuple[bool, int, int]:
     for row, (row_created, row_updated) in zip(new, timestamps, strict=True):
         row.created_at, row.updated_at = row_created, row_updated
     Message.objects.bulk_update(new, ["created_at", "updated_at"], batch_size=BATCH)
+    for line, message_id, files in restoring:
+        _restore_files(line, message_id, files, owner, owners)
     changes: dict[str, object] = {}
     if created:
         changes.update(created_at=created_at, updated_at=updated_at)
@@ -278,6 +304,72 @@ def _write(block: _Block, owners: _Owners) -> tuple[bool, int, int]:
     if changes:
         Conversation.objects.filter(pk=conversation_id).update(**changes)
     return created, len(new), present
+
+
+_FILE_NAME = re.compile(r"[0-9a-f-]{36}(\.[a-z0-9]{1,10})?")
+
+
+def _restore_files(
+    line: int, message_id: UUID, files: list[Record], owner: Any, owners: _Owners
+) -> None:
+    """A message's attachments from the export's files, each checked as an upload is and
+    stored under a new generated name (any failure fails the conversation)."""
+    assert owners.files_dir is not None
+    if Attachment.objects.filter(pk__in=[f["id"] for f in files]).exists():
+        raise _Conflict(line, "an attachment of this message exists elsewhere")
+    rows = []
+    for file in files:
+        path = owners.files_dir / file["file"]
+        if not path.is_file():
+            raise _Conflict(line, f"attachment file {file['file']} is not in {owners.files_dir}")
+        data = path.read_bytes()
+        name = attaching.display_name(file["name"])
+        try:
+            checked = attaching.sniff(data, name=name)
+        except attaching.AttachmentRefused as exc:
+            raise _Conflict(line, f"attachment {file['file']}: {exc}") from None
+        stored = default_storage.save(
+            f"attachments/{owner.pk}/{uuid.uuid4().hex}{checked.extension}", ContentFile(data)
+        )
+        owners.stored.append(stored)
+        rows.append(
+            Attachment(
+                id=file["id"],
+                owner=owner,
+                message_id=message_id,
+                kind=checked.kind,
+                name=name,
+                content_type=checked.content_type,
+                size=len(data),
+                storage_name=stored,
+                text=checked.text,
+                width=checked.width,
+                height=checked.height,
+                hidden=file["hidden"],
+            )
+        )
+    Attachment.objects.bulk_create(rows)
+
+
+def _attachments(value: object) -> list[Record]:
+    if not isinstance(value, list):
+        raise InvalidRecord("not a list")
+    found = []
+    for item in value:
+        if not isinstance(item, dict):
+            raise InvalidRecord("an attachment must be an object")
+        file = item.get("file")
+        if not isinstance(file, str) or not _FILE_NAME.fullmatch(file):
+            raise InvalidRecord("an attachment's file must be the name the export gave it")
+        found.append(
+            {
+                "id": _uuid(item.get("id")),
+                "name": _text(200)(item.get("name", "")),
+                "file": file,
+                "hidden": _bool(item.get("hidden", False)),
+            }
+        )
+    return found
 
 
 def _refuse_unknown_parents(parents: list[tuple[int, UUID]], conversation_id: UUID) -> None:
@@ -315,10 +407,18 @@ def _ids_in_other_conversations(ids: set[UUID], conversation_id: UUID) -> set[UU
 
 
 class _Owners:
-    """Owners by email (case-insensitive), looked up once per email."""
+    """Owners by email (case-insensitive), looked up once per email; and where the files
+    of the import are read from, with those stored for the conversation being written."""
 
-    def __init__(self) -> None:
+    def __init__(self, files_dir: Path | None = None) -> None:
         self.cache: dict[str, list[Any]] = {}
+        self.files_dir = files_dir
+        self.stored: list[str] = []
+
+    def drop_stored(self) -> None:
+        for name in self.stored:
+            default_storage.delete(name)
+        self.stored.clear()
 
     def get(self, email: str, line: int):
         key = email.lower()
@@ -445,6 +545,16 @@ def _temperature(value: object) -> float | None:
     return float(value)
 
 
+def _rating(value: object) -> str:
+    if value not in ("", *Message.Rating.values):
+        raise InvalidRecord(f'must be one of "", {", ".join(Message.Rating.values)}')
+    return str(value)
+
+
+def _optional_datetime(value: object) -> datetime | None:
+    return None if value is None else _datetime(value)
+
+
 def _datetime(value: object) -> datetime:
     if not isinstance(value, str):
         raise InvalidRecord("must be an ISO 8601 date and time")
@@ -506,8 +616,13 @@ MESSAGE_SPEC: dict[str, tuple[str, Callable[[object], object], object]] = {
     "flagged": ("flagged", _bool, False),
     "hidden": ("hidden", _bool, False),
     "moderation_reason": ("moderation_reason", _text(), ""),
+    "rating": ("rating", _rating, ""),
+    "rating_comment": ("rating_comment", _text(), ""),
+    "rated_at": ("rated_at", _optional_datetime, None),
     "created_at": ("created_at", _datetime, REQUIRED),
     "updated_at": ("updated_at", _datetime, REQUIRED),
+    # Optional: restored from the export's files (--with-files DIR), else left out.
+    "attachments": ("attachments", _attachments, []),
 }
 
 

@@ -16,7 +16,7 @@ from django.db import transaction
 from django.db.models import Model, Q, QuerySet
 from django.utils import timezone
 
-from conversations.models import Conversation, Message, ModerationAction
+from conversations.models import Attachment, Conversation, Message, ModerationAction
 from conversations.services import sync
 from conversations.streaming import control
 
@@ -29,12 +29,15 @@ MODERATORS_GROUP = "Moderators"
 MODERATOR_PERMISSIONS = (
     "conversations.view_conversation",
     "conversations.view_message",
+    "conversations.view_attachment",
     "conversations.view_moderationaction",
     "conversations.moderate_conversation",
     "conversations.moderate_message",
     "conversations.export_conversation",
     "conversations.suspend_user",
     "conversations.publish_preset",
+    "conversations.view_sharelink",
+    "conversations.revoke_sharelink",
     "auth.view_user",
 )
 
@@ -106,6 +109,34 @@ def set_conversations_hidden(
         _record(actor, kind, reason, targets)
         if hidden:
             _stop_live(Message.objects.filter(conversation__in=[c.pk for c in changing]))
+    return len(changing)
+
+
+def set_attachments_hidden(
+    *, attachments: QuerySet[Attachment], hidden: bool, actor: User, reason: str
+) -> int:
+    """Hide (not served, not sent to the model) or unhide files; recorded like a message's."""
+    kind = Kind.HIDE if hidden else Kind.UNHIDE
+    with transaction.atomic():
+        # Locked alone: FOR UPDATE cannot take the nullable side of a join (PostgreSQL).
+        changing = list(
+            _lockable(Attachment, attachments)
+            .exclude(hidden=hidden)
+            .only("id", "name", "message_id")
+        )
+        Attachment.objects.filter(pk__in=[a.pk for a in changing]).update(hidden=hidden)
+        messages = Message.objects.only("id", "seq", "conversation_id").in_bulk(
+            [a.message_id for a in changing if a.message_id is not None]
+        )
+        targets = []
+        for attachment in changing:
+            label = f"attachment {attachment.pk} ({attachment.name})"
+            links: dict[str, object] = {}
+            if (message := messages.get(attachment.message_id)) is not None:
+                label += f" of message #{message.seq}"
+                links = {"message": message, "conversation_id": message.conversation_id}
+            targets.append((label[:300], links))
+        _record(actor, kind, reason, targets)
     return len(changing)
 
 

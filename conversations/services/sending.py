@@ -15,8 +15,9 @@ from django.db.models import Exists, OuterRef, Subquery
 from django.utils import timezone
 
 from conversations import branches
-from conversations.models import Conversation, Message, Preset
+from conversations.models import Attachment, Conversation, Message, Preset
 from conversations.providers.catalog import ModelChoice
+from conversations.services import attachments as attaching
 from conversations.services import model_choice, moderation, quotas, sync
 from conversations.services.ratelimit import RateLimited, check_send_allowed
 from conversations.streaming import control
@@ -90,6 +91,7 @@ def start_conversation(
     launch: Launch | None,
     model: ModelChoice | None = None,
     preset: Preset | None = None,
+    attachments: list[Attachment] | None = None,
 ) -> SendResult:
     """A new conversation with its first message and that message's answer, in one
     transaction: nothing is stored until there is something to say, and a refusal (rate
@@ -114,7 +116,13 @@ def start_conversation(
                 existing, None, created=False
             )
         conversation = create_conversation(owner=owner, model=model, preset=preset)
-        return _ask(conversation, content=content, client_id=client_id, launch=launch)
+        return _ask(
+            conversation,
+            content=content,
+            client_id=client_id,
+            launch=launch,
+            attachments=attachments,
+        )
 
 
 def rename_conversation(*, conversation: Conversation, title: str) -> Conversation:
@@ -150,16 +158,24 @@ def send_message(
     content: str,
     client_id: uuid.UUID | None,
     launch: Launch | None,
+    attachments: list[Attachment] | None = None,
 ) -> SendResult:
     """Store the user's message, following the branch the conversation shows, and an
     assistant placeholder, with the next two `seq` values; once committed, `launch` the
-    answer's generation.
+    answer's generation. `attachments` (checked by attachments.for_send) become the
+    message's in the same transaction.
 
     Idempotent on `client_id`: a repeat returns the messages of the first send, even where a
     new send would be refused. The unique client_id finds repeats, so a first send (nearly
     every one) pays no lookup; a repeat counts as a hit against the rate limit.
     """
-    return _ask(conversation, content=content, client_id=client_id, launch=launch)
+    return _ask(
+        conversation,
+        content=content,
+        client_id=client_id,
+        launch=launch,
+        attachments=attachments,
+    )
 
 
 def edit_message(
@@ -244,6 +260,7 @@ def _ask(
     client_id: uuid.UUID | None,
     launch: Launch | None,
     edit_of: Message | None = None,
+    attachments: list[Attachment] | None = None,
 ) -> SendResult:
     """A question and its answer's placeholder: after the shown leaf, or beside `edit_of`."""
     client_id = client_id or uuid.uuid4()
@@ -263,6 +280,8 @@ def _ask(
                 if live:
                     raise AnswerInProgress(SEND_WHILE_LIVE)
                 parent_id = edit_of.parent_id if edit_of is not None else leaf_id
+                # An edit's new version keeps the question's files (no query without any).
+                carried = attaching.carried_by_edit(edit_of) if edit_of is not None else []
                 user_message = Message(
                     conversation=conversation,
                     seq=seq,
@@ -270,6 +289,7 @@ def _ask(
                     content=content,
                     client_id=client_id,
                     parent_id=parent_id,
+                    attachment_count=len(attachments or carried),
                 )
                 assistant = Message(
                     conversation=conversation,
@@ -282,7 +302,13 @@ def _ask(
                     model=model,
                 )
                 Message.objects.bulk_create([user_message, assistant])  # one INSERT
-                _touch(conversation, leaf=assistant, first_text=content)
+                if attachments:
+                    attaching.attach(message=user_message, attachments=attachments)
+                elif carried:
+                    attaching.attach_copies(message=user_message, copies=carried)
+                # Files alone: the first one's name titles a new conversation.
+                first_text = content or (attachments[0].name if attachments else "")
+                _touch(conversation, leaf=assistant, first_text=first_text)
                 _launch_and_announce(conversation, assistant, launch)
             return SendResult(user_message, assistant, created=True)
         except (
@@ -292,6 +318,7 @@ def _ask(
             quotas.OverQuota,
             EditRefused,
             AnswerInProgress,
+            attaching.AttachmentRefused,
         ) as refusal:
             existing = _existing_send(conversation, client_id)
             if existing is not None:

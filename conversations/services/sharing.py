@@ -8,16 +8,20 @@ Hidden messages are left out when the link is viewed, so a moderator's later hid
 
 from __future__ import annotations
 
+import re
 import secrets
+from uuid import UUID
 
 from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from conversations import branches
-from conversations.models import Conversation, Message, ShareLink
+from conversations.models import Attachment, Conversation, Message, ShareLink
 
 TOKEN_BYTES = 24  # 32 characters
+# What token_urlsafe makes; anything else is not looked up (PostgreSQL refuses a NUL).
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{20,64}")
 
 
 class ShareRefused(Exception):
@@ -60,7 +64,7 @@ def links_of(user: User) -> QuerySet[ShareLink]:
 def active_link(token: str) -> ShareLink | None:
     """The link a token names, if it still shares something (None: unknown, revoked, or
     its conversation hidden by a moderator or its owner suspended)."""
-    if not token or len(token) > 64:
+    if not _TOKEN.fullmatch(token):
         return None
     return (
         ShareLink.objects.select_related("conversation")
@@ -86,3 +90,25 @@ def shared_messages(link: ShareLink) -> list[Message]:
     for message in messages:
         message.conversation = conversation
     return messages
+
+
+def shared_image(link: ShareLink, attachment_id: UUID) -> Attachment | None:
+    """An image of a message on the link's shared path (not hidden, nor its message), or
+    None: a document, another branch, a later message, another conversation."""
+    attachment = (
+        Attachment.objects.filter(
+            pk=attachment_id,
+            kind=Attachment.Kind.IMAGE,
+            hidden=False,
+            message__conversation=link.conversation,
+            message__hidden=False,
+        )
+        .only("id", "message_id", "storage_name", "content_type", "name", "kind")
+        .first()
+    )
+    if attachment is None:
+        return None
+    tree = branches.Tree.of(link.conversation)
+    if link.leaf_id not in tree or attachment.message_id not in tree.path_to(link.leaf_id):
+        return None
+    return attachment

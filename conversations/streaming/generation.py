@@ -16,13 +16,15 @@ import time
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass, field
+from uuid import UUID
 
 from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.utils import timezone
 
 from conversations import branches, metrics
-from conversations.models import Message
+from conversations.models import Attachment, Message
 from conversations.providers import (
     ChatTurn,
     ProviderError,
@@ -31,6 +33,7 @@ from conversations.providers import (
     Usage,
     catalog,
 )
+from conversations.providers.base import TurnFile
 from conversations.streaming import titling
 from conversations.streaming.hub import LiveStream
 from conversations.streaming.runtime import get_runtime
@@ -319,6 +322,30 @@ async def _finish(
         runtime.hub.close(stream)
 
 
+def _files_of(message_ids: list[UUID]) -> dict[UUID, tuple[TurnFile, ...]]:
+    """The files of the context's messages that have some (none: no query), without those
+    a moderator hid. An image's bytes are read from the storage here, off the event loop."""
+    found: dict[UUID, list[TurnFile]] = {}
+    if not message_ids:
+        return {}
+    for attachment in Attachment.objects.filter(message_id__in=message_ids, hidden=False):
+        data = b""
+        if attachment.is_image:
+            with default_storage.open(attachment.storage_name, "rb") as handle:
+                data = handle.read()
+        found.setdefault(attachment.message_id, []).append(  # type: ignore[arg-type]
+            TurnFile(
+                name=attachment.name,
+                content_type=attachment.content_type,
+                size=attachment.size,
+                kind=attachment.kind,
+                data=data,
+                text=attachment.text,
+            )
+        )
+    return {pk: tuple(files) for pk, files in found.items()}
+
+
 @sync_to_async
 def _load_context(message: Message) -> tuple[list[ChatTurn], dict[str, str]]:
     """The turns sent to the model: system prompt, then visible history before this answer.
@@ -332,8 +359,9 @@ def _load_context(message: Message) -> tuple[list[ChatTurn], dict[str, str]]:
         "user_id": str(conversation.owner_id),
     }
     # The path from the root to the question this answers: never another branch.
-    rows = branches.context_rows(message.parent_id, limit=settings.CHAT["CONTEXT_MESSAGES"])
-    turns = [ChatTurn(role, content) for role, content in rows]
+    rows = branches.context_path(message.parent_id, limit=settings.CHAT["CONTEXT_MESSAGES"])
+    files = _files_of([row.id for row in rows if row.attachment_count])
+    turns = [ChatTurn(row.role, row.content, files.get(row.id, ())) for row in rows]
     if conversation.system_prompt:
         turns.insert(0, ChatTurn("system", conversation.system_prompt))
     return turns, log_ids

@@ -79,6 +79,9 @@ def _server_env(workdir: Path) -> dict[str, str]:
         CHAT_CONCURRENT_STREAMS="50",
         CHAT_CHECKPOINT_SECONDS="0.5",
         LOGIN_RATE_LIMIT="1000/m/ip",
+        # Attachments: the demo as a model that sees images, its files in the test's dir.
+        CHAT_ENDPOINTS='[{"id": "demo", "kind": "demo", "vision": true}]',
+        MEDIA_ROOT=str(workdir / "media"),
     )
     env.pop("OPENAI_API_KEY", None)
     env.pop("ANTHROPIC_API_KEY", None)

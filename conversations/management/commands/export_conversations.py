@@ -5,6 +5,7 @@ import gzip
 import os
 from argparse import ArgumentTypeError
 from datetime import UTC, datetime, time
+from pathlib import Path
 from uuid import UUID
 
 from django.contrib.auth import get_user_model
@@ -38,6 +39,11 @@ class Command(BaseCommand):
         )
         parser.add_argument("--until", type=_moment, help="messages created before")
         parser.add_argument(
+            "--with-files",
+            metavar="DIR",
+            help="write each exported attachment's file into DIR (named as its record's `file`)",
+        )
+        parser.add_argument(
             "--include-hidden",
             action="store_true",
             help="also hidden messages and conversations (left out by default)",
@@ -62,7 +68,11 @@ class Command(BaseCommand):
         )
         if progress.enabled:
             progress.total = selection.count_messages()
-        chunks = export.export_chunks(selection, fmt, progress=progress.update)
+        files_dir = None
+        if options["with_files"]:
+            files_dir = Path(options["with_files"])
+            files_dir.mkdir(parents=True, exist_ok=True)
+        chunks = export.export_chunks(selection, fmt, progress=progress.update, files_dir=files_dir)
         output = options["output"]
         if output:
             self._to_file(chunks, output)

@@ -3,6 +3,7 @@ from __future__ import annotations
 import gzip
 import os
 import sys
+from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -19,8 +20,15 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("path", help="the .jsonl (or .jsonl.gz) file, or - for stdin")
+        parser.add_argument(
+            "--with-files",
+            metavar="DIR",
+            help="restore the messages' attachments from DIR (export_conversations --with-files)",
+        )
 
     def handle(self, *args, path: str, **options) -> None:
+        if options["with_files"] and not os.path.isdir(options["with_files"]):
+            raise CommandError(f"no such directory: {options['with_files']}")
         if path == "-":
             stream = sys.stdin.buffer
         else:
@@ -35,7 +43,9 @@ class Command(BaseCommand):
         )
         try:
             report = importing.import_conversations(
-                importing.read_lines(stream), progress=progress.update
+                importing.read_lines(stream),
+                progress=progress.update,
+                files_dir=Path(options["with_files"]) if options["with_files"] else None,
             )
         except (OSError, EOFError) as exc:  # unreadable file, broken gzip
             raise CommandError(f"could not read {path}: {exc}") from None

@@ -16,7 +16,9 @@
     const box = form.querySelector("textarea");
     const button = form.querySelector("button[type=submit]");
     const live = answerLive();
-    if (box && button) button.disabled = live || box.value.trim().length === 0;
+    // Text, or files alone (attach.js), can be sent.
+    const files = Chat.hasAttachments ? Chat.hasAttachments() : false;
+    if (box && button) button.disabled = live || (box.value.trim().length === 0 && !files);
     const hint = form.querySelector(".composer-hint");
     if (hint) hint.hidden = !live;
   }
@@ -64,7 +66,8 @@
     if (evt.key === "Enter" && !evt.shiftKey && !evt.isComposing) {
       evt.preventDefault();
       // requestSubmit() would send past a disabled Send: not while an answer is written.
-      if (box.value.trim() && !answerLive()) box.form.requestSubmit();
+      const files = Chat.hasAttachments ? Chat.hasAttachments() : false;
+      if ((box.value.trim() || files) && !answerLive()) box.form.requestSubmit();
     } else if (evt.key === "Escape") {
       // Esc in the composer stops the answer that is streaming, as in other chat apps.
       const stop = document.querySelector("#transcript .msg-actions .stop");

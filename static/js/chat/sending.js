@@ -10,6 +10,9 @@
     });
   }
 
+  // The files of each send not yet confirmed, by client_id: [{id, name, chip}].
+  const sentFiles = {};
+
   function pendingBubble(clientId, content) {
     const template = document.getElementById("pending-template");
     const bubble = template.content.firstElementChild.cloneNode(true);
@@ -56,18 +59,39 @@
     const form = evt.detail.elt;
     if (!form || form.id !== "composer") return;
     const content = String(evt.detail.parameters.get ? evt.detail.parameters.get("content") : evt.detail.parameters.content || "").trim();
-    if (!content) { evt.preventDefault(); Chat.showComposerError("Type a message first."); return; }
+    const withFiles = Chat.hasAttachments ? Chat.hasAttachments() : false;
+    if (!content && !withFiles) { evt.preventDefault(); Chat.showComposerError("Type a message first."); return; }
     const limit = Chat.maxChars(form.querySelector("textarea"));
     if (content.length > limit) {
       evt.preventDefault();
       Chat.showComposerError("Messages can be at most " + limit + " characters (this one has " + content.length + ").");
       return;
     }
+    if (Chat.uploadsPending && Chat.uploadsPending()) {
+      evt.preventDefault();
+      Chat.showComposerError("Wait for the files to finish uploading, or remove them.");
+      return;
+    }
     const clientId = newClientId();
     if (evt.detail.parameters.set) evt.detail.parameters.set("client_id", clientId);
     else evt.detail.parameters.client_id = clientId;
     evt.detail.headers["X-Client-Id"] = clientId;
-    pendingBubble(clientId, content);
+    const bubble = pendingBubble(clientId, content);
+    // The files go with the send (their ids are the form's `attachment` inputs); the chips
+    // leave the composer with it, kept for a Retry or given back if it is refused.
+    const files = Chat.takeAttachments ? Chat.takeAttachments() : [];
+    if (files.length) {
+      sentFiles[clientId] = files;
+      const names = document.createElement("ul");
+      names.className = "msg-files";
+      files.forEach(function (file) {
+        const item = document.createElement("li");
+        item.className = "file-chip";
+        item.textContent = file.name;
+        names.appendChild(item);
+      });
+      bubble.querySelector(".msg-body").after(names);
+    }
     const box = form.querySelector("textarea");
     box.value = "";
     box.focus(); // after a click on Send, keep typing
@@ -93,6 +117,7 @@
     if (!clientId) return;
     const bubble = Chat.findPending(clientId);
     const status = evt.detail.xhr.status;
+    if (status >= 200 && status < 300) delete sentFiles[clientId];
     if (status >= 200 && status < 300 && bubble) bubble.remove();
     if (status === 422 && bubble) bubble.remove(); // the composer comes back with the text
   });
@@ -113,6 +138,8 @@
       // back in the box (unless something new was typed there) with the reason under it.
       const box = form.querySelector("textarea");
       if (box && !box.value.trim()) box.value = bubble.dataset.content;
+      if (Chat.restoreAttachments) Chat.restoreAttachments(sentFiles[clientId]);
+      delete sentFiles[clientId];
       bubble.remove();
       Chat.syncSendButton(form);
       Chat.showComposerError(failureReason(evt.detail.xhr));
@@ -135,7 +162,11 @@
     Chat.focusComposer();
     htmx.ajax("POST", Chat.transcript().dataset.sendUrl, {
       target: "#transcript", swap: "beforeend",
-      values: { content: bubble.dataset.content, client_id: clientId },
+      // The same files' ids: the server attaches them once, to the first send's message.
+      values: {
+        content: bubble.dataset.content, client_id: clientId,
+        attachment: (sentFiles[clientId] || []).map(function (file) { return file.id; }),
+      },
       headers: { "X-Client-Id": clientId },
     }).then(function () {
       if (!Chat.findPending(clientId)) Chat.scrollToLatest();
