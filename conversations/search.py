@@ -1,7 +1,8 @@
 """Search over a user's own conversations: titles and message text, ranked, with snippets.
 
 The index is each backend's own (conversations/search_index.py): PostgreSQL full-text search
-(tsvector, GIN) or SQLite FTS5. The query never reaches either parser as syntax: it is cut
+(tsvector, GIN; a search first indexes its owner's messages finished since the last one) or
+SQLite FTS5 (kept by triggers). The query never reaches either parser as syntax: it is cut
 into words here (letters and digits; everything else separates them, as both tokenizers do),
 and each word is quoted, so quotes, `*`, `NEAR`, `&`, `|`, `!`, parentheses or SQL read as
 plain text. Every word must match (AND); the last one, while typed, also matches longer
@@ -23,12 +24,17 @@ from dataclasses import dataclass, field
 from django.contrib.auth.models import User
 from django.db import connection
 
+from conversations import search_index
 from conversations.models import Conversation, Message
 
 MAX_QUERY_CHARS = 200
 MAX_TERMS = 12
 PREFIX_FROM = 3  # a shorter last word matches whole words only (one letter matches all)
 RESULTS = 20
+# Messages ranked at most: a word in most of 200,000 messages would otherwise have each of
+# them read from disk and ranked (240 ms, bench/searchcost.py). Past it, the best of the
+# first MATCH_CAP found, and the results say so.
+MATCH_CAP = 1000
 SNIPPET_CHARS = 160
 
 WORD = re.compile(r"[^\W_]+")
@@ -54,6 +60,11 @@ class Search:
     query: str
     results: list[Result] = field(default_factory=list)
     error: str = ""
+    capped: bool = False  # more messages matched than MATCH_CAP: the best of those found
+
+    @property
+    def cap(self) -> int:
+        return MATCH_CAP
 
     @property
     def searched(self) -> bool:
@@ -93,7 +104,7 @@ def search(user: User, query: str) -> Search:
     conversations = Conversation.objects.filter(owner=user, hidden=False).in_bulk(conversation_ids)
     messages = Message.objects.filter(conversation__owner=user, hidden=False).in_bulk(message_ids)
     results = []
-    for conversation_id, message_id, _title_hit in rows:
+    for conversation_id, message_id, _title_hit, _matched in rows:
         conversation = conversations.get(_uuid(conversation_id))
         if conversation is None:
             continue
@@ -106,7 +117,8 @@ def search(user: User, query: str) -> Search:
                 snippet=highlight(message.content, terms) if message else [],
             )
         )
-    return Search(query, results)
+    capped = bool(rows) and rows[0][3] >= MATCH_CAP
+    return Search(query, results, capped=capped)
 
 
 def too_long_message() -> str:
@@ -167,7 +179,8 @@ best AS (
 ),
 titled AS ({titled}),
 found AS (SELECT conversation_id AS id FROM best UNION SELECT id FROM titled)
-SELECT c.id, best.message_id, titled.id IS NOT NULL AS title_hit
+SELECT c.id, best.message_id, titled.id IS NOT NULL AS title_hit,
+    (SELECT count(*) FROM hits) AS matched
 FROM found
 JOIN conversations_conversation c ON c.id = found.id
 LEFT JOIN best ON best.conversation_id = c.id
@@ -183,6 +196,7 @@ FROM conversations_message m
 JOIN conversations_conversation c ON c.id = m.conversation_id
 WHERE m.search_vector @@ to_tsquery('simple', %s)
     AND c.owner_id = %s AND NOT c.hidden AND NOT m.hidden
+LIMIT %s
 """
 _POSTGRES_TITLED = """
 SELECT c.id FROM conversations_conversation c
@@ -197,6 +211,7 @@ JOIN conversations_message m ON m.rowid = conversations_message_fts.rowid
 JOIN conversations_conversation c ON c.id = m.conversation_id
 WHERE conversations_message_fts MATCH %s
     AND c.owner_id = %s AND NOT c.hidden AND NOT m.hidden
+LIMIT %s
 """
 _SQLITE_TITLED = """
 SELECT c.id FROM conversations_conversation_fts
@@ -205,16 +220,18 @@ WHERE conversations_conversation_fts MATCH %s AND c.owner_id = %s AND NOT c.hidd
 """
 
 
-def _ranked(owner_id: int, terms: Terms) -> list[tuple[object, object, bool]]:
+def _ranked(owner_id: int, terms: Terms) -> list[tuple[object, object, bool, int]]:
     params: list[str | int]
     if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(search_index.INDEX_PENDING, [owner_id])
         query = _tsquery(terms)
         sql = _RANKED.format(hits=_POSTGRES_HITS, titled=_POSTGRES_TITLED)
-        params = [query, query, owner_id, query, owner_id, RESULTS]
+        params = [query, query, owner_id, MATCH_CAP, query, owner_id, RESULTS]
     else:
         query = _fts5_query(terms)
         sql = _RANKED.format(hits=_SQLITE_HITS, titled=_SQLITE_TITLED)
-        params = [query, owner_id, query, owner_id, RESULTS]
+        params = [query, owner_id, MATCH_CAP, query, owner_id, RESULTS]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()

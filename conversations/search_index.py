@@ -2,9 +2,9 @@
 
 Nothing in the models: each backend gets its own index, created by migration 0006_search.
 
-- PostgreSQL: a stored generated tsvector column on messages (NULL while an answer is
-  pending or streaming, so checkpoints of a live answer cost nothing; computed once by the
-  write that finishes it) with a GIN index, and a GIN expression index on titles.
+- PostgreSQL: a tsvector column on messages with a GIN index, filled for finished messages
+  by their owner's next search, never by the write path (an answer's final write stays as
+  cheap as before: bench/searchcost.py), and a GIN expression index on titles.
 - SQLite: two external-content FTS5 tables (message text, titles) kept in sync by triggers;
   a live answer enters the index when it finishes, as on PostgreSQL.
 
@@ -22,19 +22,36 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 
 LIVE = "('pending', 'streaming')"
 
+# Filled by search, not by the writes: a finished message is never changed again (edits
+# and regenerates are new messages), so the answer's final write and a send's insert leave
+# search_vector NULL, and the next search of its owner indexes it (`INDEX_PENDING`, through
+# the small partial index of the rows not indexed yet). The migration indexes the messages
+# already there.
 POSTGRES_FORWARD = [
-    f"""ALTER TABLE conversations_message ADD COLUMN search_vector tsvector
-        GENERATED ALWAYS AS (CASE WHEN status IN {LIVE} THEN NULL
-                             ELSE to_tsvector('simple'::regconfig, content) END) STORED""",
-    "CREATE INDEX message_search ON conversations_message USING gin (search_vector)",
+    "ALTER TABLE conversations_message ADD COLUMN search_vector tsvector",
+    f"""UPDATE conversations_message SET search_vector = to_tsvector('simple'::regconfig, content)
+        WHERE status NOT IN {LIVE}""",
+    """CREATE INDEX message_search ON conversations_message USING gin (search_vector)
+        WHERE search_vector IS NOT NULL""",
+    """CREATE INDEX message_unindexed ON conversations_message (conversation_id)
+        WHERE search_vector IS NULL""",
     """CREATE INDEX conversation_search ON conversations_conversation
         USING gin (to_tsvector('simple'::regconfig, title))""",
 ]
 POSTGRES_BACKWARD = [
     "DROP INDEX IF EXISTS conversation_search",
+    "DROP INDEX IF EXISTS message_unindexed",
     "DROP INDEX IF EXISTS message_search",
     "ALTER TABLE conversations_message DROP COLUMN IF EXISTS search_vector",
 ]
+
+# One owner's finished messages not indexed yet (search.search runs it first).
+INDEX_PENDING = f"""
+UPDATE conversations_message m SET search_vector = to_tsvector('simple'::regconfig, m.content)
+FROM conversations_conversation c
+WHERE m.search_vector IS NULL AND m.status NOT IN {LIVE}
+    AND c.id = m.conversation_id AND c.owner_id = %s
+"""
 
 # The index holds finished messages only: each trigger adds or removes a row exactly as it
 # was indexed (an external-content table must be told the old text to forget it).
@@ -135,6 +152,13 @@ def repair(connection: BaseDatabaseWrapper) -> bool:
         cursor.execute("SELECT 1 FROM sqlite_master WHERE name = 'conversations_message_fts'")
         if present >= set(TRIGGERS) or cursor.fetchone() is None:
             return False
+    rebuild(connection)
+    return True
+
+
+def rebuild(connection: BaseDatabaseWrapper) -> None:
+    """The index made anew from the tables (SQLite after a manual VACUUM, which may renumber
+    rowids: `manage.py shell -c "from django.db import connection; from conversations
+    import search_index; search_index.rebuild(connection)"`)."""
     uninstall(connection)
     install(connection)
-    return True

@@ -84,6 +84,18 @@ def test_one_result_per_conversation_at_its_best_message(alice):
     assert result.message is not None and result.message.seq == 2
 
 
+def test_a_very_common_word_ranks_a_bounded_number_and_says_so(alice, alice_client, monkeypatch):
+    monkeypatch.setattr(search, "MATCH_CAP", 3)
+    for n in range(5):
+        chat(alice, f"Chat {n}", "common word here")
+    chat(alice, "Rare", "rare word here")
+    common = search.search(alice, "common")
+    assert common.capped and len(common.results) == 3
+    assert not search.search(alice, "rare").capped
+    assert "Many messages have these words" in results_html(alice_client, "common")
+    assert "Many messages" not in results_html(alice_client, "rare")
+
+
 def test_snippet_marks_the_words_found_around_the_first(alice):
     text = "word " * 60 + "the needle is here " + "tail " * 60
     chat(alice, "Haystack", text)
@@ -114,8 +126,17 @@ def test_live_answers_are_found_once_finished(alice):
         content="final text zanzibar", status=Message.Status.COMPLETE
     )
     assert found(alice, "zanzibar") == ["Live"]
-    Message.objects.filter(pk=answer.pk).update(content="rewritten")
-    assert found(alice, "zanzibar") == []
+    [result] = search.search(alice, "zanzibar").results
+    assert "".join(part.text for part in result.snippet) == "final text zanzibar"
+
+
+def test_messages_of_a_user_who_searches_later_are_found(alice, bob):
+    # PostgreSQL indexes a user's finished messages at their next search: bob's searches
+    # never index (or find) alice's, and hers still finds them after his.
+    chat(alice, "Alice", "unsearched pelican")
+    assert found(bob, "pelican") == []
+    chat(alice, "Alice again", "another pelican")
+    assert sorted(found(alice, "pelican")) == ["Alice", "Alice again"]
 
 
 def test_renamed_and_deleted_conversations_follow(alice):
