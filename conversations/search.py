@@ -22,7 +22,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from django.contrib.auth.models import User
-from django.db import connection
+from django.db import connection, transaction
 
 from conversations import search_index
 from conversations.models import Conversation, Message
@@ -223,8 +223,7 @@ WHERE conversations_conversation_fts MATCH %s AND c.owner_id = %s AND NOT c.hidd
 def _ranked(owner_id: int, terms: Terms) -> list[tuple[object, object, bool, int]]:
     params: list[str | int]
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(search_index.INDEX_PENDING, [owner_id])
+        _index_pending(owner_id)
         query = _tsquery(terms)
         sql = _RANKED.format(hits=_POSTGRES_HITS, titled=_POSTGRES_TITLED)
         params = [query, query, owner_id, MATCH_CAP, query, owner_id, RESULTS]
@@ -235,6 +234,16 @@ def _ranked(owner_id: int, terms: Terms) -> list[tuple[object, object, bool, int
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
+
+
+def _index_pending(owner_id: int) -> None:
+    """The owner's messages finished since their last search, indexed. One at a time per
+    owner (an advisory lock): two searches at once (two tabs, a keystroke's request the
+    browser dropped but the server still runs) would otherwise update the same rows in
+    different orders, and could deadlock."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [search_index.LOCK, owner_id])
+        cursor.execute(search_index.INDEX_PENDING, [owner_id])
 
 
 def _tsquery(terms: Terms) -> str:

@@ -45,6 +45,9 @@ POSTGRES_BACKWARD = [
     "ALTER TABLE conversations_message DROP COLUMN IF EXISTS search_vector",
 ]
 
+# The first key of the advisory lock a search holds while it indexes its owner's messages.
+LOCK = 20_0601
+
 # One owner's finished messages not indexed yet (search.search runs it first).
 INDEX_PENDING = f"""
 UPDATE conversations_message m SET search_vector = to_tsvector('simple'::regconfig, m.content)
