@@ -9,7 +9,8 @@ is theirs) and another with 500 conversations and 10,000 messages its searches m
 Text is drawn from a 5,000-word vocabulary with Zipf frequencies, so some words are in most
 messages and some in a handful. Times `search.search()` (the SQL, loading the rows, the
 snippets) and the whole htmx request through Django's test client (middleware, session,
-template), median and p95 of ROUNDS, beside the sidebar's first page of conversations.
+template), median and p95 of ROUNDS, beside the sidebar's first page of conversations
+(`matches`: messages of both accounts with the words).
 Then the writes: the final UPDATE of a 2,000-character answer and a user message's INSERT,
 with the search column and indexes, and again after dropping them.
 """
