@@ -7,7 +7,7 @@ class ConversationsConfig(AppConfig):
 
     def ready(self) -> None:
         from django.contrib.auth.signals import user_logged_out
-        from django.db.models.signals import post_delete
+        from django.db.models.signals import post_delete, post_migrate
 
         from conversations.models import Attachment
         from conversations.services import attachments, sync
@@ -18,3 +18,13 @@ class ConversationsConfig(AppConfig):
         )
 
         user_logged_out.connect(sync.close_sockets_on_logout, dispatch_uid="sync-logout")
+        post_migrate.connect(_repair_search_index, sender=self, dispatch_uid="search-repair")
+
+
+def _repair_search_index(sender: AppConfig, using: str, **kwargs: object) -> None:
+    """A later migration that remade a table on SQLite dropped the search index's triggers."""
+    from django.db import connections
+
+    from conversations import search_index
+
+    search_index.repair(connections[using])

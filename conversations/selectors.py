@@ -143,9 +143,11 @@ def transcript(
     after_seq: int | None = None,
     limit: int = 50,
     tree: Tree | None = None,
+    including: UUID | None = None,
 ) -> tuple[list[Message], bool]:
     """The last `limit` messages of the path the conversation shows (between the seqs
-    given), root first, each with its `versions`; and whether more exist."""
+    given), root first, each with its `versions`; and whether more exist. With `including`
+    (a message on that path: a search result opened), from that message on if it is older."""
     tree, path = shown_path(conversation, tree)
     steps = [
         pk
@@ -153,8 +155,11 @@ def transcript(
         if (before_seq is None or tree.seq[pk] < before_seq)
         and (after_seq is None or tree.seq[pk] > after_seq)
     ]
-    has_earlier = len(steps) > limit
-    steps = steps[len(steps) - limit :] if has_earlier else steps
+    first = len(steps) - limit
+    if including in steps:
+        first = min(first, steps.index(including))
+    has_earlier = first > 0
+    steps = steps[first:] if has_earlier else steps
     rows = conversation.messages.in_bulk(steps)
     messages = [rows[pk] for pk in steps if pk in rows]
     for message in messages:

@@ -1,9 +1,10 @@
 from django.urls import path
 
-from conversations import attachment_views, share_views, views
+from conversations import attachment_views, search_views, share_views, views
 
 urlpatterns = [
     path("", views.conversation_list, name="conversation_list"),
+    path("search", search_views.conversation_search, name="conversation_search"),
     path("c/new", views.conversation_create, name="conversation_create"),
     path("c/new/messages", views.conversation_start, name="conversation_start"),
     path("c/<uuid:conversation_id>/", views.conversation_detail, name="conversation_detail"),

@@ -23,7 +23,7 @@ from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, push_url, reswap, retarget
 
-from conversations import attachment_views
+from conversations import attachment_views, search_views
 from conversations.branches import with_versions
 from conversations.forms import (
     FeedbackForm,
@@ -177,10 +177,17 @@ def conversation_start(request: SignedInRequest) -> HttpResponse:
 @login_required
 @require_GET
 def conversation_detail(request: SignedInRequest, conversation_id: UUID) -> HttpResponse:
+    """The conversation's page. `?at=<message id>` (a search result) opens it at that
+    message: on its branch (switched to, as the version arrows do, if another is shown) and
+    in the page even when older than its last page of messages."""
     conversation = conversation_for(request.user, conversation_id)
     before = _int_or_none(request.GET.get("before"))
+    found = search_views.open_at(conversation, request.GET.get("at"))
     messages, has_earlier = transcript(
-        conversation, before_seq=before, limit=settings.CHAT["MESSAGES_PER_PAGE"]
+        conversation,
+        before_seq=before,
+        limit=settings.CHAT["MESSAGES_PER_PAGE"],
+        including=found,
     )
     context = {
         "conversation": conversation,

@@ -31,7 +31,8 @@ async def post_message(client, conversation, **data):
 
 
 async def test_answer_streams_token_events_in_order_then_done(alice_async, conversation, provider):
-    provider.scripts = [words("one two three four", pause=0.03)]
+    # Far enough apart that a busy machine's ticker does not fold them into one frame.
+    provider.scripts = [words("one two three four", pause=0.1)]
     response = await post_message(alice_async, conversation, content="Count to four")
     assert response.status_code == 200
     assistant = await Message.objects.aget(conversation=conversation, role="assistant")

@@ -48,7 +48,15 @@
     if (elt.id === "main") scrollToLatest();
   });
   Chat.on("DOMContentLoaded", "scroll.toLatest", function () {
-    if (Chat.transcript()) scrollToLatest();
+    if (!Chat.transcript()) return;
+    // A search result opened (?at=...#msg-<id>): that message, not the latest, in view.
+    const found = location.hash.indexOf("#msg-") === 0 ? document.getElementById(location.hash.slice(1)) : null;
+    if (found && Chat.transcript().contains(found)) {
+      found.scrollIntoView({ block: "center" });
+      following = nearBottom();
+      return;
+    }
+    scrollToLatest();
   });
   Chat.on("htmx:sseMessage", "scroll.follow", contentGrew);
 
