@@ -30,17 +30,14 @@ def share_create(request: SignedInRequest, conversation_id: UUID) -> HttpRespons
         return HttpResponse(str(exc), status=409, content_type="text/plain")
     if not request.htmx:
         return redirect("share_list")
-    url = request.build_absolute_uri(reverse("share_view", args=[link.token]))
+    url = _address(request, link)
     return render(request, f"{SHARES}#made", {"link": link, "url": url})
 
 
 @login_required
 @require_GET
 def share_list(request: SignedInRequest) -> HttpResponse:
-    links = [
-        (link, request.build_absolute_uri(reverse("share_view", args=[link.token])))
-        for link in sharing.links_of(request.user)[:200]
-    ]
+    links = [(link, _address(request, link)) for link in sharing.links_of(request.user)[:200]]
     return render(request, SHARES, {"links": links})
 
 
@@ -70,3 +67,8 @@ def share_view(request: HttpRequest, token: str) -> HttpResponse:
     response["Referrer-Policy"] = "no-referrer"
     patch_cache_control(response, private=True, no_store=True)
     return response
+
+
+def _address(request: HttpRequest, link: ShareLink) -> str:
+    """The link's full address, as its owner copies it."""
+    return request.build_absolute_uri(reverse("share_view", args=[link.token]))

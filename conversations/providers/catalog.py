@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 import threading
 from dataclasses import dataclass, field
@@ -134,8 +135,6 @@ def _json_list(raw: str) -> list[dict[str, Any]]:
 
 
 def _endpoint_from_json(entry: dict[str, Any]) -> Endpoint:
-    import os
-
     known = {"id", "kind", "label", "models", "default_model", "base_url", "api_key_env"}
     known |= {"api_key", "max_tokens", "thinking_budget", "vision"}
     where = f"CHAT_ENDPOINTS[{entry.get('id', '?')!r}]"
