@@ -188,6 +188,38 @@ async def test_an_answer_adds_its_tokens_to_the_days_usage_once(
     assert row.completion_tokens == 2 * answer.completion_tokens == 12
 
 
+async def test_a_usage_row_that_cannot_be_written_never_costs_the_answer(
+    alice_async, conversation, provider, monkeypatch, caplog
+):
+    def broken(**_kwargs):
+        raise RuntimeError("usage table locked")
+
+    monkeypatch.setattr("conversations.streaming.generation.record_usage", broken)
+    response = await post(alice_async, conversation)
+    assert response.status_code == 200
+    answer = await Message.objects.filter(role="assistant").alatest("seq")
+    answer = await wait_until_final(answer.pk)
+    assert answer.status == Message.Status.COMPLETE
+    assert answer.content and answer.completion_tokens
+    assert not await UsageDay.objects.filter(user_id=conversation.owner_id).aexists()
+    assert "usage not recorded" in caplog.text
+
+
+async def test_answers_of_two_models_add_up_in_a_row_each(alice_async, conversation, provider):
+    await UsageDay.objects.acreate(
+        user_id=conversation.owner_id, day=today(), model="other/m", answers=3, prompt_tokens=7
+    )
+    response = await post(alice_async, conversation)
+    answer = await wait_until_final(
+        (await Message.objects.filter(role="assistant").alatest("seq")).pk
+    )
+    assert response.status_code == 200
+    rows = {r.model: r async for r in UsageDay.objects.filter(user_id=conversation.owner_id)}
+    assert (rows["other/m"].answers, rows["other/m"].prompt_tokens) == (3, 7)  # untouched
+    assert rows["fake/fake-model"].answers == 1
+    assert rows["fake/fake-model"].completion_tokens == answer.completion_tokens
+
+
 def test_the_usage_page_shows_the_users_own_days_and_models(alice_client, alice, bob):
     used(alice, 123, model="openai/gpt-4o-mini")
     used(alice, 45, model="local/llama", day=today() - dt.timedelta(days=3))

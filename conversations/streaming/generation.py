@@ -37,7 +37,7 @@ from conversations.providers.base import TurnFile
 from conversations.streaming import titling
 from conversations.streaming.hub import LiveStream
 from conversations.streaming.runtime import get_runtime
-from conversations.streaming.usage import arecord_usage
+from conversations.streaming.usage import record_usage
 
 log = logging.getLogger(__name__)
 
@@ -280,39 +280,7 @@ async def _finish(
     usage = result.usage
     runtime = get_runtime()
     try:
-        try:
-            written = await Message.objects.filter(
-                pk=message_id, status=Message.Status.STREAMING
-            ).aupdate(
-                content=stream.text,
-                reasoning=stream.reasoning,
-                status=outcome.status,
-                error=outcome.error,
-                error_id=outcome.error_id,
-                finish_reason=usage.finish_reason or outcome.status,
-                prompt_tokens=usage.prompt_tokens,
-                completion_tokens=usage.completion_tokens,
-                **timings.saved(),
-                updated_at=timezone.now(),
-            )
-            if not written:  # deleted, or swept as stale: say so rather than pass silently
-                log.warning(
-                    "final write found no streaming answer", extra={"message_id": message_id}
-                )
-        except Exception:
-            written = 0
-            log.exception("final write failed", extra={"message_id": message_id})
-        _count_answer(outcome, usage, timings)
-        if written:
-            try:  # the user's usage of the day, which quotas count: once per answer
-                await arecord_usage(
-                    user_id=message.conversation.owner_id,
-                    model=f"{message.provider}/{message.model}",
-                    prompt_tokens=usage.prompt_tokens,
-                    completion_tokens=usage.completion_tokens,
-                )
-            except Exception:
-                log.exception("usage not recorded", extra={"message_id": message_id})
+        await _final_write(message, stream, outcome, usage, timings)
         try:
             if runtime.relay is not None:
                 await runtime.relay.publish_end(stream, outcome.status)
@@ -320,6 +288,45 @@ async def _finish(
             log.exception("relay end failed", extra={"message_id": message_id})
     finally:
         runtime.hub.close(stream)
+
+
+@sync_to_async
+def _final_write(
+    message: Message, stream: LiveStream, outcome: Outcome, usage: Usage, timings: Timings
+) -> None:
+    """The answer's final state, then the usage it adds (what quotas count), in one thread
+    hop. Not one transaction: a failed usage row is logged and never costs the answer."""
+    message_id = str(message.pk)
+    try:
+        written = Message.objects.filter(pk=message_id, status=Message.Status.STREAMING).update(
+            content=stream.text,
+            reasoning=stream.reasoning,
+            status=outcome.status,
+            error=outcome.error,
+            error_id=outcome.error_id,
+            finish_reason=usage.finish_reason or outcome.status,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            **timings.saved(),
+            updated_at=timezone.now(),
+        )
+        if not written:  # deleted, or swept as stale: say so rather than pass silently
+            log.warning("final write found no streaming answer", extra={"message_id": message_id})
+    except Exception:
+        written = 0
+        log.exception("final write failed", extra={"message_id": message_id})
+    _count_answer(outcome, usage, timings)
+    if not written:
+        return
+    try:  # the user's usage of the day, once per answer
+        record_usage(
+            user_id=message.conversation.owner_id,
+            model=f"{message.provider}/{message.model}",
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+        )
+    except Exception:
+        log.exception("usage not recorded", extra={"message_id": message_id})
 
 
 def _files_of(message_ids: list[UUID]) -> dict[UUID, tuple[TurnFile, ...]]:

@@ -104,3 +104,30 @@ def test_files_alone_can_be_sent(tab):
         "You attached: list.csv (text/csv, 8 bytes)"
     )
     expect(tab.locator("#sidebar [aria-current=page]")).to_contain_text("list.csv")
+
+
+def test_a_send_the_server_refuses_keeps_its_files_in_the_composer(tab, browser_log):
+    """A NUL passes the browser's checks; the 422 brings the composer back with the text
+    and the reason, and the chips come back with it: fixed and sent, the file goes along."""
+    browser_log.allow("status of 422")
+    new_conversation(tab)
+    tab.locator("#attach-input").set_input_files(
+        [{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"two eggs"}]
+    )
+    files = tab.locator("#composer-files")
+    expect(files.locator("input[name=attachment]")).to_have_count(1)
+    box = tab.locator("#composer textarea")
+    box.fill("read\x00this")
+    box.press("Enter")
+
+    expect(tab.get_by_role("alert")).to_have_text("Null characters are not allowed.")
+    expect(files.locator(".file-chip", has_text="notes.txt")).to_have_count(1)
+    expect(files.locator("input[name=attachment]")).to_have_count(1)
+    expect(tab.locator("#transcript .msg-user")).to_have_count(0)
+
+    send(tab, "read this")
+    tab.wait_for_url(CONVERSATION_URL)
+    expect(wait_until_finished(tab).locator(".msg-body")).to_contain_text(
+        "You attached: notes.txt (text/plain, 8 bytes)"
+    )
+    expect(files.locator(".file-chip")).to_have_count(0)

@@ -119,7 +119,13 @@
     const status = evt.detail.xhr.status;
     if (status >= 200 && status < 300) delete sentFiles[clientId];
     if (status >= 200 && status < 300 && bubble) bubble.remove();
-    if (status === 422 && bubble) bubble.remove(); // the composer comes back with the text
+    if (status === 422) {
+      if (bubble) bubble.remove(); // the composer comes back with the text
+      // ... and its files: their chips go in once the new composer is swapped in.
+      const files = sentFiles[clientId];
+      delete sentFiles[clientId];
+      if (files && Chat.restoreAttachments) setTimeout(function () { Chat.restoreAttachments(files); }, 0);
+    }
   });
 
   Chat.on("htmx:afterRequest", "sending.result", function (evt) {
