@@ -86,6 +86,9 @@ class Message(models.Model):
 
     # Set where a page shows the message (conversations.branches): its place among siblings.
     versions: Versions | None = None
+    # Set by a send on the answer it makes under its new question: no other version of it
+    # can exist, so its final bubble needs no query for them (streaming.generation).
+    only_version: bool = False
 
     LIVE_STATUSES = (Status.PENDING, Status.STREAMING)
     RETRYABLE_STATUSES = (Status.STOPPED, Status.ERROR, Status.INTERRUPTED)

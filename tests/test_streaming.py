@@ -9,7 +9,7 @@ from asgiref.sync import sync_to_async
 
 from conversations.models import Message
 from conversations.services import sync
-from conversations.streaming import generation
+from conversations.streaming import generation, reading
 from conversations.streaming.runtime import get_runtime
 from tests.fakes import Delta, Hang, Sleep, fatal, words
 from tests.streams import (
@@ -422,3 +422,62 @@ def test_a_long_answer_keeps_a_compact_buffer_and_resumes_from_any_offset():
     assert len(stream.chunks) <= COMPACT_AT
     for offset in (0, 1, 7, len(text) // 3, len(text) - 3, len(text) - 1, len(text)):
         assert stream.read_from(offset) == text[offset:]
+
+
+async def test_every_reader_of_an_answer_ends_on_the_bubble_a_later_reader_reads(
+    alice_async, conversation, provider, monkeypatch
+):
+    """The generator renders a complete answer's bubble once, with its final write, for the
+    readers following it (two tabs); a reader who comes after it ended reads the saved
+    message: all three end on the same bubble, to the byte."""
+    provider.scripts = [words("- one\n- **two**\n\nEnd", pause=0.05)]
+    await post_message(alice_async, conversation)
+    assistant = await Message.objects.aget(conversation=conversation, role="assistant")
+    url = f"/c/{conversation.pk}/m/{assistant.pk}/stream"
+    reads = []
+    read = reading.final_event
+    monkeypatch.setattr(reading, "final_event", lambda *a, **k: reads.append(a) or read(*a, **k))
+    tabs = await asyncio.gather(*(alice_async.get(url) for _ in range(2)))
+    following = await asyncio.gather(*(read_events(tab) for tab in tabs))
+    later = await read_events(await alice_async.get(url))
+    finals = [events[-1] for events in (*following, later)]
+    assert [final["event"] for final in finals] == ["done"] * 3
+    assert finals[0]["data"] == finals[1]["data"] == later[-1]["data"]
+    assert "<strong>two</strong>" in later[-1]["data"]
+    assert "status-complete" in later[-1]["data"] and "aria-busy" not in later[-1]["data"]
+    assert len(reads) == 1  # the later reader's: the two who followed it read nothing
+
+
+async def test_a_regenerated_answer_ends_on_a_bubble_with_its_versions(
+    alice_async, conversation, provider
+):
+    provider.scripts = [words("first answer"), words("second answer", pause=0.05)]
+    await post_message(alice_async, conversation)
+    first = await wait_until_final(
+        (await Message.objects.aget(conversation=conversation, role="assistant")).pk
+    )
+    await alice_async.post(
+        f"/c/{conversation.pk}/m/{first.pk}/retry", headers={"HX-Request": "true"}
+    )
+    second = await Message.objects.filter(conversation=conversation).alatest("seq")
+    events = await read_events(await alice_async.get(f"/c/{conversation.pk}/m/{second.pk}/stream"))
+    assert events[-1]["event"] == "done"
+    assert "second answer" in events[-1]["data"]
+    assert "2 / 2" in events[-1]["data"]  # the version switcher, as a reload shows it
+
+
+async def test_a_stop_that_comes_while_the_answer_is_written_leaves_its_bubble_to_the_database(
+    alice_async, conversation, provider
+):
+    """A moderator's hide stops an answer; if it ends at that instant, the bubble its
+    generator rendered (with the text) is dropped, and readers read the hidden one."""
+    stream = get_runtime().hub.open("0" * 32)
+    stream.task = asyncio.get_running_loop().create_future()  # generated here
+    stream.finishing = True
+    stream.final_event = "event: done\ndata: the text\n\n"
+    try:
+        assert get_runtime().stop_here(stream.message_id)
+        assert stream.final_event is None and stream.stop_requested
+    finally:
+        stream.task.cancel()
+        get_runtime().hub.close(stream)

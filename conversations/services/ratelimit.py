@@ -11,7 +11,6 @@ from django.core.cache import DEFAULT_CACHE_ALIAS, caches
 from redis.exceptions import RedisError
 
 from chatsite.redis_cache import SharedRedisCache
-from conversations.models import Message
 
 log = logging.getLogger(__name__)
 
@@ -22,14 +21,10 @@ class RateLimited(Exception):
     retry_after: int  # seconds
 
 
-def check_send_allowed(*, user_id: int) -> None:
-    """Raise RateLimited when the user may not start another answer right now."""
+def check_send_allowed(*, user_id: int, live: int) -> None:
+    """Raise RateLimited when the user may not start another answer right now. `live`: the
+    user's answers being written, read under their lock (sending.Position)."""
     chat = settings.CHAT
-    live = Message.objects.filter(
-        conversation__owner_id=user_id,
-        role=Message.Role.ASSISTANT,
-        status__in=Message.LIVE_STATUSES,
-    ).count()
     if live >= chat["CONCURRENT_STREAMS"]:
         raise RateLimited(
             f"You already have {live} answers streaming. Wait for one to finish or stop it.",

@@ -10,8 +10,7 @@ from uuid import UUID
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
-from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef, Subquery
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from conversations import branches
@@ -226,7 +225,8 @@ def retry_reply(*, message: Message, launch: Launch | None) -> RetryResult:
     endpoint, model = model_choice.answering(conversation)
     with transaction.atomic():
         sender = _lock_sender(conversation)
-        seq, leaf_id, _live = _next_seq_and_leaf(conversation)
+        position = _position(conversation)
+        seq, leaf_id = position.seq, position.leaf_id
         if leaf_id != message.pk:
             # A sibling answer at the end: the one a first click (in any tab) just made.
             siblings = conversation.messages.filter(parent_id=message.parent_id, role=message.role)
@@ -235,7 +235,7 @@ def retry_reply(*, message: Message, launch: Launch | None) -> RetryResult:
                 return RetryResult(leaf, created=False)  # the first click's answer
             raise RetryRefused("Only the last answer can be retried.")
         moderation.ensure_can_send(conversation, owner_active=sender.active)
-        check_send_allowed(user_id=conversation.owner_id)
+        check_send_allowed(user_id=conversation.owner_id, live=position.owner_live)
         if sender.has_quota:
             quotas.check_quota(user_id=conversation.owner_id)
         reply = Message.objects.create(
@@ -270,16 +270,17 @@ def _ask(
             with transaction.atomic():
                 sender = _lock_sender(conversation)
                 moderation.ensure_can_send(conversation, owner_active=sender.active)
+                position = _position(conversation)
                 if attempt == 0:
-                    check_send_allowed(user_id=conversation.owner_id)
+                    check_send_allowed(user_id=conversation.owner_id, live=position.owner_live)
                     if sender.has_quota:  # one query more, only for those with a quota
                         quotas.check_quota(user_id=conversation.owner_id)
-                seq, leaf_id, live = _next_seq_and_leaf(conversation)
-                if live and edit_of is not None:
+                if position.live_here and edit_of is not None:
                     raise EditRefused(EDIT_WHILE_LIVE)
-                if live:
+                if position.live_here:
                     raise AnswerInProgress(SEND_WHILE_LIVE)
-                parent_id = edit_of.parent_id if edit_of is not None else leaf_id
+                seq = position.seq
+                parent_id = edit_of.parent_id if edit_of is not None else position.leaf_id
                 # An edit's new version keeps the question's files (no query without any).
                 carried = attaching.carried_by_edit(edit_of) if edit_of is not None else []
                 user_message = Message(
@@ -301,6 +302,7 @@ def _ask(
                     provider=endpoint,
                     model=model,
                 )
+                assistant.only_version = True
                 Message.objects.bulk_create([user_message, assistant])  # one INSERT
                 if attachments:
                     attaching.attach(message=user_message, attachments=attachments)
@@ -373,24 +375,46 @@ def _existing_send(conversation: Conversation, client_id: uuid.UUID) -> SendResu
     return SendResult(user_message, assistant, created=False)
 
 
-def _next_seq_and_leaf(conversation: Conversation) -> tuple[int, UUID | None, bool]:
-    """The next seq, the leaf the conversation shows and whether an answer in it is still
-    being written, in one statement, read under the sender's lock. A leaf is kept on every
-    write; a conversation without one (imported bare, or emptied by hand) continues after
-    its latest message."""
-    top = Message.objects.filter(conversation=OuterRef("pk")).order_by("-seq")
-    live = Message.objects.filter(conversation=OuterRef("pk"), status__in=Message.LIVE_STATUSES)
-    leaf_id, latest_id, latest_seq, is_live = (
-        Conversation.objects.filter(pk=conversation.pk)
-        .values_list(
-            "current_leaf_id",
-            Subquery(top.values("id")[:1]),
-            Subquery(top.values("seq")[:1]),
-            Exists(live),
-        )
-        .get()
+class Position(NamedTuple):
+    """Where a conversation's next message goes, and what is being written meanwhile."""
+
+    seq: int  # the next seq
+    leaf_id: UUID | None  # the message the conversation shows last: the next one follows it
+    live_here: bool  # an answer in this conversation is still being written
+    owner_live: int  # the owner's answers being written, in all their conversations
+
+
+# Every send, retry and edit runs it under the sender's lock: written out, as the ORM spent
+# about a millisecond of CPU compiling its subqueries each time (and a count apart). It must
+# come after the lock (not inside the locking statement): a statement waiting for a lock
+# reads the snapshot taken before it was granted, so two racing sends would see one seq.
+_MESSAGE, _CONVERSATION = Message._meta.db_table, Conversation._meta.db_table
+_POSITION_SQL = f"""
+SELECT c.current_leaf_id,
+    (SELECT m.id FROM {_MESSAGE} m WHERE m.conversation_id = c.id ORDER BY m.seq DESC LIMIT 1),
+    (SELECT MAX(m.seq) FROM {_MESSAGE} m WHERE m.conversation_id = c.id),
+    EXISTS (SELECT 1 FROM {_MESSAGE} m WHERE m.conversation_id = c.id AND m.status IN (%s, %s)),
+    (SELECT COUNT(*) FROM {_MESSAGE} m JOIN {_CONVERSATION} o ON o.id = m.conversation_id
+        WHERE o.owner_id = c.owner_id AND m.role = %s AND m.status IN (%s, %s))
+FROM {_CONVERSATION} c WHERE c.id = %s
+"""
+
+
+def _position(conversation: Conversation) -> Position:
+    """Read under the sender's lock. A leaf is kept on every write; a conversation without
+    one (imported bare, or emptied by hand) continues after its latest message."""
+    live = list(Message.LIVE_STATUSES)
+    pk = Conversation._meta.pk.get_db_prep_value(conversation.pk, connection)  # type: ignore[union-attr]
+    with connection.cursor() as cursor:
+        cursor.execute(_POSITION_SQL, [*live, Message.Role.ASSISTANT, *live, pk])
+        leaf_id, latest_id, latest_seq, live_here, owner_live = cursor.fetchone()
+    leaf = leaf_id or latest_id
+    return Position(
+        seq=(latest_seq or 0) + 1,
+        leaf_id=leaf if leaf is None or isinstance(leaf, UUID) else UUID(leaf),
+        live_here=bool(live_here),
+        owner_live=owner_live,
     )
-    return (latest_seq or 0) + 1, leaf_id or latest_id, bool(is_live)
 
 
 def _touch(conversation: Conversation, *, leaf: Message, first_text: str = "") -> None:

@@ -24,6 +24,7 @@ from django.core.files.storage import default_storage
 from django.utils import timezone
 
 from conversations import branches, metrics
+from conversations.live_markdown import LiveMarkdown
 from conversations.models import Attachment, Message
 from conversations.providers import (
     ChatTurn,
@@ -34,7 +35,7 @@ from conversations.providers import (
     catalog,
 )
 from conversations.providers.base import TurnFile
-from conversations.streaming import titling
+from conversations.streaming import reading, titling
 from conversations.streaming.hub import LiveStream
 from conversations.streaming.runtime import get_runtime
 from conversations.streaming.usage import record_usage
@@ -280,7 +281,12 @@ async def _finish(
     usage = result.usage
     runtime = get_runtime()
     try:
-        await _final_write(message, stream, outcome, usage, timings)
+        # A complete answer's bubble is rendered once, here, for every reader of this process
+        # (none followed it: nobody to render it for); its live Markdown is brought up to
+        # date on the loop, where readers use it.
+        complete = outcome.status == Message.Status.COMPLETE
+        view = stream.markdown() if complete and stream.followed else None
+        await _final_write(message, stream, outcome, usage, timings, view)
         try:
             if runtime.relay is not None:
                 await runtime.relay.publish_end(stream, outcome.status)
@@ -292,23 +298,32 @@ async def _finish(
 
 @sync_to_async
 def _final_write(
-    message: Message, stream: LiveStream, outcome: Outcome, usage: Usage, timings: Timings
+    message: Message,
+    stream: LiveStream,
+    outcome: Outcome,
+    usage: Usage,
+    timings: Timings,
+    view: LiveMarkdown | None,
 ) -> None:
-    """The answer's final state, then the usage it adds (what quotas count), in one thread
-    hop. Not one transaction: a failed usage row is logged and never costs the answer."""
+    """The answer's final state, the usage it adds (what quotas count) and, for a complete
+    answer, its final bubble for the readers here (`view`: its live Markdown), in one thread
+    hop. Not one transaction: a failed usage row or render is logged, never costs the answer."""
     message_id = str(message.pk)
+    final = {
+        "content": stream.text,
+        "reasoning": stream.reasoning,
+        "status": outcome.status,
+        "error": outcome.error,
+        "error_id": outcome.error_id,
+        "finish_reason": usage.finish_reason or outcome.status,
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        **timings.saved(),
+        "updated_at": timezone.now(),
+    }
     try:
         written = Message.objects.filter(pk=message_id, status=Message.Status.STREAMING).update(
-            content=stream.text,
-            reasoning=stream.reasoning,
-            status=outcome.status,
-            error=outcome.error,
-            error_id=outcome.error_id,
-            finish_reason=usage.finish_reason or outcome.status,
-            prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens,
-            **timings.saved(),
-            updated_at=timezone.now(),
+            **final
         )
         if not written:  # deleted, or swept as stale: say so rather than pass silently
             log.warning("final write found no streaming answer", extra={"message_id": message_id})
@@ -327,6 +342,14 @@ def _final_write(
         )
     except Exception:
         log.exception("usage not recorded", extra={"message_id": message_id})
+    if view is None:
+        return
+    try:  # the message as just written: the same bubble a reader would read and render
+        for name, value in final.items():
+            setattr(message, name, value)
+        stream.final_event = reading.bubble_event(message, view=view)
+    except Exception:
+        log.exception("final bubble not rendered", extra={"message_id": message_id})
 
 
 def _files_of(message_ids: list[UUID]) -> dict[UUID, tuple[TurnFile, ...]]:

@@ -39,6 +39,9 @@ class LiveStream:
     finished: bool = False
     stop_requested: bool = False
     finishing: bool = False  # the generator is writing the final state
+    # The finished answer's `done` event, rendered once by its generator with the final
+    # write (generation._final_write): its readers here need no query. None: they read it.
+    final_event: str | None = None
     task: asyncio.Task | None = None
     _waiters: list[asyncio.Future] = field(default_factory=list)
     _on_dirty: Callable[[LiveStream], None] | None = None
@@ -96,6 +99,11 @@ class LiveStream:
         if self._markdown.length < self.length:
             self._markdown.feed(self.read_from(self._markdown.length))
         return self._markdown
+
+    @property
+    def followed(self) -> bool:
+        """Whether a reader has followed it live here (and so may want its final bubble)."""
+        return self._markdown is not None
 
     @property
     def is_mirror(self) -> bool:

@@ -44,12 +44,18 @@ def final_event(message_id: str, view: LiveMarkdown | None = None) -> str:
             message = Message.objects.select_related("conversation").get(pk=message_id)
         except Message.DoesNotExist:  # its conversation was deleted: the bubble goes away
             return sse.frame("done", "", event_id=0)
-        event = "error" if message.status == Message.Status.ERROR else "done"
-        # The final bubble keeps the version switcher the live one had (a regenerate's).
-        html = render_message(branches.with_versions(message), view=view)
-        return sse.frame(event, html, event_id=len(message.content))
+        return bubble_event(message, view=view)
     finally:
         release_connections()
+
+
+def bubble_event(message: Message, *, view: LiveMarkdown | None = None) -> str:
+    """A finished answer's last event: `done` (or `error`) with its bubble, which keeps the
+    version switcher the live one had (a regenerate's)."""
+    event = "error" if message.status == Message.Status.ERROR else "done"
+    if not message.only_version:
+        branches.with_versions(message)
+    return sse.frame(event, render_message(message, view=view), event_id=len(message.content))
 
 
 async def stream_events(message: Message, *, last_event_id: str | None) -> AsyncGenerator[str]:
@@ -146,7 +152,10 @@ async def live_events(stream: LiveStream, *, last_event_id: str | None) -> Async
             # answer is now marked interrupted.) One that grew is alive: no query.
             stream.is_mirror and stream.progress == heard and not await still_live(message_id)
         ):
-            yield await final_event(message_id, stream.markdown())
+            if stream.final_event is not None and not stream.stop_requested:
+                yield stream.final_event  # its generator's render, made with the final write
+            else:
+                yield await final_event(message_id, stream.markdown())
             return
         heard = stream.progress
         yield sse.comment()

@@ -55,6 +55,10 @@ class Runtime:
         if stream is None or task is None or task.done():
             return False
         if stream.finishing:  # the final write is under way: the answer is ending anyway
+            # ... but what stopped it (a moderator's hide) may change its final bubble:
+            # its readers read it from the database.
+            stream.stop_requested = True
+            stream.final_event = None
             return True
         stream.stop_requested = True
         task.cancel()
