@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from uuid import UUID
 
 from asgiref.sync import sync_to_async
@@ -17,6 +18,11 @@ from conversations.models import Message
 from conversations.streaming.hub import LiveStream
 
 log = logging.getLogger(__name__)
+
+# The rounds' own thread. In the one thread that every generation's sync work shares
+# (sync_to_async's default), a round over 1,000 answers held it while each answer starting
+# meanwhile waited to read its context, its first token late by that much.
+_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoints")
 
 
 class CheckpointWriter:
@@ -62,9 +68,15 @@ class CheckpointWriter:
             if texts:
                 try:
                     with metrics.CHECKPOINT_WRITE.time():
-                        await sync_to_async(write_checkpoints)(texts)
+                        await _in_own_thread(texts)
                 except Exception:
                     log.exception("checkpoint write failed", extra={"messages": len(texts)})
+
+
+@sync_to_async(thread_sensitive=False, executor=_THREAD)
+def _in_own_thread(texts: dict[str, tuple[str, str]]) -> None:
+    connection.close_if_unusable_or_obsolete()  # a database restart: the next round reconnects
+    write_checkpoints(texts)
 
 
 def write_checkpoints(texts: dict[str, tuple[str, str]]) -> None:
