@@ -102,8 +102,9 @@ class LiveStream:
 
     @property
     def followed(self) -> bool:
-        """Whether a reader has followed it live here (and so may want its final bubble)."""
-        return self._markdown is not None
+        """Whether a reader follows it here (and so may want its final bubble): one waits
+        for it, or one has read its Markdown."""
+        return bool(self._waiters) or self._markdown is not None
 
     @property
     def is_mirror(self) -> bool:
