@@ -373,6 +373,7 @@ CHAT: ChatSettings = {
     # Rate limits.
     "MESSAGES_PER_MINUTE": env_int("CHAT_MESSAGES_PER_MINUTE", 20),
     "CONCURRENT_STREAMS": env_int("CHAT_CONCURRENT_STREAMS", 3),
+    "UPLOADS_PER_MINUTE": env_int("CHAT_UPLOADS_PER_MINUTE", 30),
     "CONVERSATIONS_PER_PAGE": 50,
     "MESSAGES_PER_PAGE": 50,
     # Attachments (conversations/services/attachments.py): bytes per file, files per message,

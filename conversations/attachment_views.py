@@ -17,6 +17,7 @@ from conversations.http import SignedInRequest
 from conversations.models import Attachment
 from conversations.selectors import attachment_for
 from conversations.services import attachments, sharing
+from conversations.services.ratelimit import RateLimited, check_upload_allowed
 
 
 @login_required
@@ -24,6 +25,12 @@ from conversations.services import attachments, sharing
 def attachment_upload(request: SignedInRequest) -> JsonResponse:
     """One file, checked and stored unattached: its id goes with the send. A refusal is a
     400 whose `error` says why; nothing is stored then."""
+    try:  # before the body is read: a refused upload costs no parsing
+        check_upload_allowed(user_id=request.user.pk)
+    except RateLimited as exc:
+        response = JsonResponse({"error": exc.message}, status=429)
+        response["Retry-After"] = str(exc.retry_after)
+        return response
     upload = request.FILES.get("file")
     if upload is None:
         return JsonResponse({"error": "Choose a file to attach."}, status=400)

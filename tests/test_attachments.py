@@ -7,6 +7,7 @@ import base64
 import io
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -20,7 +21,7 @@ from conversations.models import Attachment, Conversation, Message
 from conversations.providers import ChatTurn, StreamResult
 from conversations.providers.base import TurnFile
 from conversations.providers.demo import DemoProvider
-from conversations.services import sharing
+from conversations.services import ratelimit, sharing
 from tests.streams import send_data, wait_until_final
 
 HTMX = {"HX-Request": "true"}
@@ -812,3 +813,19 @@ async def test_an_edit_keeps_the_questions_files_and_their_bytes_go_with_the_las
     assert len(stored_files(media)) == 2
     await alice_async.post(f"/c/{conversation.pk}/delete")
     assert stored_files(media) == []
+
+
+def test_uploads_past_the_per_minute_limit_are_refused_with_when_and_store_nothing(
+    alice_client, media, settings, monkeypatch
+):
+    settings.CHAT = {**settings.CHAT, "UPLOADS_PER_MINUTE": 2}
+    # Inside one minute's window (30 s in), however slow the machine: the window is fixed.
+    monkeypatch.setattr(ratelimit, "time", SimpleNamespace(time=lambda: 1_700_000_010.0))
+    for name in ("a.txt", "b.txt"):
+        assert upload(alice_client, name, b"fine").status_code == 201
+    refused = upload(alice_client, "c.txt", b"one too many")
+    assert refused.status_code == 429
+    assert "Limit of 2 uploads per minute reached. Try again in" in refused.json()["error"]
+    assert refused["Retry-After"] == "30"
+    assert sorted(Attachment.objects.values_list("name", flat=True)) == ["a.txt", "b.txt"]
+    assert len(stored_files(media)) == 2

@@ -38,6 +38,17 @@ def check_send_allowed(*, user_id: int, live: int) -> None:
     )
 
 
+def check_upload_allowed(*, user_id: int) -> None:
+    """Raise RateLimited when the user uploads faster than CHAT_UPLOADS_PER_MINUTE: each
+    upload is read, sniffed and stored before any send names it."""
+    _hit_window(
+        key=f"rl:upload:{user_id}",
+        limit=settings.CHAT["UPLOADS_PER_MINUTE"],
+        window=60,
+        what="uploads per minute",
+    )
+
+
 def _hit_window(*, key: str, limit: int, window: int, what: str) -> None:
     """Fixed window counter: one atomic increment per hit."""
     now = int(time.time())
