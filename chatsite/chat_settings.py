@@ -34,6 +34,7 @@ class ChatSettings(TypedDict):
     STALE_STREAM_SECONDS: float
     MESSAGES_PER_MINUTE: int
     CONCURRENT_STREAMS: int
+    UPLOADS_PER_MINUTE: int
     CONVERSATIONS_PER_PAGE: int
     MESSAGES_PER_PAGE: int
     ATTACHMENT_MAX_BYTES: int

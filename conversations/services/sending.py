@@ -404,7 +404,7 @@ def _position(conversation: Conversation) -> Position:
     """Read under the sender's lock. A leaf is kept on every write; a conversation without
     one (imported bare, or emptied by hand) continues after its latest message."""
     live = list(Message.LIVE_STATUSES)
-    pk = Conversation._meta.pk.get_db_prep_value(conversation.pk, connection)  # type: ignore[union-attr]
+    pk = Conversation._meta.pk.get_db_prep_value(conversation.pk, connection)
     with connection.cursor() as cursor:
         cursor.execute(_POSITION_SQL, [*live, Message.Role.ASSISTANT, *live, pk])
         leaf_id, latest_id, latest_seq, live_here, owner_live = cursor.fetchone()
