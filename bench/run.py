@@ -259,17 +259,22 @@ def admin_url(database_url: str) -> tuple[str, str]:
     return f"{base}/postgres", name
 
 
-def prepare_database(
-    args, env: dict[str, str], work: Path, slots: int, *, heavy: bool = True
-) -> dict:
-    admin, name = admin_url(args.database_url)
+def recreate_database(database_url: str, env: dict[str, str]) -> None:
+    """Drop the benchmark's database, make it anew and migrate it (`env`: the app's)."""
+    admin, name = admin_url(database_url)
     if not name.startswith("bench"):
         raise SystemExit(f"refusing to recreate database {name!r}: its name must start with bench")
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
-    manage = [sys.executable, "manage.py"]
-    subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
+    manage = [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"]
+    subprocess.run(manage, cwd=ROOT, env=env, check=True)
+
+
+def prepare_database(
+    args, env: dict[str, str], work: Path, slots: int, *, heavy: bool = True
+) -> dict:
+    recreate_database(args.database_url, env)
     seed_path = work / "seed.json"
     subprocess.run(
         [

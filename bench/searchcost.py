@@ -21,14 +21,10 @@ import argparse
 import os
 import random
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 
-import psycopg
-
-from bench.run import ROOT, admin_url, python_speed
+from bench.run import python_speed, recreate_database
 
 ROUNDS = 30
 WRITES = 300
@@ -48,12 +44,6 @@ def main() -> None:
     parser.add_argument("--conversations", type=int, default=10_000)
     parser.add_argument("--messages", type=int, default=200_000)
     args = parser.parse_args()
-    admin, name = admin_url(args.database_url)
-    if not name.startswith("bench"):
-        raise SystemExit(f"refusing to recreate database {name!r}: its name must start with bench")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "chatsite.settings",
@@ -63,8 +53,7 @@ def main() -> None:
         "LOG_LEVEL": "WARNING",
     }
     env.pop("REDIS_URL", None)
-    manage = [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"]
-    subprocess.run(manage, cwd=ROOT, env=env, check=True)
+    recreate_database(args.database_url, env)
     os.environ.update(env)
     import django
 
@@ -205,7 +194,7 @@ def _reads(searcher) -> None:
         with connection.cursor() as cursor:
             for _ in range(10):
                 fresh += 1
-                cursor.execute(_INSERT, [chat_id, 10_000 + fresh, "assistant", fresh_text])
+                cursor.execute(*_insert(chat_id, 10_000 + fresh, "assistant", fresh_text))
         started = time.perf_counter()
         search.search(searcher, words[200])
         return time.perf_counter() - started
@@ -245,12 +234,20 @@ def _reads(searcher) -> None:
     print(f"{'ranked 200th, 10 answers new':<34} {'':>8} {median:>8.1f} / {p95:>5.1f}")
 
 
-_INSERT = (
-    "INSERT INTO conversations_message (id, conversation_id, seq, role, content, status, error,"
-    " error_id, finish_reason, provider, model, flagged, hidden, moderation_reason, created_at,"
-    " updated_at) VALUES (gen_random_uuid(), %s, %s, %s, %s, 'complete', '', '', '', '', '',"
-    " false, false, '', now(), now())"
-)
+def _insert(conversation_id: object, seq: int, role: str, content: str) -> tuple[str, list]:
+    """A finished message's INSERT for the cursor, and its values: every column, the rest at
+    the model's defaults, so the statement keeps up with the migrations (a list written out
+    here fell behind the model's new NOT NULL columns)."""
+    from django.db import connection
+
+    from conversations.models import Message
+
+    message = Message(conversation_id=conversation_id, seq=seq, role=role, content=content)
+    fields = Message._meta.concrete_fields
+    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    values = [field.get_db_prep_save(field.pre_save(message, True), connection) for field in fields]
+    marks = ", ".join(["%s"] * len(fields))
+    return f"INSERT INTO {Message._meta.db_table} ({columns}) VALUES ({marks})", values
 
 
 def _writes() -> None:
@@ -288,8 +285,9 @@ def _writes() -> None:
         total = 0.0
         with connection.cursor() as cursor:
             for i, (_pk, conversation) in enumerate(rows):
+                statement = _insert(conversation, top + offset + i, "user", answer[:300])
                 started = time.perf_counter()
-                cursor.execute(_INSERT, [conversation, top + offset + i, "user", answer[:300]])
+                cursor.execute(*statement)
                 total += time.perf_counter() - started
         return 1e6 * total / len(rows)
 
