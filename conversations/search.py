@@ -162,7 +162,7 @@ def highlight(text: str, terms: Terms, width: int | None = SNIPPET_CHARS) -> lis
 
 
 def _uuid(value: object) -> uuid.UUID:
-    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+    return Message._meta.pk.to_python(value)  # SQLite's are text
 
 
 # Both backends answer (conversation id, best message id or NULL, title matched), ordered

@@ -408,10 +408,9 @@ def _position(conversation: Conversation) -> Position:
     with connection.cursor() as cursor:
         cursor.execute(_POSITION_SQL, [*live, Message.Role.ASSISTANT, *live, pk])
         leaf_id, latest_id, latest_seq, live_here, owner_live = cursor.fetchone()
-    leaf = leaf_id or latest_id
     return Position(
         seq=(latest_seq or 0) + 1,
-        leaf_id=leaf if leaf is None or isinstance(leaf, UUID) else UUID(leaf),
+        leaf_id=Message._meta.pk.to_python(leaf_id or latest_id),  # SQLite's are text
         live_here=bool(live_here),
         owner_live=owner_live,
     )
