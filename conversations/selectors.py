@@ -10,10 +10,12 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.paginator import Page, Paginator
 from django.db.models import Q, QuerySet
+from django.http import Http404
 from django.shortcuts import aget_object_or_404, get_object_or_404
 
 from conversations.branches import Tree, shown_path
 from conversations.models import Attachment, Conversation, Message, Preset
+from conversations.prepared import PreparedModel
 
 
 def conversations_of(user: User) -> QuerySet[Conversation]:
@@ -21,8 +23,20 @@ def conversations_of(user: User) -> QuerySet[Conversation]:
     return Conversation.objects.filter(owner=user, archived=False, hidden=False)
 
 
+# Every page and send of a conversation reads it: prepared, as compiling it cost more CPU
+# than running it.
+_CONVERSATION = PreparedModel(
+    lambda pk, owner: Conversation.objects.filter(id=pk, owner_id=owner),
+    pk=Conversation._meta.pk,
+    owner=Conversation._meta.get_field("owner"),
+)
+
+
 def conversation_for(user: User, conversation_id: UUID) -> Conversation:
-    return get_object_or_404(Conversation, id=conversation_id, owner=user)
+    conversation = _CONVERSATION.first(pk=conversation_id, owner=user.pk)
+    if conversation is None:
+        raise Http404("No conversation matches the given query.")
+    return conversation
 
 
 def message_for(user: User, conversation_id: UUID, message_id: UUID) -> Message:

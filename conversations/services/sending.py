@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from conversations import branches
 from conversations.models import Attachment, Conversation, Message, Preset
+from conversations.prepared import Prepared
 from conversations.providers.catalog import ModelChoice
 from conversations.services import attachments as attaching
 from conversations.services import model_choice, moderation, quotas, sync
@@ -360,10 +361,20 @@ def _lock_sender(conversation: Conversation) -> Sender:
     return _lock_user(conversation.owner_id)
 
 
+_LOCK_USER = Prepared(
+    lambda pk: (
+        get_user_model()
+        .objects.select_for_update()
+        .filter(pk=pk)
+        .annotate(has_quota=quotas.applies())
+        .values_list("is_active", "has_quota")
+    ),
+    pk=get_user_model()._meta.pk,
+)
+
+
 def _lock_user(user_id: int) -> Sender:
-    owner = get_user_model().objects.select_for_update().filter(pk=user_id)
-    row = owner.annotate(has_quota=quotas.applies()).values_list("is_active", "has_quota")
-    active, has_quota = row.first() or (False, False)
+    active, has_quota = _LOCK_USER.first(pk=user_id) or (False, False)
     return Sender(active=bool(active), has_quota=bool(has_quota))
 
 

@@ -1,0 +1,143 @@
+"""Prepared queries (conversations/prepared.py): the statements every request and send runs,
+compiled once. They must read what the ORM reads, on SQLite and on PostgreSQL alike."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.conf import settings
+from django.contrib.sessions.models import Session
+from django.db import transaction
+from django.db.models import Q
+from django.db.transaction import TransactionManagementError
+from django.http import Http404
+from django.utils import timezone
+
+from conversations.models import Conversation, Quota
+from conversations.prepared import Prepared, PreparedModel
+from conversations.selectors import conversation_for
+from conversations.services import sending
+from tests.conftest import PASSWORD
+
+
+def _concrete(instance) -> dict:
+    return {f.attname: getattr(instance, f.attname) for f in type(instance)._meta.concrete_fields}
+
+
+@pytest.mark.django_db
+def test_a_prepared_conversation_is_the_one_the_orm_reads(alice, conversation):
+    Conversation.objects.filter(pk=conversation.pk).update(
+        title="Trip notes", temperature=0.7, pinned=True, system_prompt="Be brief."
+    )
+    expected = Conversation.objects.get(pk=conversation.pk)
+
+    for _ in range(2):  # compiled at the first, reused at the second
+        found = conversation_for(alice, conversation.pk)
+        assert _concrete(found) == _concrete(expected)
+        assert type(found.id) is type(expected.id)  # a UUID, though SQLite hands back text
+        assert found.updated_at.tzinfo is not None
+    assert found._state.db == "default" and not found._state.adding
+
+    found.title = "Renamed"
+    found.save(update_fields=["title"])  # an UPDATE of the row read, not a second row
+    assert Conversation.objects.get(pk=conversation.pk).title == "Renamed"
+
+
+@pytest.mark.django_db
+def test_someone_elses_or_a_missing_conversation_is_a_404(alice, bob, conversation):
+    with pytest.raises(Http404):
+        conversation_for(bob, conversation.pk)
+    conversation.delete()
+    with pytest.raises(Http404):
+        conversation_for(alice, conversation.pk)
+
+
+@pytest.mark.django_db
+def test_the_senders_lock_reads_activity_and_quota(alice):
+    with transaction.atomic():
+        assert sending._lock_user(alice.pk) == sending.Sender(active=True, has_quota=False)
+    Quota.objects.create(user=alice, daily_tokens=1000)
+    alice.is_active = False
+    alice.save()
+    with transaction.atomic():
+        assert sending._lock_user(alice.pk) == sending.Sender(active=False, has_quota=True)
+        assert sending._lock_user(alice.pk + 1000) == sending.Sender(active=False, has_quota=False)
+
+
+@pytest.mark.django_db(transaction=True)  # each test's own transaction would hide the refusal
+def test_a_lock_outside_a_transaction_is_refused_as_the_orm_refuses_it(alice):
+    lock = Prepared(
+        lambda pk: Conversation.objects.select_for_update().filter(owner_id=pk).values_list("id"),
+        pk=Conversation._meta.get_field("owner"),
+    )
+    if not transaction.get_connection().features.has_select_for_update:
+        pytest.skip("SQLite has no FOR UPDATE: the ORM ignores it there")
+    with pytest.raises(TransactionManagementError):
+        lock.first(pk=alice.pk)  # before it was ever compiled
+    with transaction.atomic():
+        assert lock.first(pk=alice.pk) is None
+    with pytest.raises(TransactionManagementError):
+        lock.first(pk=alice.pk)  # and once compiled
+
+
+@pytest.mark.django_db
+def test_a_query_whose_sql_depends_on_the_value_is_refused(alice):
+    pk = Conversation._meta.pk
+    unused = Prepared(lambda pk: Conversation.objects.values_list("id"), pk=pk)
+    with pytest.raises(ValueError, match="0 times"):
+        unused.first(pk=alice.pk)
+    twice = Prepared(
+        lambda pk: Conversation.objects.filter(Q(id=pk) | Q(current_leaf_id=pk)).values_list("id"),
+        pk=pk,
+    )
+    with pytest.raises(ValueError, match="2 times"):
+        twice.first(pk=alice.pk)
+
+
+@pytest.mark.django_db
+def test_all_returns_every_matching_row(alice, bob):
+    first = Conversation.objects.create(owner=alice, title="a")
+    second = Conversation.objects.create(owner=alice, title="b")
+    Conversation.objects.create(owner=bob, title="c")
+    owned = PreparedModel(
+        lambda owner: Conversation.objects.filter(owner_id=owner).order_by("title"),
+        owner=Conversation._meta.get_field("owner"),
+    )
+    assert [c.pk for c in owned.all(owner=alice.pk)] == [first.pk, second.pk]
+    assert owned.all(owner=alice.pk + 1000) == []
+
+
+def _login(client, user) -> str:
+    assert client.login(username=user.username, password=PASSWORD)
+    return client.cookies[settings.SESSION_COOKIE_NAME].value
+
+
+@pytest.mark.django_db
+def test_a_login_lasts_across_requests(client, alice):
+    _login(client, alice)
+    for _ in range(2):
+        assert client.get("/").status_code == 200
+        assert client.get("/").wsgi_request.user == alice
+
+
+@pytest.mark.django_db
+def test_an_expired_session_logs_out_and_gets_a_new_key(client, alice):
+    key = _login(client, alice)
+    Session.objects.filter(session_key=key).update(
+        expire_date=timezone.now() - dt.timedelta(seconds=1)
+    )
+    response = client.get("/")
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+    assert not response.wsgi_request.user.is_authenticated
+    client.get(response["Location"])  # the login page writes a session of its own
+    assert client.cookies[settings.SESSION_COOKIE_NAME].value != key
+
+
+@pytest.mark.django_db
+def test_an_unknown_session_key_is_anonymous(client, alice):
+    _login(client, alice)
+    client.cookies[settings.SESSION_COOKIE_NAME] = "not-a-session-anyone-has-got"
+    response = client.get("/")
+    assert response.status_code == 302
+    assert not response.wsgi_request.user.is_authenticated
