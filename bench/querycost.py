@@ -3,11 +3,13 @@
     .venv/bin/python -m bench.querycost      # about 30 seconds
 
 A chat start runs 13 statements (the session, the user, the conversation, the send's
-transaction, the model's context, the final write, the final bubble). This times the
-send's own reads three ways on the same connection: as the app writes them (the ORM), the
-same SQL through Django's cursor, and through psycopg directly. The difference is the
+transaction, the model's context, the final write, the final bubble). This times reads of
+a start four ways on the same connection: through the ORM, prepared (the queryset compiled
+once, conversations/prepared.py, as the app runs the session, conversation and lock reads),
+the same SQL through Django's cursor, and through psycopg directly. The ORM's excess is the
 price of building SQL per call; the last column is the floor any Python code pays for a
-round trip. Uses its own database (`bench_startcost`, recreated) and no server.
+round trip. All run inside one transaction (the lock needs one). Uses its own database
+(`bench_startcost`, recreated) and no server.
 """
 
 from __future__ import annotations
@@ -39,64 +41,85 @@ def main() -> None:
 
     django.setup()
     print(f"querycost: Python loop {python_speed()} ms (host speed)")
-    print(f"{'statement':<34} {'ORM':>8} {'Django cursor':>14} {'psycopg':>8}  (us CPU each)")
-    for name, ways in _statements(seed["slots"][0]["conversation"]).items():
-        figures = [_cpu_per_call(way) for way in ways]
-        print(f"{name:<34} {figures[0]:>8.0f} {figures[1]:>14.0f} {figures[2]:>8.0f}")
+    from django.db import transaction
+
+    print(f"{'statement':<30} {'ORM':>6} {'prepared':>9} {'Django cursor':>14} {'psycopg':>8}")
+    with transaction.atomic():
+        for name, ways in _statements(seed["slots"][0]["conversation"]).items():
+            orm, prepared, cursor, psycopg = (_cpu_per_call(way) for way in ways)
+            print(f"{name:<30} {orm:>6.0f} {prepared:>9.0f} {cursor:>14.0f} {psycopg:>8.0f}")
+    print("(microseconds of CPU per call, best of 3 rounds of 2000)")
 
 
 def _statements(conversation_id: str) -> dict[str, tuple[Callable[[], object], ...]]:
-    """Each of the send's reads, written the app's way, as SQL for Django's cursor, and for
-    psycopg (the same SQL, on the connection Django opened)."""
+    """Each read as a queryset, run through the ORM and prepared; its compiled SQL through
+    Django's cursor, and through psycopg (on the connection Django opened)."""
     from django.contrib.auth import get_user_model
+    from django.contrib.sessions.models import Session
     from django.db import connection
-    from django.db.models import Max
+    from django.db.models.query import ModelIterable
+    from django.utils import timezone
 
-    from conversations.models import Conversation, Message
+    from conversations.models import Conversation
+    from conversations.prepared import Prepared, PreparedModel
+    from conversations.services import quotas
 
     conversation = Conversation.objects.get(pk=conversation_id)
     owner = conversation.owner_id
-    live = tuple(Message.LIVE_STATUSES)
-    sql = {
-        "next seq (max)": (
-            "SELECT MAX(seq) FROM conversations_message WHERE conversation_id = %s",
-            [conversation.pk],
+    users = get_user_model()
+    # name: (the queryset of the given values, those values, the field each is compared with)
+    querysets: dict[str, tuple[Callable[..., Any], dict[str, Any], dict[str, Any]]] = {
+        "session (key, unexpired)": (
+            lambda key, now: Session.objects.filter(session_key=key, expire_date__gt=now),
+            {
+                "key": Session.objects.values_list("session_key", flat=True).first() or "none",
+                "now": timezone.now(),
+            },
+            {"key": Session._meta.pk, "now": Session._meta.get_field("expire_date")},
         ),
-        "live answers (count)": (
-            "SELECT COUNT(*) FROM conversations_message m JOIN conversations_conversation c "
-            "ON m.conversation_id = c.id WHERE c.owner_id = %s AND m.role = 'assistant' "
-            "AND m.status = ANY(%s)",
-            [owner, list(live)],
+        "conversation (id and owner)": (
+            lambda pk, owner: Conversation.objects.filter(id=pk, owner_id=owner),
+            {"pk": conversation.pk, "owner": owner},
+            {"pk": Conversation._meta.pk, "owner": Conversation._meta.get_field("owner")},
         ),
-        "owner active (by pk)": (
-            "SELECT is_active FROM auth_user WHERE id = %s LIMIT 1",
-            [owner],
-        ),
-    }
-    orm = {
-        "next seq (max)": lambda: conversation.messages.aggregate(top=Max("seq"))["top"],
-        "live answers (count)": lambda: Message.objects.filter(
-            conversation__owner_id=owner, role=Message.Role.ASSISTANT, status__in=live
-        ).count(),
-        "owner active (by pk)": lambda: (
-            get_user_model().objects.filter(pk=owner).values_list("is_active", flat=True).first()
+        "sender's lock (active, quota)": (
+            lambda pk: (
+                users.objects.select_for_update()
+                .filter(pk=pk)
+                .annotate(has_quota=quotas.applies())
+                .values_list("is_active", "has_quota")
+            ),
+            {"pk": owner},
+            {"pk": users._meta.pk},
         ),
     }
     connection.ensure_connection()
     raw = connection.connection
 
-    def on(cursor: Callable[[], Any], query: str, params: list) -> Callable[[], object]:
+    def on(cursor: Callable[[], Any], queryset: Any) -> Callable[[], object]:
+        query, params = queryset.query.get_compiler(using="default").as_sql()
+
         def run() -> object:
             with cursor() as open_cursor:
                 open_cursor.execute(query, params)
-                return open_cursor.fetchone()
+                return open_cursor.fetchall()
 
         return run
 
-    return {
-        name: (orm[name], on(connection.cursor, *sql[name]), on(raw.cursor, *sql[name]))
-        for name in sql
-    }
+    def ways(build: Callable[..., Any], values: dict, fields: dict) -> tuple[Callable, ...]:
+        queryset = build(**values)
+        kind = PreparedModel if queryset._iterable_class is ModelIterable else Prepared
+        statement: Any = kind(build, **fields)
+        return (
+            lambda: list(build(**values)),
+            lambda: list(
+                statement.all(**values) if kind is PreparedModel else statement.rows(**values)
+            ),
+            on(connection.cursor, queryset),
+            on(raw.cursor, queryset),
+        )
+
+    return {name: ways(*spec) for name, spec in querysets.items()}
 
 
 def _cpu_per_call(call: Callable[[], object]) -> float:
