@@ -120,12 +120,13 @@ def main() -> None:
 
 def _session(user, store_class) -> tuple[str, str, object]:
     """A logged-in session row, as django.contrib.auth.login would leave it."""
+    from django.conf import settings
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 
     store = store_class()
     payload = {
         SESSION_KEY: str(user.pk),
-        BACKEND_SESSION_KEY: "django.contrib.auth.backends.ModelBackend",
+        BACKEND_SESSION_KEY: settings.AUTHENTICATION_BACKENDS[0],
         HASH_SESSION_KEY: user.get_session_auth_hash(),
     }
     key = uuid.uuid4().hex

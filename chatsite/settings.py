@@ -205,9 +205,10 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 # Django's database sessions, their per-request read prepared once (conversations/sessions.py).
 SESSION_ENGINE = "conversations.sessions"
+# Django's and allauth's, the signed-in user's read prepared (conversations/auth_backends.py).
 AUTHENTICATION_BACKENDS = [
-    "django.contrib.auth.backends.ModelBackend",
-    "allauth.account.auth_backends.AuthenticationBackend",
+    "conversations.auth_backends.ModelBackend",
+    "conversations.auth_backends.AuthenticationBackend",
 ]
 
 # allauth: email + password, no username, no email round trip for the self-hosted default.

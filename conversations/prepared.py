@@ -17,11 +17,12 @@ from __future__ import annotations
 import datetime as dt
 import random
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from django.db import connections, models
 from django.db.models import QuerySet
+from django.db.models.query import get_related_populators
 from django.db.models.sql.compiler import SQLCompiler
 from django.db.transaction import TransactionManagementError
 
@@ -33,22 +34,26 @@ class _Compiled(NamedTuple):
     params: list[Any]
     slots: dict[str, int]  # the parameter index of each keyword's value
     converters: Converters
+    # The stand-ins' queryset (Any: ModelIterable's private attributes are read from it) and
+    # its compiler after as_sql, which knows what was selected: for PreparedModel's hydration.
+    queryset: Any
+    compiler: SQLCompiler
 
 
 class Prepared:
-    """`build(**stand_ins)` returns the queryset (a values_list, or anything whose rows are
-    tuples); `fields` names the model field each keyword's value is compared or stored with."""
+    """`build(**stand_ins)` returns the queryset; `fields` names the model field each keyword's
+    value is compared with. `rows` are the selected columns, converted as the ORM converts
+    them (a values_list's rows; PreparedModel makes instances)."""
 
     def __init__(self, build: Callable[..., QuerySet[Any]], **fields: models.Field[Any, Any]):
         self._build = build
         self._fields = fields
         self._compiled: dict[str, _Compiled] = {}
-        self._for_update = False
 
-    def rows(self, using: str = "default", **values: Any) -> Iterator[tuple[Any, ...]]:
+    def rows(self, using: str = "default", **values: Any) -> list[list[Any]]:
         connection = connections[using]
-        compiled = self._compiled.get(using) or self._compile(using)
-        if self._for_update and connection.get_autocommit():
+        compiled = self.compiled(using)
+        if compiled.compiler.query.select_for_update and connection.get_autocommit():
             raise TransactionManagementError(
                 "select_for_update cannot be used outside of a transaction."
             )
@@ -57,25 +62,27 @@ class Prepared:
             params[slot] = self._fields[name].get_db_prep_value(values[name], connection)
         with connection.cursor() as cursor:
             cursor.execute(compiled.sql, params)
-            fetched = cursor.fetchall()
-        if not compiled.converters:
-            yield from map(tuple, fetched)
-            return
-        for row in fetched:
-            converted = list(row)
-            for index, (converters, expression) in compiled.converters.items():
+            fetched = [list(row) for row in cursor.fetchall()]
+        for index, (converters, expression) in compiled.converters.items():
+            for row in fetched:
                 for converter in converters:
-                    converted[index] = converter(converted[index], expression, connection)
-            yield tuple(converted)
+                    row[index] = converter(row[index], expression, connection)
+        return fetched
 
-    def first(self, using: str = "default", **values: Any) -> tuple[Any, ...] | None:
-        return next(self.rows(using, **values), None)
+    def first(self, using: str = "default", **values: Any) -> list[Any] | None:
+        found = self.rows(using, **values)
+        return found[0] if found else None
+
+    def compiled(self, using: str) -> _Compiled:
+        compiled = self._compiled.get(using)
+        if compiled is None:
+            compiled = self._compiled[using] = self._compile(using)
+        return compiled
 
     def _compile(self, using: str) -> _Compiled:
         connection = connections[using]
         stand_ins = {name: _stand_in(field) for name, field in self._fields.items()}
         queryset = self._build(**stand_ins)
-        self._for_update = queryset.query.select_for_update
         compiler: SQLCompiler = queryset.query.get_compiler(using=using)
         # Compiled inside the first run: the ORM refuses FOR UPDATE in autocommit then, as
         # `rows` does at every later run.
@@ -92,35 +99,59 @@ class Prepared:
                 )
             slots[name] = found[0]
         selected = [column[0] for column in compiler.select[: compiler.col_count]]
-        compiled = _Compiled(sql, params, slots, compiler.get_converters(selected))
-        self._compiled[using] = compiled
-        return compiled
+        return _Compiled(sql, params, slots, compiler.get_converters(selected), queryset, compiler)
 
 
 class PreparedModel[M: models.Model]:
-    """A queryset of model instances, prepared: every concrete column, hydrated the way the
-    ORM hydrates them (`from_db`, so `_state` says which database and that it is saved)."""
+    """A queryset of model instances, prepared, and hydrated as the ORM's ModelIterable
+    hydrates them: `from_db` (so `_state` says which database, and that the row is saved),
+    select_related's objects cached on them, annotations set."""
 
     def __init__(self, build: Callable[..., QuerySet[M]], **fields: models.Field[Any, Any]):
-        self._model: type[M] | None = None
-        self._attnames: list[str] = []
-
-        def columns(**stand_ins: Any) -> QuerySet[Any]:
-            queryset = build(**stand_ins)
-            self._model = queryset.model
-            self._attnames = [f.attname for f in queryset.model._meta.concrete_fields]
-            return queryset.values_list(*self._attnames)
-
-        self._prepared = Prepared(columns, **fields)
+        self._prepared = Prepared(build, **fields)
+        self._hydration: dict[str, _Hydration] = {}
 
     def all(self, using: str = "default", **values: Any) -> list[M]:
-        rows = list(self._prepared.rows(using, **values))
-        assert self._model is not None  # compiled by the rows above
-        return [self._model.from_db(using, self._attnames, row) for row in rows]
+        rows = self._prepared.rows(using, **values)
+        hydration = self._hydration.get(using)
+        if hydration is None:
+            hydration = self._hydration[using] = _Hydration(self._prepared.compiled(using), using)
+        return [hydration.instance(row) for row in rows]
 
     def first(self, using: str = "default", **values: Any) -> M | None:
         found = self.all(using, **values)
         return found[0] if found else None
+
+
+class _Hydration:
+    """ModelIterable's steps for one compiled query, worked out once."""
+
+    def __init__(self, compiled: _Compiled, using: str) -> None:
+        compiler = compiled.compiler
+        info = compiler.klass_info
+        if info is None:
+            raise ValueError("PreparedModel needs a queryset of model instances")
+        if compiler.query.combinator or compiled.queryset._known_related_objects:
+            raise ValueError("PreparedModel takes a plain queryset: no union, no related manager")
+        fetch_mode = compiled.queryset._fetch_mode
+        first, last = info["select_fields"][0], info["select_fields"][-1] + 1
+        self._using = using
+        self._model = info["model"]
+        self._span = slice(first, last)
+        self._attnames = [column[0].target.attname for column in compiler.select[first:last]]
+        self._related = get_related_populators(info, compiler.select, using, fetch_mode)
+        self._annotations = dict(compiler.annotation_col_map or {})
+        self._fetch_mode = fetch_mode
+
+    def instance(self, row: list[Any]) -> Any:
+        obj = self._model.from_db(
+            self._using, self._attnames, row[self._span], fetch_mode=self._fetch_mode
+        )
+        for populator in self._related:
+            populator.populate(row, obj)
+        for name, position in self._annotations.items():
+            setattr(obj, name, row[position])
+        return obj
 
 
 def _stand_in(field: models.Field[Any, Any]) -> Any:

@@ -6,12 +6,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from uuid import UUID
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.paginator import Page, Paginator
 from django.db.models import Q, QuerySet
 from django.http import Http404
-from django.shortcuts import aget_object_or_404, get_object_or_404
+from django.shortcuts import get_object_or_404
 
 from conversations.branches import Tree, shown_path
 from conversations.models import Attachment, Conversation, Message, Preset
@@ -39,22 +40,26 @@ def conversation_for(user: User, conversation_id: UUID) -> Conversation:
     return conversation
 
 
+# A message's every action and stream opening reads it with its conversation.
+_MESSAGE = PreparedModel(
+    lambda pk, conversation, owner: Message.objects.select_related("conversation").filter(
+        id=pk, conversation_id=conversation, conversation__owner_id=owner
+    ),
+    pk=Message._meta.pk,
+    conversation=Message._meta.get_field("conversation"),
+    owner=Conversation._meta.get_field("owner"),
+)
+
+
 def message_for(user: User, conversation_id: UUID, message_id: UUID) -> Message:
-    return get_object_or_404(
-        Message.objects.select_related("conversation"),
-        id=message_id,
-        conversation_id=conversation_id,
-        conversation__owner=user,
-    )
+    message = _MESSAGE.first(pk=message_id, conversation=conversation_id, owner=user.pk)
+    if message is None:
+        raise Http404("No message matches the given query.")
+    return message
 
 
 async def amessage_for(user: User, conversation_id: UUID, message_id: UUID) -> Message:
-    return await aget_object_or_404(
-        Message.objects.select_related("conversation"),
-        id=message_id,
-        conversation_id=conversation_id,
-        conversation__owner=user,
-    )
+    return await sync_to_async(message_for)(user, conversation_id, message_id)
 
 
 def attachment_for(user: User, attachment_id: UUID) -> Attachment:

@@ -4,9 +4,12 @@ compiled once. They must read what the ORM reads, on SQLite and on PostgreSQL al
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY
 from django.contrib.sessions.models import Session
 from django.db import transaction
 from django.db.models import Q
@@ -14,11 +17,16 @@ from django.db.transaction import TransactionManagementError
 from django.http import Http404
 from django.utils import timezone
 
-from conversations.models import Conversation, Quota
+from conversations.auth_backends import RENAMED
+from conversations.models import Conversation, Message, Quota
 from conversations.prepared import Prepared, PreparedModel
-from conversations.selectors import conversation_for
+from conversations.selectors import conversation_for, message_for
 from conversations.services import sending
+from conversations.services.sending import send_message
+from conversations.sessions import SessionStore
+from conversations.streaming.reading import final_event
 from tests.conftest import PASSWORD
+from tests.trees import finish
 
 
 def _concrete(instance) -> dict:
@@ -141,3 +149,67 @@ def test_an_unknown_session_key_is_anonymous(client, alice):
     response = client.get("/")
     assert response.status_code == 302
     assert not response.wsgi_request.user.is_authenticated
+
+
+@pytest.mark.django_db
+def test_a_prepared_message_brings_its_conversation_in_the_same_query(
+    alice, bob, conversation, django_assert_num_queries
+):
+    sent = send_message(conversation=conversation, content="Hi", client_id=None, launch=None)
+    answer = finish(sent.assistant_message, "Hello **there**")
+    expected = Message.objects.select_related("conversation").get(pk=answer.pk)
+
+    with django_assert_num_queries(1):
+        found = message_for(alice, conversation.pk, answer.pk)
+        assert found.conversation.title == expected.conversation.title
+    assert _concrete(found) == _concrete(expected)
+    assert _concrete(found.conversation) == _concrete(expected.conversation)
+
+    for who, in_conversation in ((bob, conversation.pk), (alice, uuid.uuid4())):
+        with pytest.raises(Http404):
+            message_for(who, in_conversation, answer.pk)
+
+
+@pytest.mark.django_db
+def test_the_last_event_of_an_answer_is_its_saved_bubble(conversation):
+    sent = send_message(conversation=conversation, content="Hi", client_id=None, launch=None)
+    answer = finish(sent.assistant_message, "Hello **there**")
+    event = async_to_sync(final_event)(str(answer.pk))
+    assert event.startswith("event: done") and "<strong>there</strong>" in event
+    conversation.delete()
+    assert async_to_sync(final_event)(str(answer.pk)).startswith("event: done\nid: 0")
+
+
+def _stored_session(client) -> SessionStore:
+    return SessionStore(client.cookies[settings.SESSION_COOKIE_NAME].value)
+
+
+@pytest.mark.django_db
+def test_signing_in_by_email_records_the_apps_backend(client, alice):
+    response = client.post("/accounts/login/", {"login": alice.email, "password": PASSWORD})
+    assert response.status_code == 302
+    backend = _stored_session(client)[BACKEND_SESSION_KEY]
+    assert backend == "conversations.auth_backends.AuthenticationBackend"
+    assert client.get("/").wsgi_request.user == alice
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("old", sorted(RENAMED))
+def test_a_session_signed_in_before_the_upgrade_stays_signed_in(client, alice, old):
+    _login(client, alice)
+    session = _stored_session(client)
+    session[BACKEND_SESSION_KEY] = old
+    session.save()
+
+    response = client.get("/")
+    assert response.status_code == 200 and response.wsgi_request.user == alice
+    assert _stored_session(client)[BACKEND_SESSION_KEY] == RENAMED[old]  # renamed once, saved
+
+
+@pytest.mark.django_db
+def test_a_deactivated_account_is_signed_out_at_its_next_request(client, alice):
+    _login(client, alice)
+    alice.is_active = False
+    alice.save()
+    response = client.get("/")
+    assert response.status_code == 302 and not response.wsgi_request.user.is_authenticated

@@ -18,6 +18,7 @@ from django.template.loader import render_to_string
 from conversations import branches, metrics
 from conversations.live_markdown import LiveMarkdown
 from conversations.models import Message
+from conversations.prepared import PreparedModel
 from conversations.streaming import recovery, sse
 from conversations.streaming.hub import LiveStream
 from conversations.streaming.runtime import get_runtime
@@ -35,14 +36,19 @@ def render_message(message: Message, *, view: LiveMarkdown | None = None) -> str
     return render_to_string("conversations/detail.html#message", context)
 
 
+# Every answer's last event reads it: prepared, as compiling the join cost more than running it.
+_SAVED_ANSWER = PreparedModel(
+    lambda pk: Message.objects.select_related("conversation").filter(pk=pk), pk=Message._meta.pk
+)
+
+
 @sync_to_async
 def final_event(message_id: str, view: LiveMarkdown | None = None) -> str:
     """The saved answer, rendered: one trip to a thread, whose connection is let go after.
     `view`: the answer's live Markdown, when this reader followed it to the end."""
     try:
-        try:
-            message = Message.objects.select_related("conversation").get(pk=message_id)
-        except Message.DoesNotExist:  # its conversation was deleted: the bubble goes away
+        message = _SAVED_ANSWER.first(pk=message_id)
+        if message is None:  # its conversation was deleted: the bubble goes away
             return sse.frame("done", "", event_id=0)
         return bubble_event(message, view=view)
     finally:
