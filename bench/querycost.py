@@ -52,46 +52,32 @@ def main() -> None:
 
 
 def _statements(conversation_id: str) -> dict[str, tuple[Callable[[], object], ...]]:
-    """Each read as a queryset, run through the ORM and prepared; its compiled SQL through
-    Django's cursor, and through psycopg (on the connection Django opened)."""
-    from django.contrib.auth import get_user_model
+    """The app's own prepared reads, each run through the ORM (its queryset) and prepared; its
+    compiled SQL through Django's cursor, and through psycopg (on the connection Django
+    opened)."""
     from django.contrib.sessions.models import Session
     from django.db import connection
-    from django.db.models.query import ModelIterable
     from django.utils import timezone
 
+    from conversations import selectors, sessions
     from conversations.models import Conversation
-    from conversations.prepared import Prepared, PreparedModel
-    from conversations.services import quotas
+    from conversations.prepared import PreparedModel
+    from conversations.services import sending
 
     conversation = Conversation.objects.get(pk=conversation_id)
     owner = conversation.owner_id
-    users = get_user_model()
-    # name: (the queryset of the given values, those values, the field each is compared with)
-    querysets: dict[str, tuple[Callable[..., Any], dict[str, Any], dict[str, Any]]] = {
+    session_key = Session.objects.values_list("session_key", flat=True).first() or "none"
+    # name: (the statement, the values it runs with)
+    statements: dict[str, tuple[Any, dict[str, Any]]] = {
         "session (key, unexpired)": (
-            lambda key, now: Session.objects.filter(session_key=key, expire_date__gt=now),
-            {
-                "key": Session.objects.values_list("session_key", flat=True).first() or "none",
-                "now": timezone.now(),
-            },
-            {"key": Session._meta.pk, "now": Session._meta.get_field("expire_date")},
+            sessions._LIVE_SESSION,
+            {"key": session_key, "now": timezone.now()},
         ),
         "conversation (id and owner)": (
-            lambda pk, owner: Conversation.objects.filter(id=pk, owner_id=owner),
+            selectors._CONVERSATION,
             {"pk": conversation.pk, "owner": owner},
-            {"pk": Conversation._meta.pk, "owner": Conversation._meta.get_field("owner")},
         ),
-        "sender's lock (active, quota)": (
-            lambda pk: (
-                users.objects.select_for_update()
-                .filter(pk=pk)
-                .annotate(has_quota=quotas.applies())
-                .values_list("is_active", "has_quota")
-            ),
-            {"pk": owner},
-            {"pk": users._meta.pk},
-        ),
+        "sender's lock (active, quota)": (sending._LOCK_USER, {"pk": owner}),
     }
     connection.ensure_connection()
     raw = connection.connection
@@ -106,20 +92,17 @@ def _statements(conversation_id: str) -> dict[str, tuple[Callable[[], object], .
 
         return run
 
-    def ways(build: Callable[..., Any], values: dict, fields: dict) -> tuple[Callable, ...]:
-        queryset = build(**values)
-        kind = PreparedModel if queryset._iterable_class is ModelIterable else Prepared
-        statement: Any = kind(build, **fields)
+    def ways(statement: Any, values: dict[str, Any]) -> tuple[Callable[[], object], ...]:
+        queryset = statement.build(**values)
+        run = statement.all if isinstance(statement, PreparedModel) else statement.rows
         return (
-            lambda: list(build(**values)),
-            lambda: list(
-                statement.all(**values) if kind is PreparedModel else statement.rows(**values)
-            ),
+            lambda: list(statement.build(**values)),
+            lambda: run(**values),
             on(connection.cursor, queryset),
             on(raw.cursor, queryset),
         )
 
-    return {name: ways(*spec) for name, spec in querysets.items()}
+    return {name: ways(*spec) for name, spec in statements.items()}
 
 
 def _cpu_per_call(call: Callable[[], object]) -> float:
