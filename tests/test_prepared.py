@@ -11,15 +11,15 @@ from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY
 from django.contrib.sessions.models import Session
-from django.db import transaction
-from django.db.models import Q
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
 from django.db.transaction import TransactionManagementError
 from django.http import Http404
 from django.utils import timezone
 
 from conversations.auth_backends import RENAMED
 from conversations.models import Conversation, Message, Quota
-from conversations.prepared import Prepared, PreparedModel
+from conversations.prepared import Prepared, PreparedModel, PreparedUpdate, insert_rows
 from conversations.selectors import conversation_for, message_for
 from conversations.services import sending
 from conversations.services.sending import send_message
@@ -114,6 +114,95 @@ def test_all_returns_every_matching_row(alice, bob):
     )
     assert [c.pk for c in owned.all(owner=alice.pk)] == [first.pk, second.pk]
     assert owned.all(owner=alice.pk + 1000) == []
+
+
+def _pair(conversation, seq: int) -> list[Message]:
+    question = Message(
+        conversation=conversation, seq=seq, role="user", content="Hi", client_id=uuid.uuid4()
+    )
+    answer = Message(
+        conversation=conversation, seq=seq + 1, role="assistant", status="streaming",
+        reply_to=question, parent=question, provider="demo", model="echo",
+    )  # fmt: skip
+    return [question, answer]
+
+
+@pytest.mark.django_db
+def test_inserted_rows_are_what_bulk_create_writes(conversation):
+    inserted, created = _pair(conversation, 1), _pair(conversation, 3)
+    insert_rows(inserted)
+    Message.objects.bulk_create(created)
+
+    for mine, orms in zip(inserted, created, strict=True):
+        assert not mine._state.adding and mine._state.db == "default"
+        assert mine.created_at is not None and mine.updated_at is not None
+        row, expected = Message.objects.get(pk=mine.pk), Message.objects.get(pk=orms.pk)
+        differ = {"id", "seq", "client_id", "reply_to_id", "parent_id", "created_at", "updated_at"}
+        assert {k: v for k, v in _concrete(row).items() if k not in differ} == {
+            k: v for k, v in _concrete(expected).items() if k not in differ
+        }
+        assert row.created_at == mine.created_at  # the instance holds what was written
+    assert Message.objects.get(pk=inserted[1].pk).reply_to_id == inserted[0].pk
+
+    inserted[1].content = "Done"
+    inserted[1].save()  # an UPDATE of the row inserted, not a second row
+    assert Message.objects.filter(conversation=conversation).count() == 4
+
+
+@pytest.mark.django_db
+def test_an_insert_that_breaks_a_constraint_writes_neither_row(conversation):
+    insert_rows(_pair(conversation, 1))
+    clashing = _pair(conversation, 3)
+    clashing[1].seq = 2  # taken: the unique seq refuses the row, and the statement with it
+    with pytest.raises(IntegrityError), transaction.atomic():
+        insert_rows(clashing)
+    assert list(Message.objects.values_list("seq", flat=True)) == [1, 2]
+
+
+def test_an_insert_of_a_model_with_database_values_is_refused():
+    with pytest.raises(ValueError, match="use bulk_create"):
+        insert_rows([Quota(daily_tokens=10)])  # its id comes from the database
+
+
+@pytest.mark.django_db
+def test_a_prepared_update_writes_only_the_rows_its_filter_selects(conversation):
+    first, second = _pair(conversation, 1), _pair(conversation, 3)
+    second[1].status = "complete"
+    insert_rows(first)
+    insert_rows(second)
+    live, done = first[1], second[1]
+    final = PreparedUpdate(
+        lambda pk: Message.objects.filter(pk=pk, status="streaming"), pk=Message._meta.pk
+    )
+    values = {"content": "Hello", "status": "complete", "prompt_tokens": 12, "error_id": ""}
+
+    assert final.update(pk=live.pk, values=values) == 1
+    assert final.update(pk=done.pk, values={**values, "content": "Overwritten"}) == 0
+    assert final.update(pk=live.pk, values=values) == 0  # no longer streaming
+    live.refresh_from_db()
+    done.refresh_from_db()
+    assert (live.content, live.status, live.prompt_tokens) == ("Hello", "complete", 12)
+    assert done.content == ""
+
+    again = PreparedUpdate(lambda pk: Message.objects.filter(pk=pk), pk=Message._meta.pk)
+    assert again.update(pk=live.pk, values={"prompt_tokens": None, "updated_at": timezone.now()})
+    live.refresh_from_db()
+    assert live.prompt_tokens is None  # None is a value like any other, not another statement
+
+
+@pytest.mark.django_db
+def test_a_prepared_update_takes_plain_values_on_its_own_table(conversation, alice):
+    touch = PreparedUpdate(lambda pk: Conversation.objects.filter(pk=pk), pk=Conversation._meta.pk)
+    with pytest.raises(TypeError, match="plain values"):
+        touch.update(pk=conversation.pk, values={"title": F("system_prompt")})
+    joined = PreparedUpdate(
+        lambda name: Conversation.objects.filter(owner__username=name),
+        name=alice._meta.get_field("username"),
+    )
+    with pytest.raises(ValueError, match="own table"):
+        joined.update(name=alice.username, values={"title": "x"})
+    assert touch.update(pk=conversation.pk, values={"title": "Kept"}) == 1
+    assert Conversation.objects.get(pk=conversation.pk).title == "Kept"
 
 
 def _login(client, user) -> str:

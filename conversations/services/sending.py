@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from conversations import branches
 from conversations.models import Attachment, Conversation, Message, Preset
-from conversations.prepared import Prepared
+from conversations.prepared import Prepared, PreparedUpdate, insert_rows
 from conversations.providers.catalog import ModelChoice
 from conversations.services import attachments as attaching
 from conversations.services import model_choice, moderation, quotas, sync
@@ -304,7 +304,7 @@ def _ask(
                     model=model,
                 )
                 assistant.only_version = True
-                Message.objects.bulk_create([user_message, assistant])  # one INSERT
+                insert_rows([user_message, assistant])  # one INSERT
                 if attachments:
                     attaching.attach(message=user_message, attachments=attachments)
                 elif carried:
@@ -427,10 +427,14 @@ def _position(conversation: Conversation) -> Position:
     )
 
 
+# Every send, retry and edit moves its conversation's leaf: prepared (prepared.py).
+_TOUCH = PreparedUpdate(lambda pk: Conversation.objects.filter(pk=pk), pk=Conversation._meta.pk)
+
+
 def _touch(conversation: Conversation, *, leaf: Message, first_text: str = "") -> None:
     conversation.current_leaf_id = leaf.pk
     fields: dict[str, object] = {"updated_at": timezone.now(), "current_leaf_id": leaf.pk}
     if first_text and not conversation.title:
         conversation.title = plain_title(first_text, TITLE_CHARS)
         fields["title"] = conversation.title
-    Conversation.objects.filter(pk=conversation.pk).update(**fields)
+    _TOUCH.update(pk=conversation.pk, values=fields)

@@ -26,6 +26,7 @@ from django.utils import timezone
 from conversations import branches, metrics
 from conversations.live_markdown import LiveMarkdown
 from conversations.models import Attachment, Message
+from conversations.prepared import PreparedUpdate
 from conversations.providers import (
     ChatTurn,
     ProviderError,
@@ -296,6 +297,14 @@ async def _finish(
         runtime.hub.close(stream)
 
 
+# Every answer's last write: prepared (prepared.py). Only a streaming answer is written: one
+# deleted, or swept as stale meanwhile, is not brought back.
+_FINAL_WRITE = PreparedUpdate(
+    lambda pk: Message.objects.filter(pk=pk, status=Message.Status.STREAMING),
+    pk=Message._meta.pk,
+)
+
+
 @sync_to_async
 def _final_write(
     message: Message,
@@ -322,9 +331,7 @@ def _final_write(
         "updated_at": timezone.now(),
     }
     try:
-        written = Message.objects.filter(pk=message_id, status=Message.Status.STREAMING).update(
-            **final
-        )
+        written = _FINAL_WRITE.update(pk=message_id, values=final)
         if not written:  # deleted, or swept as stale: say so rather than pass silently
             log.warning("final write found no streaming answer", extra={"message_id": message_id})
     except Exception:
