@@ -47,9 +47,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--starts", type=int, default=300, help="per round")
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--concurrency", type=int, default=16)
     add_service_arguments(parser, database="bench_startcost", env="BENCH_STARTCOST_DATABASE_URL")
-    parser.add_argument("--interval", type=float, default=0.002, help="seconds per token")
+    # 50 tokens/s, as `python -m bench`: each stream is followed while it is live, so its
+    # bubble is the one its generator rendered (a faster answer, done before its reader came,
+    # would be read and rendered again, which no browser does).
+    parser.add_argument("--interval", type=float, default=0.02, help="seconds per token")
     parser.add_argument(
         "--profile", metavar="PREFIX", help="record each round with py-spy: PREFIX-N.folded"
     )
