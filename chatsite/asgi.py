@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import os
 
-from django.core.asgi import get_asgi_application
+from chatsite.request_threads import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatsite.settings")
 
-# Set up Django (apps, settings) before importing anything that touches models.
+# Set up Django (apps, settings) before importing anything that touches models. Django's
+# handler, on reused request threads (request_threads.py).
 http_application = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402

@@ -282,3 +282,4 @@ def _stand_in(field: models.Field[Any, Any]) -> Any:
     if isinstance(target, (models.CharField, models.TextField)):
         return uuid.uuid4().hex
     raise TypeError(f"no stand-in for a {type(target).__name__}")
+

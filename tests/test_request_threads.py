@@ -1,0 +1,113 @@
+"""The ASGI handler's request threads (chatsite/request_threads.py): reused from request to
+request, never two requests on one thread at once, and a request whose client left holds
+up nobody."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+from django.http import HttpResponse
+from django.urls import path
+
+from chatsite.asgi import http_application
+from chatsite.request_threads import ReusedThreadsASGIHandler
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.urls(__name__)]
+
+together = threading.Barrier(4)
+release = threading.Event()
+slow_started = threading.Event()
+slow_thread: list[threading.Thread] = []
+
+
+def where(request):
+    return HttpResponse(str(threading.get_ident()))
+
+
+def meet(request):
+    together.wait(timeout=5)  # four requests at once, or a BrokenBarrierError
+    return HttpResponse(str(threading.get_ident()))
+
+
+def slow(request):
+    slow_thread.append(threading.current_thread())
+    slow_started.set()
+    release.wait(timeout=10)
+    return HttpResponse("late")
+
+
+urlpatterns = [path("where", where), path("meet", meet), path("slow", slow)]
+
+
+async def call(url: str, *, leave: bool = False) -> tuple[int, str]:
+    """A GET through the app; `leave`: the client goes away once the request is in."""
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+        "scheme": "http", "path": url, "raw_path": url.encode(), "root_path": "",
+        "query_string": b"", "headers": [(b"host", b"testserver")],
+        "client": ("127.0.0.1", 50000), "server": ("testserver", 80),
+    }  # fmt: skip
+    sent: list[dict] = []
+    finished = asyncio.Event()
+    requested = False
+
+    async def receive() -> dict:
+        nonlocal requested
+        if not requested:
+            requested = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        if leave:
+            await asyncio.to_thread(slow_started.wait, 5)
+            return {"type": "http.disconnect"}
+        await finished.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+        if message["type"] == "http.response.body" and not message.get("more_body"):
+            finished.set()
+
+    await http_application(scope, receive, send)
+    status = next((m["status"] for m in sent if m["type"] == "http.response.start"), 0)
+    return status, b"".join(m.get("body", b"") for m in sent[1:]).decode()
+
+
+def test_the_app_serves_django_on_reused_threads():
+    assert isinstance(http_application, ReusedThreadsASGIHandler)
+
+
+async def test_requests_in_turn_reuse_one_thread_and_start_none():
+    await call("/where")  # the first request may start the thread
+    threads_before = threading.active_count()
+    served = {(await call("/where"))[1] for _ in range(20)}
+    assert len(served) == 1
+    assert threading.active_count() == threads_before
+
+
+async def test_requests_at_once_each_have_a_thread_of_their_own():
+    together.reset()
+    served = await asyncio.wait_for(asyncio.gather(*(call("/meet") for _ in range(4))), 10)
+    assert [status for status, _ in served] == [200] * 4
+    assert len({thread for _, thread in served}) == 4
+    # ... and then go back to the idle threads, for the next ones.
+    threads_before = threading.active_count()
+    together.reset()
+    await asyncio.wait_for(asyncio.gather(*(call("/meet") for _ in range(4))), 10)
+    assert threading.active_count() == threads_before
+
+
+async def test_a_request_whose_client_left_mid_view_holds_up_nobody():
+    release.clear()
+    slow_started.clear()
+    slow_thread.clear()
+    abandoned = asyncio.create_task(call("/slow", leave=True))
+    await asyncio.to_thread(slow_started.wait, 5)
+
+    status, thread = await asyncio.wait_for(call("/where"), 2)  # not queued behind it
+    assert status == 200 and thread != str(slow_thread[0].ident)
+
+    release.set()
+    assert await asyncio.wait_for(abandoned, 5) == (0, "")  # nothing sent: nobody to read it
+    assert slow_thread[0].is_alive()  # idle again, for the next request
