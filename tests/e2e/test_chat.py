@@ -70,7 +70,9 @@ def test_answer_grows_token_by_token_then_renders(tab):
     assert all(answer.strip().startswith(state) for state in growing)
     assert tab.evaluate("window.typingShown"), "no typing indicator before the first token"
     expect(final.locator(".msg-body")).to_have_text(answer.strip())
-    expect(final.locator("time")).to_have_text("just now")  # relative, the date in its title
+    expect(final.locator("time")).to_have_text("just now")  # relative, the date in its title:
+    year = str(time.localtime().tm_year)  # in the reader's locale and time zone (times.js)
+    expect(final.locator("time")).to_have_attribute("title", re.compile(year))
     expect(tab.get_by_text("Start a conversation")).to_have_count(0)
     expect(tab).to_have_url(CONVERSATION_URL)  # the first send created the conversation
     # The first message names the conversation, in the header and in the sidebar.
