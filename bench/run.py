@@ -607,7 +607,7 @@ def main() -> None:
                             stream_step(args, seed, work, kind, target, n, env, answers)
                         )
     if "relay" in modes:
-        if args.no_redis or not (ROOT / "conversations" / "services" / "redis_relay.py").exists():
+        if args.no_redis or not (ROOT / "conversations" / "streaming" / "redis_relay.py").exists():
             results["relay"] = "skipped: needs REDIS_URL and conversations/streaming/redis_relay.py"
             print(f"relay: {results['relay']}", flush=True)
         else:
