@@ -56,6 +56,8 @@ class RequestThread(ThreadPoolExecutor):
 
 
 class ReusedThreadsASGIHandler(ASGIHandler):
+    _middleware_chain: Callable[..., Any]
+
     def __init__(self) -> None:
         super().__init__()
         self._idle: list[RequestThread] = []  # touched on the event loop only

@@ -21,7 +21,7 @@ import datetime as dt
 import random
 import uuid
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from django.db import connections, models, transaction
 from django.db.models import QuerySet, sql
@@ -193,14 +193,19 @@ class PreparedUpdate:
     def _compile(self, using: str, names: tuple[str, ...]) -> _CompiledUpdate:
         connection = connections[using]
         where = {name: _stand_in(field) for name, field in self._fields.items()}
-        query = self.build(**where).query.chain(sql.UpdateQuery)
+        query = cast(sql.UpdateQuery, self.build(**where).query.chain(sql.UpdateQuery))
         meta = query.get_meta()
-        columns = {name: meta.get_field(name) for name in names}
+        columns: dict[str, models.Field[Any, Any]] = {}
+        for name in names:
+            field = meta.get_field(name)
+            if not isinstance(field, models.Field) or not field.concrete:
+                raise ValueError(f"{name!r} is not a column of {meta.label}")
+            columns[name] = field
         new = {name: _stand_in(field) for name, field in columns.items()}
         query.add_update_values(new)
         query.clear_select_clause()
         query.get_initial_alias()
-        if query.related_updates or query.count_active_tables() != 1 or query.order_by:
+        if query.get_related_updates() or query.count_active_tables() != 1 or query.order_by:
             # The ORM would read the rows' ids first (or order them): not one statement.
             raise ValueError("PreparedUpdate takes a filter on its model's own table, unordered")
         statement, compiled_params = query.get_compiler(using=using).as_sql()
@@ -230,11 +235,12 @@ def insert_rows(objs: list[models.Model], using: str = "default") -> None:
     model = type(objs[0])
     fields = _insertable_fields(model)
     for obj in objs:
-        obj._prepare_related_fields_for_save(operation_name="bulk_create")
+        # bulk_create's own check: no unsaved related object; a relation's id taken from it.
+        obj._prepare_related_fields_for_save(operation_name="bulk_create")  # type: ignore[attr-defined]
     row = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    columns = ", ".join(connection.ops.quote_name(str(field.column)) for field in fields)
     statement = (
-        f"INSERT INTO {connection.ops.quote_name(model._meta.db_table)} ({columns}) "
+        f"INSERT INTO {connection.ops.quote_name(str(model._meta.db_table))} ({columns}) "
         f"VALUES {', '.join([row] * len(objs))}"
     )
     params = [
@@ -282,4 +288,3 @@ def _stand_in(field: models.Field[Any, Any]) -> Any:
     if isinstance(target, (models.CharField, models.TextField)):
         return uuid.uuid4().hex
     raise TypeError(f"no stand-in for a {type(target).__name__}")
-

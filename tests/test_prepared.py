@@ -201,6 +201,8 @@ def test_a_prepared_update_takes_plain_values_on_its_own_table(conversation, ali
     )
     with pytest.raises(ValueError, match="own table"):
         joined.update(name=alice.username, values={"title": "x"})
+    with pytest.raises(ValueError, match="not a column"):
+        touch.update(pk=conversation.pk, values={"messages": None})  # the reverse relation
     assert touch.update(pk=conversation.pk, values={"title": "Kept"}) == 1
     assert Conversation.objects.get(pk=conversation.pk).title == "Kept"
 
