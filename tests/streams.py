@@ -6,12 +6,50 @@ import asyncio
 import html
 import re
 import uuid
+from collections.abc import Awaitable, Callable
 
 from conversations.models import Message
 
 
 def send_data(content: str = "Hi there", client_id: uuid.UUID | None = None) -> dict[str, str]:
     return {"content": content, "client_id": str(client_id or uuid.uuid4())}
+
+
+async def asgi_get(
+    app, url: str, *, headers=(), leave: Callable[[], Awaitable[object]] | None = None
+) -> tuple[int, dict[bytes, bytes], str]:
+    """One GET through an ASGI app, as a server hands it over: (status, headers, body);
+    status 0 when nothing was sent. `leave`: once the request is in, the client goes away
+    (a closed tab) when that returns."""
+    path, _, query = url.partition("?")
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+        "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "",
+        "query_string": query.encode(), "headers": [(b"host", b"testserver"), *headers],
+        "client": ("127.0.0.1", 50000), "server": ("testserver", 80),
+    }  # fmt: skip
+    messages: list[dict] = []
+    done = asyncio.Event()
+    requested = False
+
+    async def receive() -> dict:
+        nonlocal requested
+        if not requested:
+            requested = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await (done.wait() if leave is None else leave())
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        messages.append(message)
+        if message["type"] == "http.response.body" and not message.get("more_body"):
+            done.set()
+
+    await app(scope, receive, send)
+    if not messages:
+        return 0, {}, ""
+    start, body = messages[0], b"".join(m.get("body", b"") for m in messages[1:])
+    return start["status"], {k.lower(): v for k, v in start["headers"]}, body.decode()
 
 
 async def wait_until_final(message_id, timeout: float = 5.0) -> Message:

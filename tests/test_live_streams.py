@@ -24,6 +24,7 @@ from tests.conftest import make_user
 from tests.fakes import words
 from tests.streams import (
     OtherProcess,
+    asgi_get,
     live_answer,
     parse_block,
     send_data,
@@ -58,45 +59,15 @@ def app(django_spy):
 
 async def get(app, url: str, *, cookie: str = "", headers=(), leave_after: float | None = None):
     """One GET through the ASGI app: (status, headers, events); `leave_after` closes the tab."""
-    path, _, query = url.partition("?")
-    raw_headers = [(b"host", b"testserver"), *headers]
+    headers = list(headers)
     if cookie:
-        raw_headers.append((b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode()))
-    scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
-        "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "",
-        "query_string": query.encode(), "headers": raw_headers,
-        "client": ("127.0.0.1", 50000), "server": ("testserver", 80),
-    }  # fmt: skip
-    messages: list[dict] = []
-    left = asyncio.Event()
-    done = asyncio.Event()
-
-    body_sent = False
-
-    async def receive() -> dict:
-        nonlocal body_sent
-        if not body_sent:
-            body_sent = True
-            return {"type": "http.request", "body": b"", "more_body": False}
-        if leave_after is None:
-            await done.wait()
-        else:
-            await asyncio.sleep(leave_after)
-            left.set()
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict) -> None:
-        messages.append(message)
-        if message["type"] == "http.response.body" and not message.get("more_body"):
-            done.set()
-
-    await asyncio.wait_for(app(scope, receive, send), 10)
-    start = messages[0]
-    body = b"".join(m.get("body", b"") for m in messages[1:]).decode()
+        headers.append((b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode()))
+    leave = None if leave_after is None else (lambda: asyncio.sleep(leave_after))
+    status, sent_headers, body = await asyncio.wait_for(
+        asgi_get(app, url, headers=headers, leave=leave), 10
+    )
     events = [e for e in (parse_block(block) for block in body.split("\n\n")) if e]
-    headers = {name.lower(): value for name, value in start["headers"]}
-    return start["status"], headers, events
+    return status, sent_headers, events
 
 
 def text_of(events) -> str:

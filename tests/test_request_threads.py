@@ -13,6 +13,7 @@ from django.urls import path
 
 from chatsite.asgi import http_application
 from chatsite.request_threads import ReusedThreadsASGIHandler
+from tests.streams import asgi_get
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.urls(__name__)]
 
@@ -42,36 +43,11 @@ urlpatterns = [path("where", where), path("meet", meet), path("slow", slow)]
 
 
 async def call(url: str, *, leave: bool = False) -> tuple[int, str]:
-    """A GET through the app; `leave`: the client goes away once the request is in."""
-    scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
-        "scheme": "http", "path": url, "raw_path": url.encode(), "root_path": "",
-        "query_string": b"", "headers": [(b"host", b"testserver")],
-        "client": ("127.0.0.1", 50000), "server": ("testserver", 80),
-    }  # fmt: skip
-    sent: list[dict] = []
-    finished = asyncio.Event()
-    requested = False
-
-    async def receive() -> dict:
-        nonlocal requested
-        if not requested:
-            requested = True
-            return {"type": "http.request", "body": b"", "more_body": False}
-        if leave:
-            await asyncio.to_thread(slow_started.wait, 5)
-            return {"type": "http.disconnect"}
-        await finished.wait()
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict) -> None:
-        sent.append(message)
-        if message["type"] == "http.response.body" and not message.get("more_body"):
-            finished.set()
-
-    await http_application(scope, receive, send)
-    status = next((m["status"] for m in sent if m["type"] == "http.response.start"), 0)
-    return status, b"".join(m.get("body", b"") for m in sent[1:]).decode()
+    """A GET through the app: (status, body); `leave`: the client goes away once the view
+    has started."""
+    left = (lambda: asyncio.to_thread(slow_started.wait, 5)) if leave else None
+    status, _headers, body = await asgi_get(http_application, url, leave=left)
+    return status, body
 
 
 def test_the_app_serves_django_on_reused_threads():
