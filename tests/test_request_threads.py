@@ -8,11 +8,12 @@ import asyncio
 import threading
 
 import pytest
-from django.http import HttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.urls import path
 
 from chatsite.asgi import http_application
 from chatsite.request_threads import ReusedThreadsASGIHandler
+from conversations import views
 from tests.streams import asgi_get
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.urls(__name__)]
@@ -39,7 +40,22 @@ def slow(request):
     return HttpResponse("late")
 
 
-urlpatterns = [path("where", where), path("meet", meet), path("slow", slow)]
+async def ticking(request):
+    async def lines():
+        for n in range(3):
+            await asyncio.sleep(0.01)
+            yield f"{n}\n"
+
+    return StreamingHttpResponse(lines())
+
+
+urlpatterns = [
+    path("where", where),
+    path("meet", meet),
+    path("slow", slow),
+    path("ticking", ticking),
+    path("healthz", views.healthz),
+]
 
 
 async def call(url: str, *, leave: bool = False) -> tuple[int, str]:
@@ -87,3 +103,11 @@ async def test_a_request_whose_client_left_mid_view_holds_up_nobody():
     release.set()
     assert await asyncio.wait_for(abandoned, 5) == (0, "")  # nothing sent: nobody to read it
     assert slow_thread[0].is_alive()  # idle again, for the next request
+
+
+async def test_async_views_run_on_the_loop_from_the_sync_middleware():
+    status, body = await asyncio.wait_for(call("/ticking"), 5)  # streamed by the server
+    assert (status, body) == (200, "0\n1\n2\n")
+    # ... and a sync call inside one comes back to the request's thread: no deadlock.
+    status, body = await asyncio.wait_for(call("/healthz"), 5)
+    assert status == 200 and '"database": "ok"' in body
