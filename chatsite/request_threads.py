@@ -15,6 +15,9 @@ Two costs of Django's ASGI handler that this app, whose middleware is all sync, 
 
 A request whose client left while its view runs waits for its view before it ends (its
 request_finished runs on the view's thread); other requests have threads of their own.
+A task started by a request must not outlive it and then call sync code: asgiref refuses
+that (RuntimeError) rather than run it on a thread another request may hold. Background
+tasks start in a fresh context (streaming/runtime.py, generation.py).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import Any
 
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.core.handlers.asgi import ASGIHandler
+from django.db import connections
 
 IDLE_THREADS = 64  # kept for the next requests; more, at a peak, end after it
 
@@ -41,11 +45,15 @@ class RequestThread(ThreadPoolExecutor):
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         with self._lock:
             self._running += 1
-        future = super().submit(fn, *args, **kwargs)
+        try:
+            future = super().submit(fn, *args, **kwargs)
+        except BaseException:
+            self._returned(None)
+            raise
         future.add_done_callback(self._returned)
         return future
 
-    def _returned(self, _future: Future[Any]) -> None:
+    def _returned(self, _future: Future[Any] | None) -> None:
         with self._lock:
             self._running -= 1
 
@@ -69,10 +77,18 @@ class ReusedThreadsASGIHandler(ASGIHandler):
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
-        thread = self._idle.pop() if self._idle else RequestThread()
+        try:
+            thread = self._idle.pop()
+        except IndexError:
+            thread = RequestThread()
         try:
             async with ThreadSensitiveContext(executor=thread):
                 await self.handle(scope, receive, send)
+        except BaseException:
+            # Cancelled (a server's timeout, its shutdown): request_finished may not have
+            # run, so the thread's connection goes back before the thread is let go.
+            thread.submit(connections.close_all)
+            raise
         finally:
             if thread.idle and len(self._idle) < IDLE_THREADS:
                 self._idle.append(thread)

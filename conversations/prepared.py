@@ -202,6 +202,9 @@ class PreparedUpdate:
                 raise ValueError(f"{name!r} is not a column of {meta.label}")
             columns[name] = field
         new = {name: _stand_in(field) for name, field in columns.items()}
+        taken = {repr(value) for value in where.values()}
+        while len(taken | {repr(value) for value in new.values()}) < len(taken) + len(new):
+            new = {name: _stand_in(field) for name, field in columns.items()}  # two drew alike
         query.add_update_values(new)
         query.clear_select_clause()
         query.get_initial_alias()
@@ -229,7 +232,8 @@ def insert_rows(objs: list[models.Model], using: str = "default") -> None:
     two rows. This writes the statement from the model's own fields (their columns, their
     `pre_save` for the auto_now dates, their `get_db_prep_save`) and marks the instances
     saved, as `bulk_create` does. Like it, no signals and no `save()`. Only for a model whose
-    values all come from Python: no db_default, no generated or database-returned field.
+    values all come from Python (no db_default, no generated or database-returned field), of
+    one table (no parent model), and for a few rows: one statement, no batches.
     """
     connection = connections[using]
     model = type(objs[0])
@@ -257,8 +261,13 @@ def insert_rows(objs: list[models.Model], using: str = "default") -> None:
 
 def _insertable_fields(model: type[models.Model]) -> list[models.Field[Any, Any]]:
     fields = list(model._meta.concrete_fields)
-    if model._meta.db_returning_fields or any(
-        field.generated or field.has_db_default() for field in fields
+    if (
+        model._meta.db_returning_fields
+        or model._meta.parents
+        or any(
+            field.generated or field.has_db_default() or hasattr(field, "get_placeholder_sql")
+            for field in fields
+        )
     ):
         raise ValueError(f"{model.__name__} has values from the database: use bulk_create")
     return fields

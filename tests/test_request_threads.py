@@ -103,6 +103,7 @@ async def test_a_request_whose_client_left_mid_view_holds_up_nobody():
     release.set()
     assert await asyncio.wait_for(abandoned, 5) == (0, "")  # nothing sent: nobody to read it
     assert slow_thread[0].is_alive()  # idle again, for the next request
+    assert (await call("/where"))[1] == str(slow_thread[0].ident)
 
 
 async def test_async_views_run_on_the_loop_from_the_sync_middleware():
@@ -111,3 +112,19 @@ async def test_async_views_run_on_the_loop_from_the_sync_middleware():
     # ... and a sync call inside one comes back to the request's thread: no deadlock.
     status, body = await asyncio.wait_for(call("/healthz"), 5)
     assert status == 200 and '"database": "ok"' in body
+
+
+async def test_a_cancelled_request_lets_its_thread_go_once_its_view_returns():
+    release.clear()
+    slow_started.clear()
+    slow_thread.clear()
+    cancelled = asyncio.create_task(call("/slow"))  # a server's timeout or shutdown
+    await asyncio.to_thread(slow_started.wait, 5)
+    cancelled.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+
+    release.set()
+    await asyncio.to_thread(slow_thread[0].join, 5)
+    assert not slow_thread[0].is_alive()  # its connection closed, then the thread ended
+    assert (await call("/where"))[0] == 200
