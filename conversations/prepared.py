@@ -18,6 +18,7 @@ as its stand-in is not found exactly once.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import random
 import uuid
 from collections.abc import Callable
@@ -60,9 +61,7 @@ class Prepared:
             raise TransactionManagementError(
                 "select_for_update cannot be used outside of a transaction."
             )
-        params = list(compiled.params)
-        for name, slot in compiled.slots.items():
-            params[slot] = self._fields[name].get_db_prep_value(values[name], connection)
+        params = _bound(compiled.params, compiled.slots, self._fields, values, connection)
         with connection.cursor() as cursor:
             cursor.execute(compiled.sql, params)
             fetched = [list(row) for row in cursor.fetchall()]
@@ -91,10 +90,7 @@ class Prepared:
         # `rows` does at every later run.
         statement, compiled_params = compiler.as_sql()
         params = list(compiled_params)
-        slots = {
-            name: _slot(name, field.get_db_prep_value(stand_ins[name], connection), params)
-            for name, field in self._fields.items()
-        }
+        slots = _filter_slots(self._fields, stand_ins, params, connection)
         selected = [column[0] for column in compiler.select[: compiler.col_count]]
         converters = compiler.get_converters(selected)
         return _Compiled(statement, params, slots, converters, queryset, compiler)
@@ -178,9 +174,7 @@ class PreparedUpdate:
         compiled = self._compiled.get(key)
         if compiled is None:
             compiled = self._compiled[key] = self._compile(using, key[1])
-        params = list(compiled.params)
-        for name, slot in compiled.slots.items():
-            params[slot] = self._fields[name].get_db_prep_value(where[name], connection)
+        params = _bound(compiled.params, compiled.slots, self._fields, where, connection)
         for name, field, slot in compiled.columns:
             value = values[name]
             if hasattr(value, "resolve_expression") or isinstance(value, models.Model):
@@ -213,10 +207,7 @@ class PreparedUpdate:
             raise ValueError("PreparedUpdate takes a filter on its model's own table, unordered")
         statement, compiled_params = query.get_compiler(using=using).as_sql()
         params = list(compiled_params)
-        slots = {
-            name: _slot(name, field.get_db_prep_value(where[name], connection), params)
-            for name, field in self._fields.items()
-        }
+        slots = _filter_slots(self._fields, where, params, connection)
         targets = [
             (name, field, _slot(name, field.get_db_prep_save(new[name], connection), params))
             for name, field in columns.items()
@@ -236,17 +227,10 @@ def insert_rows(objs: list[models.Model], using: str = "default") -> None:
     one table (no parent model), and for a few rows: one statement, no batches.
     """
     connection = connections[using]
-    model = type(objs[0])
-    fields = _insertable_fields(model)
+    statement, fields = _insert_statement(using, type(objs[0]), len(objs))
     for obj in objs:
         # bulk_create's own check: no unsaved related object; a relation's id taken from it.
         obj._prepare_related_fields_for_save(operation_name="bulk_create")  # type: ignore[attr-defined]
-    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    columns = ", ".join(connection.ops.quote_name(str(field.column)) for field in fields)
-    statement = (
-        f"INSERT INTO {connection.ops.quote_name(str(model._meta.db_table))} ({columns}) "
-        f"VALUES {', '.join([row] * len(objs))}"
-    )
     params = [
         field.get_db_prep_save(field.pre_save(obj, add=True), connection)
         for obj in objs
@@ -257,6 +241,19 @@ def insert_rows(objs: list[models.Model], using: str = "default") -> None:
     for obj in objs:
         obj._state.adding = False
         obj._state.db = using
+
+
+@functools.cache
+def _insert_statement(
+    using: str, model: type[models.Model], rows: int
+) -> tuple[str, list[models.Field[Any, Any]]]:
+    """insert_rows' SQL and the fields of its columns, worked out once."""
+    quote = connections[using].ops.quote_name
+    fields = _insertable_fields(model)
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    columns = ", ".join(quote(str(field.column)) for field in fields)
+    table = quote(str(model._meta.db_table))
+    return f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * rows)}", fields
 
 
 def _insertable_fields(model: type[models.Model]) -> list[models.Field[Any, Any]]:
@@ -271,6 +268,33 @@ def _insertable_fields(model: type[models.Model]) -> list[models.Field[Any, Any]
     ):
         raise ValueError(f"{model.__name__} has values from the database: use bulk_create")
     return fields
+
+
+def _filter_slots(
+    fields: dict[str, models.Field[Any, Any]],
+    stand_ins: dict[str, Any],
+    params: list[Any],
+    connection: Any,
+) -> dict[str, int]:
+    """Each filter keyword's parameter slot, found by its stand-in as its field prepares it."""
+    return {
+        name: _slot(name, field.get_db_prep_value(stand_ins[name], connection), params)
+        for name, field in fields.items()
+    }
+
+
+def _bound(
+    compiled: list[Any],
+    slots: dict[str, int],
+    fields: dict[str, models.Field[Any, Any]],
+    values: dict[str, Any],
+    connection: Any,
+) -> list[Any]:
+    """A compiled statement's parameters, with the filter's values in their slots."""
+    params = list(compiled)
+    for name, slot in slots.items():
+        params[slot] = fields[name].get_db_prep_value(values[name], connection)
+    return params
 
 
 def _slot(name: str, prepared: Any, params: list[Any]) -> int:
